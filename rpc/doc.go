@@ -1,0 +1,22 @@
+// Package rpc is the JSON-lines call protocol of vigil's supervisor socket
+// (PROTOCOL.md): one JSON object per line, both ends calling at once, each
+// call answered by zero or more intermediate replies and one final reply
+// that carries "finished": true.
+//
+// A [Conn] wraps any io.ReadWriteCloser. Its [Conn.Run] method is the one
+// reader of the connection: it routes replies to the pending [Conn.Call]s
+// that wait for them and dispatches incoming calls to [Handler]s by
+// operation name, each in its own goroutine. When the connection ends,
+// every pending call returns an error that wraps [ErrClosed], every running
+// handler's context is cancelled, and Run returns only after the last
+// handler has returned, so no goroutine outlives the connection.
+//
+// Ids keep the two directions apart: the side that accepted the connection
+// numbers its calls 3, 5, 7, …; the side that connected numbers them 2, 4,
+// 6, … (see [Options.Accepted]).
+//
+// Bad input never takes the connection down: a line that is not a JSON
+// object, or that has no usable id, is logged and skipped. Only a line
+// longer than [Options.MaxLineSize] closes the connection, since the framing
+// is lost.
+package rpc
