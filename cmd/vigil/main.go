@@ -1,0 +1,67 @@
+// Command vigil is a process supervisor: `vigil run` keeps services' workers
+// alive, `vigil supervise` is the supervisor server they connect to, and the
+// other subcommands are the operator's tools against its socket.
+package main
+
+import (
+	"fmt"
+	"os"
+
+	"github.com/spf13/cobra"
+)
+
+func main() {
+	os.Exit(run(os.Args[1:]))
+}
+
+// Exit codes of every subcommand.
+const (
+	exitOK          = 0
+	exitFailed      = 1 // the operation failed
+	exitUsage       = 2 // a usage error
+	exitUnreachable = 3 // the supervisor cannot be reached
+)
+
+// exitError carries an exit code through cobra.
+type exitError struct {
+	code int
+	err  error
+}
+
+func (e *exitError) Error() string { return e.err.Error() }
+func (e *exitError) Unwrap() error { return e.err }
+
+// run executes the command line and returns the process's exit code.
+func run(args []string) int {
+	root := newRoot()
+	root.SetArgs(args)
+	cmd, err := root.ExecuteC()
+	if err == nil {
+		return exitOK
+	}
+	code := exitFailed
+	if e, ok := err.(*exitError); ok {
+		code = e.code
+	} else if cmd != nil && !cmd.SilenceUsage {
+		code = exitUsage // cobra's own errors: unknown flag, bad arguments
+	}
+	fmt.Fprintln(os.Stderr, "vigil:", err)
+	return code
+}
+
+func newRoot() *cobra.Command {
+	root := &cobra.Command{
+		Use:   "vigil",
+		Short: "A process supervisor: keeps workers alive, ready and healthy, and lets you look inside them",
+		Long: `vigil keeps N copies of each worker alive, knows when they are ready and
+healthy, restarts them gracefully or blue/green, kills the ones that leak
+memory, and lets an operator look inside any worker through one socket.`,
+		SilenceErrors: true,
+	}
+	root.AddCommand(newSuperviseCmd(), newVersionCmd())
+	return root
+}
+
+// usageDone marks a command whose arguments were valid: from then on, an
+// error is the operation's, not a usage error.
+func usageDone(cmd *cobra.Command) { cmd.SilenceUsage = true }

@@ -1,0 +1,79 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/spf13/cobra"
+
+	"github.com/vigild/vigil/supervisor"
+)
+
+// newLogger returns the slog logger that --log-format asks for, on stderr.
+func newLogger(format string) (*slog.Logger, error) {
+	switch format {
+	case "", "text":
+		return slog.New(slog.NewTextHandler(os.Stderr, nil)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(os.Stderr, nil)), nil
+	default:
+		return nil, fmt.Errorf("--log-format %q: expected text or json", format)
+	}
+}
+
+func newSuperviseCmd() *cobra.Command {
+	var (
+		socket    string
+		logFormat string
+		allowUIDs []int
+		allowGIDs []int
+		group     int
+	)
+	cmd := &cobra.Command{
+		Use:   "supervise",
+		Short: "Run the supervisor server on its Unix socket (vigil run starts it for you)",
+		Long: `Run the supervisor server: workers connect to its Unix socket and register,
+operators query it, and its monitors watch the workers. It serves until
+SIGINT or SIGTERM, then removes its socket.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			logger, err := newLogger(logFormat)
+			if err != nil {
+				return err
+			}
+			usageDone(cmd)
+			opts := supervisor.ListenOptions{AllowUIDs: allowUIDs, AllowGIDs: allowGIDs, Logger: logger}
+			if cmd.Flags().Changed("socket-group") {
+				opts.Group = &group
+			}
+			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+			defer stop()
+			return serve(ctx, socket, opts, nil, logger)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&socket, "socket", supervisor.DefaultSocket, "the socket's path")
+	f.StringVar(&logFormat, "log-format", "text", "log format on stderr: text or json")
+	f.IntSliceVar(&allowUIDs, "allow-uid", nil, "a further uid that may connect (repeatable)")
+	f.IntSliceVar(&allowGIDs, "allow-gid", nil, "a further gid that may connect (repeatable)")
+	f.IntVar(&group, "socket-group", 0, "gid owning the socket (mode 0660 instead of 0600)")
+	return cmd
+}
+
+// serve listens on socket and serves until ctx ends.
+func serve(ctx context.Context, socket string, opts supervisor.ListenOptions, monitors []supervisor.Monitor, logger *slog.Logger) error {
+	l, err := supervisor.Listen(socket, opts)
+	if err != nil {
+		return err
+	}
+	defer l.Close()
+	logger.Info("supervisor listening", "socket", l.Path(), "pid", os.Getpid())
+	srv := &supervisor.Server{Monitors: monitors, Logger: logger}
+	err = srv.Serve(ctx, l)
+	logger.Info("supervisor stopped", "socket", l.Path())
+	return err
+}

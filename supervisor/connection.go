@@ -1,0 +1,98 @@
+package supervisor
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"maps"
+
+	"github.com/vigild/vigil/rpc"
+)
+
+// Connection is one registration of a worker (or of the controller, or of
+// any peer that registered): its connection id and the state it registered
+// with. A Connection is an immutable snapshot: a second register on the same
+// socket connection replaces it with a new Connection.
+type Connection struct {
+	id    string
+	state map[string]any
+	peer  Credentials
+	conn  *rpc.Conn
+	seq   uint64
+	entry json.RawMessage // {"connection_id","process_id","state"}, encoded once
+}
+
+// ID returns the connection id the server assigned (a UUID).
+func (c *Connection) ID() string { return c.id }
+
+// State returns a copy of the registered state, connection_id included.
+func (c *Connection) State() map[string]any { return maps.Clone(c.state) }
+
+// ProcessID returns the "process_id" of the registered state, or 0 when it
+// is absent or not a positive integer.
+func (c *Connection) ProcessID() int { return intValue(c.state["process_id"]) }
+
+// Service returns the "name" of the registered state: the service the worker
+// belongs to, as vigil's controller names it ("" when absent).
+func (c *Connection) Service() string {
+	s, _ := c.state["name"].(string)
+	return s
+}
+
+// Instance returns the "instance" of the registered state, or -1.
+func (c *Connection) Instance() int {
+	if _, ok := c.state["instance"]; !ok {
+		return -1
+	}
+	return intValue(c.state["instance"])
+}
+
+// Role returns the "role" of the registered state ("controller" for vigil's
+// controller, "" for a worker).
+func (c *Connection) Role() string {
+	s, _ := c.state["role"].(string)
+	return s
+}
+
+// Peer returns the credentials of the process at the other end of the
+// socket, as the kernel reported them when it connected.
+func (c *Connection) Peer() Credentials { return c.peer }
+
+// Call calls an operation on the worker, as [rpc.Conn.Call] does.
+func (c *Connection) Call(ctx context.Context, operation string, params any, onReply func(*rpc.Message) error) (*rpc.Message, error) {
+	return c.conn.Call(ctx, operation, params, onReply)
+}
+
+// Done is closed when the worker's socket connection has ended.
+func (c *Connection) Done() <-chan struct{} { return c.conn.Done() }
+
+func intValue(v any) int {
+	switch n := v.(type) {
+	case float64:
+		if n > 0 && n == float64(int(n)) {
+			return int(n)
+		}
+	case json.Number:
+		i, err := n.Int64()
+		if err == nil && i > 0 {
+			return int(i)
+		}
+	case int:
+		return n
+	}
+	return 0
+}
+
+// encodeEntry encodes the connection as the status reply lists it.
+func encodeEntry(id string, state map[string]any) (json.RawMessage, error) {
+	entry := struct {
+		ConnectionID string         `json:"connection_id"`
+		ProcessID    any            `json:"process_id"`
+		State        map[string]any `json:"state"`
+	}{id, state["process_id"], state}
+	b, err := json.Marshal(entry)
+	if err != nil {
+		return nil, fmt.Errorf("encode state of %s: %w", id, err)
+	}
+	return b, nil
+}

@@ -1,0 +1,123 @@
+package supervisor
+
+import (
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+)
+
+// otherUID is the unprivileged user the refusal tests run their client as.
+const otherUID = 65534
+
+// sharedDir returns a directory that another uid can enter, holding a copy
+// of the test binary that it can execute.
+func sharedDir(t *testing.T) (dir, exe string) {
+	t.Helper()
+	if os.Getuid() != 0 {
+		t.Skip("needs root to run a client as another uid")
+	}
+	dir, err := os.MkdirTemp("", "vigil-peer-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	src, err := os.Open(self)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	exe = filepath.Join(dir, "helper.test")
+	dst, err := os.OpenFile(exe, os.O_CREATE|os.O_WRONLY, 0o755)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.Copy(dst, src); err != nil {
+		t.Fatal(err)
+	}
+	if err := dst.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return dir, exe
+}
+
+// dialAs runs the dial helper as otherUID and returns what it printed.
+func dialAs(t *testing.T, exe, socket string) string {
+	t.Helper()
+	cmd := helperCmd(t, "dial", socket)
+	cmd.Path, cmd.Args[0] = exe, exe
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: otherUID, Gid: otherUID}}
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("dial helper: %v\n%s", err, out)
+	}
+	return strings.TrimSpace(string(out))
+}
+
+func TestPeerCredentials(t *testing.T) {
+	dir, exe := sharedDir(t)
+
+	t.Run("file permissions refuse other users", func(t *testing.T) {
+		path := filepath.Join(dir, "private.ipc")
+		ts := serveAt(t, path, ListenOptions{})
+		out := dialAs(t, exe, ts.path)
+		if !strings.Contains(out, "dial error") || !strings.Contains(out, "permission denied") || !strings.Contains(out, "uid 65534") {
+			t.Errorf("client as uid %d: %q", otherUID, out)
+		}
+	})
+
+	t.Run("peer credentials refuse a uid not allowed", func(t *testing.T) {
+		path := filepath.Join(dir, "open.ipc")
+		ts := serveAt(t, path, ListenOptions{})
+		if err := os.Chmod(path, 0o666); err != nil { // as if the file's mode were too loose
+			t.Fatal(err)
+		}
+		out := dialAs(t, exe, ts.path)
+		if !strings.Contains(out, "register error") || !strings.Contains(out, "connection closed") {
+			t.Errorf("refused client: %q", out)
+		}
+		logs := ts.logs.String()
+		if !strings.Contains(logs, "refused connection") || !strings.Contains(logs, "uid=65534") || !strings.Contains(logs, "pid=") {
+			t.Errorf("refusal not logged with pid and uid:\n%s", logs)
+		}
+		if n := len(ts.Connections()); n != 0 {
+			t.Errorf("refused peer registered: %d connections", n)
+		}
+	})
+
+	t.Run("an allowed uid connects", func(t *testing.T) {
+		path := filepath.Join(dir, "allowed.ipc")
+		ts := serveAt(t, path, ListenOptions{AllowUIDs: []int{otherUID}})
+		if err := os.Chmod(path, 0o666); err != nil {
+			t.Fatal(err)
+		}
+		if out := dialAs(t, exe, ts.path); !strings.HasPrefix(out, "registered ") {
+			t.Errorf("allowed client: %q", out)
+		}
+	})
+
+	t.Run("a socket group lets its members in", func(t *testing.T) {
+		path := filepath.Join(dir, "group.ipc")
+		gid := otherUID
+		ts := serveAt(t, path, ListenOptions{Group: &gid})
+		if out := dialAs(t, exe, ts.path); !strings.HasPrefix(out, "registered ") {
+			t.Errorf("group member: %q", out)
+		}
+	})
+}
+
+// serveAt is startServer at a given path.
+func serveAt(t *testing.T, path string, opts ListenOptions) *testServer {
+	t.Helper()
+	ts := startServerAt(t, &Server{}, opts, path)
+	return ts
+}
