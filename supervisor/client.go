@@ -69,9 +69,35 @@ func (c *Client) Done() <-chan struct{} { return c.done }
 
 // ConnectionInfo is one registration as status lists it.
 type ConnectionInfo struct {
-	ConnectionID string         `json:"connection_id"`
-	ProcessID    any            `json:"process_id"`
-	State        map[string]any `json:"state"`
+	ConnectionID string `json:"connection_id"`
+	// ProcessID is the registered process_id (0 when absent or not a
+	// number).
+	ProcessID int `json:"-"`
+	// State is the registered state, raw; see [ConnectionInfo.StateMap].
+	State json.RawMessage `json:"state"`
+}
+
+// UnmarshalJSON decodes an entry, tolerating a process_id that is null or
+// not a number, as a raw register may leave it.
+func (c *ConnectionInfo) UnmarshalJSON(b []byte) error {
+	type plain ConnectionInfo
+	var v struct {
+		plain
+		ProcessID json.RawMessage `json:"process_id"`
+	}
+	if err := json.Unmarshal(b, &v); err != nil {
+		return err
+	}
+	*c = ConnectionInfo(v.plain)
+	_ = json.Unmarshal(v.ProcessID, &c.ProcessID)
+	return nil
+}
+
+// StateMap decodes the registered state.
+func (c ConnectionInfo) StateMap() (map[string]any, error) {
+	var m map[string]any
+	err := json.Unmarshal(c.State, &m)
+	return m, err
 }
 
 // Status is the answer to a status call.

@@ -31,7 +31,11 @@ func TestTwoWorkersAndAClient(t *testing.T) {
 		t.Fatalf("status connections: %+v", st.Connections)
 	}
 	c2 := st.Connections[1]
-	if c2.ProcessID != 102.0 || c2.State["name"] != "jobs" || c2.State["connection_id"] != id2 || c2.State["instance"] != 1.0 {
+	state, err := c2.StateMap()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c2.ProcessID != 102 || state["name"] != "jobs" || state["connection_id"] != id2 || state["instance"] != 1.0 {
 		t.Errorf("second connection: %+v", c2)
 	}
 
