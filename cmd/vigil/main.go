@@ -59,6 +59,7 @@ memory, and lets an operator look inside any worker through one socket.`,
 		SilenceErrors: true,
 	}
 	root.AddCommand(newSuperviseCmd(), newVersionCmd())
+	root.AddCommand(operatorCommands()...)
 	return root
 }
 
