@@ -1,0 +1,122 @@
+package config
+
+import (
+	"fmt"
+	"io"
+
+	"github.com/pelletier/go-toml/v2"
+)
+
+type encConfig struct {
+	Supervisor encSupervisor         `toml:"supervisor"`
+	Services   map[string]encService `toml:"services,omitempty"`
+}
+
+type encSupervisor struct {
+	Socket      string       `toml:"socket"`
+	AllowUIDs   []int        `toml:"allow_uids,omitempty"`
+	AllowGroups []string     `toml:"allow_groups,omitempty"`
+	SocketGroup string       `toml:"socket_group,omitempty"`
+	LogFormat   string       `toml:"log_format"`
+	Monitors    *encMonitors `toml:"monitors,omitempty"`
+}
+
+type encMonitors struct {
+	Memory  *encMemory  `toml:"memory,omitempty"`
+	Process *encProcess `toml:"process,omitempty"`
+}
+
+type encMemory struct {
+	Interval         Duration                   `toml:"interval"`
+	MaximumSizeLimit Size                       `toml:"maximum_size_limit,omitempty"`
+	TotalSizeLimit   Size                       `toml:"total_size_limit,omitempty"`
+	FreeSizeMinimum  Size                       `toml:"free_size_minimum,omitempty"`
+	IncreaseLimit    int                        `toml:"increase_limit,omitempty"`
+	ThresholdSize    Size                       `toml:"threshold_size"`
+	MemorySample     *encSample                 `toml:"memory_sample,omitempty,inline"`
+	DumpDirectory    string                     `toml:"dump_directory,omitempty"`
+	Services         map[string]encServiceLimit `toml:"services,omitempty"`
+}
+
+type encSample struct {
+	Duration Duration `toml:"duration"`
+	Timeout  Duration `toml:"timeout"`
+}
+
+type encServiceLimit struct {
+	MaximumSizeLimit Size `toml:"maximum_size_limit"`
+	IncreaseLimit    int  `toml:"increase_limit"`
+	ThresholdSize    Size `toml:"threshold_size"`
+}
+
+type encProcess struct {
+	Interval Duration `toml:"interval"`
+	PPID     int      `toml:"ppid" comment:"0: the supervisor's parent"`
+}
+
+type encService struct {
+	Command            []string          `toml:"command"`
+	Count              int               `toml:"count"`
+	Restart            bool              `toml:"restart"`
+	StartupTimeout     Duration          `toml:"startup_timeout" comment:"0s: no limit"`
+	HealthCheckTimeout Duration          `toml:"health_check_timeout" comment:"0s: no limit"`
+	GracefulStop       Duration          `toml:"graceful_stop"`
+	RestartDelay       Duration          `toml:"restart_delay"`
+	RestartDelayMax    Duration          `toml:"restart_delay_max"`
+	StableAfter        Duration          `toml:"stable_after"`
+	Dir                string            `toml:"dir"`
+	Env                map[string]string `toml:"env,omitempty"`
+	Supervised         bool              `toml:"supervised"`
+	Readiness          Readiness         `toml:"readiness"`
+}
+
+// Encode writes the effective configuration as TOML: every default filled
+// in, paths absolute, durations and sizes as strings. Parse reads it back
+// to an equal Config (but for Path).
+func (c *Config) Encode(w io.Writer) error {
+	e := encConfig{Supervisor: encSupervisor{
+		Socket: c.Supervisor.Socket, AllowUIDs: c.Supervisor.AllowUIDs,
+		AllowGroups: c.Supervisor.AllowGroups, SocketGroup: c.Supervisor.SocketGroup,
+		LogFormat: c.Supervisor.LogFormat,
+	}}
+	mon := c.Supervisor.Monitors
+	if mon.Memory != nil || mon.Process != nil {
+		e.Supervisor.Monitors = &encMonitors{}
+	}
+	if m := mon.Memory; m != nil {
+		em := &encMemory{Interval: m.Interval, MaximumSizeLimit: m.MaximumSizeLimit,
+			TotalSizeLimit: m.TotalSizeLimit, FreeSizeMinimum: m.FreeSizeMinimum,
+			IncreaseLimit: m.IncreaseLimit, ThresholdSize: m.ThresholdSize, DumpDirectory: m.DumpDirectory}
+		if m.MemorySample != nil {
+			em.MemorySample = &encSample{Duration: m.MemorySample.Duration, Timeout: m.MemorySample.Timeout}
+		}
+		for name, l := range m.Services {
+			if em.Services == nil {
+				em.Services = map[string]encServiceLimit{}
+			}
+			em.Services[name] = encServiceLimit(l)
+		}
+		e.Supervisor.Monitors.Memory = em
+	}
+	if p := mon.Process; p != nil {
+		e.Supervisor.Monitors.Process = &encProcess{Interval: p.Interval, PPID: p.PPID}
+	}
+	for _, s := range c.Services {
+		if e.Services == nil {
+			e.Services = map[string]encService{}
+		}
+		e.Services[s.Name] = encService{
+			Command: s.Command, Count: s.Count, Restart: s.Restart,
+			StartupTimeout: s.StartupTimeout, HealthCheckTimeout: s.HealthCheckTimeout,
+			GracefulStop: s.GracefulStop, RestartDelay: s.RestartDelay,
+			RestartDelayMax: s.RestartDelayMax, StableAfter: s.StableAfter, Dir: s.Dir,
+			Env: s.Env, Supervised: s.Supervised, Readiness: s.Readiness,
+		}
+	}
+	enc := toml.NewEncoder(w)
+	enc.SetIndentTables(false)
+	if err := enc.Encode(e); err != nil {
+		return fmt.Errorf("config: encode: %w", err)
+	}
+	return nil
+}
