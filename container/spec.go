@@ -1,0 +1,174 @@
+package container
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+)
+
+// Defaults applied to zero fields of a Spec.
+const (
+	DefaultGracefulStop    = 10 * time.Second
+	DefaultRestartDelay    = 100 * time.Millisecond
+	DefaultRestartDelayMax = 30 * time.Second
+	DefaultStableAfter     = 10 * time.Second
+)
+
+// Readiness says when a child counts as ready.
+type Readiness int
+
+const (
+	// ReadyNotify (the default): the child is ready once it writes
+	// {"ready":true} to its NOTIFY_PIPE.
+	ReadyNotify Readiness = iota
+	// ReadyStarted: the child is ready as soon as it has been started, for
+	// programs that know nothing of vigil.
+	ReadyStarted
+)
+
+// String returns "notify" or "started".
+func (r Readiness) String() string {
+	switch r {
+	case ReadyNotify:
+		return "notify"
+	case ReadyStarted:
+		return "started"
+	}
+	return fmt.Sprintf("Readiness(%d)", int(r))
+}
+
+// Spec describes one service: Count instances of one command. The zero value
+// of every duration field means its default; a Spec is copied by the
+// container, which never modifies the caller's.
+type Spec struct {
+	// Name of the service, used in output prefixes and ChildInfo. Required;
+	// it must not contain whitespace or '|'.
+	Name string
+	// Command is the program and its arguments. Command[0] is looked up in
+	// PATH when it contains no slash; a relative path with a slash is
+	// relative to Dir.
+	Command []string
+	// Dir is the working directory of the children ("" = the controller's).
+	Dir string
+	// Env is added to the controller's environment (os.Environ()); later
+	// entries win. NOTIFY_PIPE=3 is always set.
+	Env []string
+	// Count is the number of instances; 0 means 1.
+	Count int
+	// Restart restarts an instance whose process exits. With Restart false an
+	// exited instance stays down.
+	Restart bool
+	// Persistent services (such as vigil's supervisor) are started first and
+	// stopped last by a Controller, and are not swapped by Reload unless
+	// their Spec changed. A Container ignores it.
+	Persistent bool
+	// Readiness says when a child is ready (default ReadyNotify).
+	Readiness Readiness
+	// StartupTimeout: a child not yet ready that has been silent this long
+	// fails its startup. 0 = no limit.
+	StartupTimeout time.Duration
+	// HealthCheckTimeout: a ready child silent this long fails its health
+	// check. 0 = no limit.
+	HealthCheckTimeout time.Duration
+	// GracefulStop is how long a child is given after SIGINT, and again after
+	// SIGTERM, before it is killed. 0 = DefaultGracefulStop; negative = kill
+	// at once.
+	GracefulStop time.Duration
+	// RestartDelay is the first back-off delay (0 = DefaultRestartDelay).
+	RestartDelay time.Duration
+	// RestartDelayMax caps the doubling delay (0 = DefaultRestartDelayMax).
+	RestartDelayMax time.Duration
+	// StableAfter: an instance that ran at least this long has its delay
+	// reset (0 = DefaultStableAfter).
+	StableAfter time.Duration
+}
+
+// ErrInvalidSpec is wrapped by every validation error of a Spec.
+var ErrInvalidSpec = errors.New("invalid service spec")
+
+// withDefaults returns a copy with zero fields replaced by their defaults.
+func (s Spec) withDefaults() Spec {
+	s.Command = slices.Clone(s.Command)
+	s.Env = slices.Clone(s.Env)
+	if s.Count == 0 {
+		s.Count = 1
+	}
+	if s.GracefulStop == 0 {
+		s.GracefulStop = DefaultGracefulStop
+	}
+	if s.RestartDelay == 0 {
+		s.RestartDelay = DefaultRestartDelay
+	}
+	if s.RestartDelayMax == 0 {
+		s.RestartDelayMax = DefaultRestartDelayMax
+	}
+	if s.StableAfter == 0 {
+		s.StableAfter = DefaultStableAfter
+	}
+	return s
+}
+
+// validate checks one spec; errors name the service and the field.
+func (s Spec) validate() error {
+	bad := func(format string, args ...any) error {
+		return fmt.Errorf("service %q: %s: %w", s.Name, fmt.Sprintf(format, args...), ErrInvalidSpec)
+	}
+	switch {
+	case s.Name == "":
+		return fmt.Errorf("service with command %q: Name is empty: %w", s.Command, ErrInvalidSpec)
+	case strings.ContainsAny(s.Name, " \t\r\n|"):
+		return bad("Name contains whitespace or '|'")
+	case len(s.Command) == 0 || s.Command[0] == "":
+		return bad("Command is empty")
+	case s.Count < 0:
+		return bad("Count %d is negative", s.Count)
+	case s.Readiness != ReadyNotify && s.Readiness != ReadyStarted:
+		return bad("Readiness %d is unknown", int(s.Readiness))
+	case s.StartupTimeout < 0:
+		return bad("StartupTimeout %v is negative", s.StartupTimeout)
+	case s.HealthCheckTimeout < 0:
+		return bad("HealthCheckTimeout %v is negative", s.HealthCheckTimeout)
+	case s.RestartDelay < 0:
+		return bad("RestartDelay %v is negative", s.RestartDelay)
+	case s.RestartDelayMax < 0:
+		return bad("RestartDelayMax %v is negative", s.RestartDelayMax)
+	case s.RestartDelayMax != 0 && s.RestartDelay > s.RestartDelayMax:
+		return bad("RestartDelay %v exceeds RestartDelayMax %v", s.RestartDelay, s.RestartDelayMax)
+	case s.StableAfter < 0:
+		return bad("StableAfter %v is negative", s.StableAfter)
+	}
+	for i, kv := range s.Env {
+		if !strings.Contains(kv, "=") || strings.HasPrefix(kv, "=") {
+			return bad("Env[%d] %q is not KEY=VALUE", i, kv)
+		}
+	}
+	return nil
+}
+
+// validateSpecs validates every spec and refuses duplicate names.
+func validateSpecs(specs []Spec) error {
+	seen := make(map[string]bool, len(specs))
+	for _, s := range specs {
+		if err := s.validate(); err != nil {
+			return err
+		}
+		if seen[s.Name] {
+			return fmt.Errorf("service %q: defined twice: %w", s.Name, ErrInvalidSpec)
+		}
+		seen[s.Name] = true
+	}
+	return nil
+}
+
+// equalSpec reports whether two specs describe the same service.
+func equalSpec(a, b Spec) bool {
+	a, b = a.withDefaults(), b.withDefaults()
+	return a.Name == b.Name && slices.Equal(a.Command, b.Command) && a.Dir == b.Dir &&
+		slices.Equal(a.Env, b.Env) && a.Count == b.Count && a.Restart == b.Restart &&
+		a.Persistent == b.Persistent && a.Readiness == b.Readiness &&
+		a.StartupTimeout == b.StartupTimeout && a.HealthCheckTimeout == b.HealthCheckTimeout &&
+		a.GracefulStop == b.GracefulStop && a.RestartDelay == b.RestartDelay &&
+		a.RestartDelayMax == b.RestartDelayMax && a.StableAfter == b.StableAfter
+}

@@ -1,0 +1,248 @@
+//go:build linux
+
+package container
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/vigild/vigil/notify"
+)
+
+func TestBackoff(t *testing.T) {
+	s := Spec{RestartDelay: 100 * time.Millisecond, RestartDelayMax: time.Second, StableAfter: 10 * time.Second}
+	noJitter := func() float64 { return 0 }
+	var b backoff
+	want := []time.Duration{0, 100, 200, 400, 800, 1000, 1000}
+	for i, w := range want {
+		if got := b.next(time.Second, s, noJitter); got != w*time.Millisecond {
+			t.Errorf("failure %d: delay %v, want %v", i+1, got, w*time.Millisecond)
+		}
+	}
+	// A run that lasted StableAfter resets: restart at once, then 100ms.
+	if got := b.next(10*time.Second, s, noJitter); got != 0 {
+		t.Errorf("after a stable run: %v, want 0", got)
+	}
+	if got := b.next(0, s, noJitter); got != 100*time.Millisecond {
+		t.Errorf("second failure after reset: %v", got)
+	}
+	// Jitter takes off at most 20%.
+	var j backoff
+	j.next(0, s, noJitter)
+	if got := j.next(0, s, func() float64 { return 0.999999 }); got < 80*time.Millisecond || got > 100*time.Millisecond {
+		t.Errorf("jittered delay %v, want in [80ms, 100ms]", got)
+	}
+	// Many failures do not overflow.
+	var big backoff
+	for range 200 {
+		if d := big.next(0, s, noJitter); d < 0 || d > time.Second {
+			t.Fatalf("delay %v out of range", d)
+		}
+	}
+}
+
+func TestRate(t *testing.T) {
+	var r rate
+	t0 := time.Unix(1000, 0)
+	for i := range 30 {
+		r.add(t0.Add(time.Duration(i) * time.Second))
+	}
+	if got := r.perSecond(t0.Add(29 * time.Second)); got != 0.5 {
+		t.Errorf("30 events in 60s: %v/s, want 0.5", got)
+	}
+	if got := r.perSecond(t0.Add(75 * time.Second)); got != 14.0/60 {
+		t.Errorf("after 75s: %v/s, want %v", got, 14.0/60)
+	}
+	if got := r.perSecond(t0.Add(200 * time.Second)); got != 0 {
+		t.Errorf("after 200s: %v", got)
+	}
+}
+
+func TestExitStatus(t *testing.T) {
+	for _, tc := range []struct {
+		ws                         syscall.WaitStatus
+		success, segv, abort, kill bool
+		str                        string
+	}{
+		{0, true, false, false, false, "exit 0"},
+		{3 << 8, false, false, false, false, "exit 3"},
+		{syscall.WaitStatus(syscall.SIGSEGV) | 0x80, false, true, false, false, "signal segmentation fault (core dumped)"},
+		{syscall.WaitStatus(syscall.SIGABRT), false, false, true, false, "signal aborted"},
+		{syscall.WaitStatus(syscall.SIGKILL), false, false, false, true, "signal killed"},
+	} {
+		e := exitStatusOf(tc.ws)
+		if e.Success() != tc.success || e.Segfault() != tc.segv || e.Aborted() != tc.abort || e.Killed() != tc.kill || e.String() != tc.str {
+			t.Errorf("%#x: %+v %q", uint32(tc.ws), e, e.String())
+		}
+	}
+}
+
+func TestMergeEnv(t *testing.T) {
+	got := mergeEnv([]string{"A=1", "B=2"}, "A=3", "C=4", "B=5")
+	if strings.Join(got, ",") != "A=3,B=5,C=4" {
+		t.Errorf("mergeEnv = %v", got)
+	}
+}
+
+func TestChildEnv(t *testing.T) {
+	got := childEnv([]string{"PATH=/bin", "NOTIFY_SOCKET=/run/x", "NOTIFY_PIPE=7", "WATCHDOG_USEC=1"}, []string{"A=1", "NOTIFY_LOG=/tmp/l"})
+	if strings.Join(got, ",") != "PATH=/bin,A=1,NOTIFY_LOG=/tmp/l,NOTIFY_PIPE=3" {
+		t.Errorf("childEnv = %v", got)
+	}
+}
+
+func TestLineSinkDropsWhenFull(t *testing.T) {
+	w := &blockedWriter{release: make(chan struct{})}
+	s := newLineSink(w, 64)
+	var dropped atomic.Uint64
+	input := strings.Repeat("0123456789\n", 20)
+	copyLines(strings.NewReader(input), s, "x.0 | ", &dropped, slog.New(slog.DiscardHandler), "x.0")
+	close(w.release)
+	s.close()
+	written := strings.Count(w.buf.String(), "\n")
+	if dropped.Load() == 0 || uint64(written)+dropped.Load() != 20 {
+		t.Errorf("written %d, dropped %d, want 20 in all with some dropped", written, dropped.Load())
+	}
+	for _, line := range strings.Split(strings.TrimSuffix(w.buf.String(), "\n"), "\n") {
+		if line != "x.0 | 0123456789" {
+			t.Errorf("line %q", line)
+		}
+	}
+}
+
+func TestCopyLinesSplitsLongLinesAndKeepsLastLine(t *testing.T) {
+	var buf syncBuffer
+	s := newLineSink(&buf, 1<<22)
+	var dropped atomic.Uint64
+	long := strings.Repeat("a", maxLine+10)
+	copyLines(strings.NewReader(long+"\nlast"), s, "p | ", &dropped, nil, "p")
+	s.close()
+	lines := strings.Split(strings.TrimSuffix(buf.String(), "\n"), "\n")
+	if len(lines) != 3 || len(lines[0]) != len("p | ")+maxLine || lines[1] != "p | aaaaaaaaaa" || lines[2] != "p | last" {
+		t.Errorf("got %d lines: %.40q...", len(lines), lines)
+	}
+}
+
+// fakeClock is a settable clock.
+type fakeClock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (f *fakeClock) Now() time.Time {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.now
+}
+
+func (f *fakeClock) set(t time.Time) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.now = t
+}
+
+// TestClocksExact drives the readiness clocks with an injected clock: the
+// ticker never fires (hour interval); checkClocks is called by hand.
+func TestClocksExact(t *testing.T) {
+	t0 := time.Unix(1_000_000, 0)
+	clk := &fakeClock{now: t0}
+	silent := helperSpec("silent", "silent", 1)
+	silent.StartupTimeout = 10 * time.Second
+	silent.Restart = false
+	ready := helperSpec("ready", "ready", 1)
+	ready.HealthCheckTimeout = 5 * time.Second
+	ready.Restart = false
+	pol := new(recordingPolicy)
+	c := startContainer(t, []Spec{silent, ready}, Options{Policy: pol, CheckInterval: time.Hour, now: clk.Now})
+	eventually(t, "ready child ready", func() bool { return c.Children()[1].State == StateReady })
+
+	// The silent child may have sent nothing; the ready one said ready at t0.
+	c.checkClocks(t0.Add(5 * time.Second))
+	if n := pol.count("startup") + pol.count("health"); n != 0 {
+		t.Fatalf("clocks failed at exactly their timeout: %v", pol.calls())
+	}
+	// A message at t0+3s resets the ready child's clock.
+	clk.set(t0.Add(3 * time.Second))
+	c.mu.Lock()
+	p := c.services[1].instances[0].cur
+	c.mu.Unlock()
+	c.onMessage(p, notify.Message{Healthy: true})
+	c.checkClocks(t0.Add(8 * time.Second))
+	if pol.count("health") != 0 {
+		t.Fatalf("health check failed though a message reset the clock")
+	}
+	c.checkClocks(t0.Add(8*time.Second + 1))
+	if pol.count("health") != 1 {
+		t.Fatalf("health check did not fail 5s+1ns after the last message: %v", pol.calls())
+	}
+	c.checkClocks(t0.Add(10*time.Second + 1))
+	if pol.count("startup") != 1 {
+		t.Fatalf("startup did not fail after 10s+1ns: %v", pol.calls())
+	}
+	eventually(t, "both killed", func() bool { return pol.count("exit") == 2 })
+	for _, k := range c.Children() {
+		if k.LastExit == nil || !k.LastExit.Killed() {
+			t.Errorf("child %+v not killed", k)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := c.WaitReady(ctx); err == nil || !strings.Contains(err.Error(), "startup timeout") {
+		t.Errorf("WaitReady = %v", err)
+	}
+}
+
+func TestNoTickerWithoutTimeouts(t *testing.T) {
+	// Counting goroutines is a proxy: with no timeouts there is no ticker
+	// goroutine.
+	c := startContainer(t, []Spec{helperSpec("a", "ready", 1)}, Options{CheckInterval: time.Millisecond})
+	waitReady(t, c)
+	var buf bytes.Buffer
+	if hasGoroutine(&buf, "(*Container).ticker") {
+		t.Errorf("a ticker runs though no service has a timeout")
+	}
+	s := helperSpec("b", "ready", 1)
+	s.HealthCheckTimeout = time.Hour
+	c2 := startContainer(t, []Spec{s}, Options{Output: io.Discard})
+	waitReady(t, c2)
+	if !hasGoroutine(&buf, "(*Container).ticker") {
+		t.Errorf("no ticker though a service has a timeout")
+	}
+}
+
+// stopOnStartupFailure stops the container when a startup clock fails.
+type stopOnStartupFailure struct{ DefaultPolicy }
+
+func (stopOnStartupFailure) StartupFailed(ChildInfo) Action { return StopContainer }
+
+func TestPolicyStopsContainerOnClock(t *testing.T) {
+	t0 := time.Unix(1_000_000, 0)
+	clk := &fakeClock{now: t0}
+	s := helperSpec("silent", "silent", 2)
+	s.StartupTimeout = time.Second
+	c := startContainer(t, []Spec{s}, Options{Policy: stopOnStartupFailure{}, CheckInterval: time.Hour, now: clk.Now})
+	eventually(t, "started", func() bool { return len(pidsOf(c.Children())) == 2 })
+	c.checkClocks(t0.Add(2 * time.Second))
+	select {
+	case <-c.Done():
+	case <-time.After(20 * time.Second):
+		t.Fatal("container not stopped")
+	}
+	if !errors.Is(c.Err(), ErrStoppedByPolicy) {
+		t.Errorf("Err = %v", c.Err())
+	}
+	for _, k := range c.Children() {
+		if k.PID != 0 || k.State != StateExited {
+			t.Errorf("child %+v", k)
+		}
+	}
+}
