@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -265,6 +266,18 @@ func mergeEnv(base []string, extra ...string) []string {
 // theirs); Spec.Env may still set them.
 var notInherited = []string{"NOTIFY_PIPE", "NOTIFY_SOCKET", "NOTIFY_LOG", "WATCHDOG_USEC", "WATCHDOG_PID"}
 
+// EnvService and EnvInstance tell each child its service's name and its
+// instance number (from 0), so that it can say who it is, e.g. when it
+// registers with the supervisor.
+const (
+	EnvService  = "VIGIL_SERVICE"
+	EnvInstance = "VIGIL_INSTANCE"
+)
+
+func identityEnv(service string, index int) []string {
+	return []string{EnvService + "=" + service, EnvInstance + "=" + strconv.Itoa(index)}
+}
+
 // childEnv is base without notInherited, plus extra, plus NOTIFY_PIPE=3.
 func childEnv(base, extra []string) []string {
 	kept := make([]string, 0, len(base))
@@ -284,9 +297,9 @@ type forked struct {
 	notifyR, outR *os.File
 }
 
-// fork starts a process of s on the spawner thread. It needs no lock of
-// the container.
-func (c *Container) fork(s Spec) (forked, error) {
+// fork starts process number index of s on the spawner thread. It needs no
+// lock of the container.
+func (c *Container) fork(s Spec, index int) (forked, error) {
 	path := s.Command[0]
 	if !strings.Contains(path, "/") {
 		lp, err := exec.LookPath(path)
@@ -308,7 +321,7 @@ func (c *Container) fork(s Spec) (forked, error) {
 	rep := c.spawner.start(spawnRequest{
 		path:  path,
 		argv:  s.Command,
-		env:   childEnv(os.Environ(), s.Env),
+		env:   childEnv(os.Environ(), append(identityEnv(s.Name, index), s.Env...)),
 		dir:   s.Dir,
 		files: []uintptr{c.devnull.Fd(), outW.Fd(), outW.Fd(), notifyW.Fd()},
 	})
@@ -326,7 +339,7 @@ func (c *Container) fork(s Spec) (forked, error) {
 // inst.candidate (inst.cur, if any, keeps running until it is ready);
 // otherwise inst.cur.
 func (c *Container) spawnLocked(inst *instance, restart, candidate bool) (*proc, error) {
-	f, err := c.fork(inst.svc.spec)
+	f, err := c.fork(inst.svc.spec, inst.index)
 	if err != nil {
 		return nil, err
 	}

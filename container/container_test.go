@@ -282,8 +282,11 @@ func TestOutputIsPrefixed(t *testing.T) {
 	out := new(syncBuffer)
 	c := startContainer(t, []Spec{helperSpec("talk", "output", 2, "LINES=3")}, Options{Output: out})
 	waitReady(t, c)
-	eventually(t, "stderr lines", func() bool { return strings.Count(out.String(), "| to stderr\n") == 2 })
-	for _, want := range []string{"talk.0 | line 0\n", "talk.0 | line 2\n", "talk.1 | line 1\n", "talk.1 | to stderr\n"} {
+	eventually(t, "stderr lines", func() bool {
+		return strings.Count(out.String(), "| to stderr\n") == 2 && strings.Count(out.String(), "| I am ") == 2
+	})
+	for _, want := range []string{"talk.0 | line 0\n", "talk.0 | line 2\n", "talk.1 | line 1\n", "talk.1 | to stderr\n",
+		"talk.0 | I am talk.0\n", "talk.1 | I am talk.1\n"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("output lacks %q:\n%s", want, out.String())
 		}

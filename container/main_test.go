@@ -149,6 +149,7 @@ func helperOutput([]string) int {
 	}
 	w.Flush()
 	fmt.Fprintln(os.Stderr, "to stderr")
+	fmt.Printf("I am %s.%s\n", os.Getenv(EnvService), os.Getenv(EnvInstance))
 	_ = notify.Ready(c, "")
 	return waitStop(c)
 }
