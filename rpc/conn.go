@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"strconv"
 	"sync"
 	"time"
@@ -151,6 +152,9 @@ func (c *Conn) Run(ctx context.Context) error {
 		case <-c.done: // closed on purpose: the read error is its echo
 			err = nil
 		default:
+			if errors.Is(err, net.ErrClosed) { // the owner closed the transport
+				err = nil
+			}
 		}
 	}
 	if err != nil {

@@ -58,7 +58,7 @@ healthy, restarts them gracefully or blue/green, kills the ones that leak
 memory, and lets an operator look inside any worker through one socket.`,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newSuperviseCmd(), newVersionCmd(), newCheckCmd())
+	root.AddCommand(newSuperviseCmd(), newVersionCmd(), newCheckCmd(), newRunCmd())
 	root.AddCommand(operatorCommands()...)
 	return root
 }

@@ -10,6 +10,8 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/vigild/vigil/internal/config"
+	"github.com/vigild/vigil/notify"
 	"github.com/vigild/vigil/supervisor"
 )
 
@@ -32,6 +34,7 @@ func newSuperviseCmd() *cobra.Command {
 		allowUIDs []int
 		allowGIDs []int
 		group     int
+		cfgPath   string
 	)
 	cmd := &cobra.Command{
 		Use:   "supervise",
@@ -45,6 +48,19 @@ SIGINT or SIGTERM, then removes its socket.`,
 			if err != nil {
 				return err
 			}
+			var monitors []supervisor.Monitor
+			if cfgPath != "" {
+				cfg, err := config.Load(cfgPath, os.Getenv)
+				if err != nil {
+					return &exitError{code: exitUsage, err: err}
+				}
+				if !cmd.Flags().Changed("socket") {
+					socket = cfg.Supervisor.Socket
+				}
+				if monitors, err = buildMonitors(cfg, logger); err != nil {
+					return &exitError{code: exitUsage, err: err}
+				}
+			}
 			usageDone(cmd)
 			opts := supervisor.ListenOptions{AllowUIDs: allowUIDs, AllowGIDs: allowGIDs, Logger: logger}
 			if cmd.Flags().Changed("socket-group") {
@@ -52,7 +68,7 @@ SIGINT or SIGTERM, then removes its socket.`,
 			}
 			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 			defer stop()
-			return serve(ctx, socket, opts, nil, logger)
+			return serve(ctx, socket, opts, monitors, logger)
 		},
 	}
 	f := cmd.Flags()
@@ -61,6 +77,7 @@ SIGINT or SIGTERM, then removes its socket.`,
 	f.IntSliceVar(&allowUIDs, "allow-uid", nil, "a further uid that may connect (repeatable)")
 	f.IntSliceVar(&allowGIDs, "allow-gid", nil, "a further gid that may connect (repeatable)")
 	f.IntVar(&group, "socket-group", 0, "gid owning the socket (mode 0660 instead of 0600)")
+	f.StringVarP(&cfgPath, "config", "c", "", "vigil.toml whose [supervisor.monitors] to run (and whose socket, unless --socket)")
 	return cmd
 }
 
@@ -72,6 +89,17 @@ func serve(ctx context.Context, socket string, opts supervisor.ListenOptions, mo
 	}
 	defer l.Close()
 	logger.Info("supervisor listening", "socket", l.Path(), "pid", os.Getpid())
+	// Tell the controller (or systemd) that the socket is there; outside
+	// vigil this is silent.
+	up, err := notify.NewOrNop(os.Getenv)
+	if err != nil {
+		logger.Warn("readiness notifications are off", "error", err)
+		up = notify.Nop{}
+	}
+	defer up.Close()
+	if err := notify.Ready(up, "Listening on "+l.Path()); err != nil {
+		logger.Warn("could not notify readiness", "error", err)
+	}
 	srv := &supervisor.Server{Monitors: monitors, Logger: logger}
 	err = srv.Serve(ctx, l)
 	logger.Info("supervisor stopped", "socket", l.Path())

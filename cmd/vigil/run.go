@@ -1,0 +1,222 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"maps"
+	"os"
+	"os/signal"
+	"slices"
+	"strconv"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/vigild/vigil/container"
+	"github.com/vigild/vigil/internal/config"
+	"github.com/vigild/vigil/notify"
+	"github.com/vigild/vigil/worker"
+)
+
+// EnvSupervisorSocket gives supervised workers the supervisor socket's path.
+const EnvSupervisorSocket = worker.EnvSupervisorSocket
+
+func newRunCmd() *cobra.Command {
+	var path, logFormat string
+	cmd := &cobra.Command{
+		Use:   "run",
+		Short: "Run the supervisor and every configured service, and keep them alive",
+		Long: `Run the controller: it starts the supervisor (vigil supervise) and each
+service's workers from vigil.toml, restarts them when they fail, and tells
+its own parent (systemd, Kubernetes via NOTIFY_LOG) when everything is ready.
+
+SIGINT or SIGTERM stops everything gracefully, the supervisor last. SIGHUP
+re-reads the configuration and restarts the services blue/green: the new
+workers must all be ready before the old ones are stopped; if they are not,
+or the configuration is invalid, the old ones keep running.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cfg, err := config.Load(path, os.Getenv)
+			if err != nil {
+				return &exitError{code: exitUsage, err: err}
+			}
+			if !cmd.Flags().Changed("log-format") {
+				logFormat = cfg.Supervisor.LogFormat
+			}
+			logger, err := newLogger(logFormat)
+			if err != nil {
+				return &exitError{code: exitUsage, err: err}
+			}
+			usageDone(cmd)
+			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+			defer stop()
+			return runController(ctx, path, cfg, logger)
+		},
+	}
+	cmd.Flags().StringVarP(&path, "config", "c", defaultConfig, "the configuration file")
+	cmd.Flags().StringVar(&logFormat, "log-format", "", "log format on stderr: text or json (default: supervisor.log_format)")
+	return cmd
+}
+
+// runController runs the controller until ctx ends, reloading on SIGHUP.
+func runController(ctx context.Context, path string, cfg *config.Config, logger *slog.Logger) error {
+	exe, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	up, err := notify.New(os.Getenv, logger)
+	if err != nil {
+		logger.Warn("readiness notifications upward are off", "error", err)
+		up = notify.Nop{}
+	}
+	defer up.Close()
+
+	ctrl, err := container.NewController(specs(exe, cfg), container.ControllerOptions{
+		Notify: up,
+		Logger: logger,
+		Output: os.Stdout,
+	})
+	if err != nil {
+		return &exitError{code: exitUsage, err: err}
+	}
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	defer wg.Wait()
+
+	// The controller registers with its supervisor like a worker, and
+	// serves its children's state and restarts through it, once the
+	// supervisor is up.
+	link := &controllerLink{ctrl: ctrl}
+	wg.Go(func() {
+		if ctrl.WaitReady(ctx) != nil {
+			return
+		}
+		w, err := worker.Start(ctx, worker.Options{
+			Socket:   cfg.Supervisor.Socket,
+			Name:     "controller",
+			State:    map[string]any{"role": "controller"},
+			Handlers: link.handlers(),
+			Logger:   logger.With("component", "controller-link"),
+			MinPause: 50 * time.Millisecond,
+			MaxPause: time.Second,
+		})
+		if err != nil {
+			logger.Error("cannot connect to the supervisor", "error", err)
+			return
+		}
+		w.Wait()
+	})
+
+	// systemd's watchdog, while the controller runs.
+	wg.Go(func() {
+		if err := notify.Watchdog(ctx, up, os.Getenv, func() bool { return true }); err != nil {
+			logger.Warn("watchdog stopped", "error", err)
+		}
+	})
+
+	// SIGHUP: blue/green restart with the configuration read anew.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	wg.Go(func() {
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-hup:
+				reload(ctx, ctrl, path, exe, up, logger)
+			}
+		}
+	})
+
+	err = ctrl.Run(ctx)
+	cancel()
+	if err != nil && !errors.Is(err, context.Canceled) {
+		return err
+	}
+	return nil
+}
+
+// reload re-reads the configuration and restarts blue/green; on any
+// failure the running children stay, and the error is logged and notified.
+func reload(ctx context.Context, ctrl *container.Controller, path, exe string, up notify.Client, logger *slog.Logger) {
+	logger.Info("SIGHUP: reloading", "config", path)
+	cfg, err := config.Load(path, os.Getenv)
+	if err != nil {
+		logger.Error("reload refused: the configuration is invalid; the running children stay", "error", err)
+		_ = notify.Error(up, "Reload refused: "+err.Error(), -1)
+		return
+	}
+	if err := ctrl.Reload(ctx, specs(exe, cfg)); err != nil {
+		logger.Error("reload failed; the running children stay", "error", err)
+		return
+	}
+	logger.Info("reload done")
+}
+
+// SupervisorService is the name of the controller's supervisor child.
+const SupervisorService = config.ReservedServiceName
+
+// specs turns the configuration into the controller's specs: the
+// supervisor (persistent, started first and stopped last) and the services.
+func specs(exe string, cfg *config.Config) []container.Spec {
+	sup := cfg.Supervisor
+	args := []string{exe, "supervise", "--socket", sup.Socket, "--log-format", sup.LogFormat}
+	if cfg.Path != "" {
+		args = append(args, "--config", cfg.Path)
+	}
+	for _, uid := range sup.AllowUIDs {
+		args = append(args, "--allow-uid", strconv.Itoa(uid))
+	}
+	for _, gid := range sup.AllowGIDs {
+		args = append(args, "--allow-gid", strconv.Itoa(gid))
+	}
+	if sup.SocketGroup != "" {
+		args = append(args, "--socket-group", strconv.Itoa(sup.SocketGID))
+	}
+	out := []container.Spec{{
+		Name:           SupervisorService,
+		Command:        args,
+		Dir:            cfg.Dir,
+		Count:          1,
+		Restart:        true,
+		Persistent:     true,
+		Readiness:      container.ReadyNotify,
+		StartupTimeout: 30 * time.Second,
+		GracefulStop:   10 * time.Second,
+	}}
+	for _, s := range cfg.Services {
+		env := make([]string, 0, len(s.Env)+1)
+		for _, k := range slices.Sorted(maps.Keys(s.Env)) {
+			env = append(env, k+"="+s.Env[k])
+		}
+		if s.Supervised {
+			env = append(env, EnvSupervisorSocket+"="+sup.Socket)
+		}
+		readiness := container.ReadyNotify
+		if s.Readiness == config.ReadinessStarted {
+			readiness = container.ReadyStarted
+		}
+		out = append(out, container.Spec{
+			Name:               s.Name,
+			Command:            s.Command,
+			Dir:                s.Dir,
+			Env:                env,
+			Count:              s.Count,
+			Restart:            s.Restart,
+			Readiness:          readiness,
+			StartupTimeout:     s.StartupTimeout.D(),
+			HealthCheckTimeout: s.HealthCheckTimeout.D(),
+			GracefulStop:       s.GracefulStop.D(),
+			RestartDelay:       s.RestartDelay.D(),
+			RestartDelayMax:    s.RestartDelayMax.D(),
+			StableAfter:        s.StableAfter.D(),
+		})
+	}
+	return out
+}

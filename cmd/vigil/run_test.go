@@ -1,0 +1,463 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/vigild/vigil/supervisor"
+	"github.com/vigild/vigil/worker"
+)
+
+func init() {
+	// run-worker: a supervised worker: registers with the supervisor, says
+	// ready, and runs until SIGINT or SIGTERM.
+	helpers["run-worker"] = func(args []string) int {
+		ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+		defer stop()
+		n, err := worker.NewNotifier(os.Getenv, nil)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		w, err := worker.Start(ctx, worker.Options{MinPause: 20 * time.Millisecond, MaxPause: 200 * time.Millisecond})
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		_ = n.Ready()
+		<-ctx.Done()
+		_ = n.Stopping()
+		w.Wait()
+		return 0
+	}
+}
+
+// runner is a `vigil run` under test, with its configuration directory.
+type runner struct {
+	t      *testing.T
+	dir    string
+	config string
+	socket string
+	cmd    *exec.Cmd
+	out    *lockedBuffer
+	exited chan error
+}
+
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// workerConfig is a vigil.toml with count run-worker helpers in service web.
+func workerConfig(t *testing.T, count int, extra string) string {
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fmt.Sprintf(`
+[services.web]
+command = [%q]
+count = %d
+graceful_stop = "5s"
+startup_timeout = "30s"
+restart_delay = "20ms"
+env = { %s = "run-worker", GORACE = "atexit_sleep_ms=0" }
+%s`, exe, count, helperEnv, extra)
+}
+
+// startRun writes the config and starts `vigil run` on it.
+func startRun(t *testing.T, toml string, env ...string) *runner {
+	t.Helper()
+	dir := t.TempDir()
+	r := &runner{t: t, dir: dir, config: filepath.Join(dir, "vigil.toml"), socket: filepath.Join(dir, "supervisor.ipc"),
+		out: &lockedBuffer{}, exited: make(chan error, 1)}
+	if err := os.WriteFile(r.config, []byte(toml), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r.cmd = exec.Command(vigilBin, "run", "-c", r.config)
+	r.cmd.Env = append(os.Environ(), env...)
+	r.cmd.Stdout, r.cmd.Stderr = r.out, r.out
+	if err := r.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { r.exited <- r.cmd.Wait() }()
+	t.Cleanup(func() {
+		_ = r.cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-r.exited:
+		case <-time.After(30 * time.Second):
+			_ = r.cmd.Process.Kill()
+			<-r.exited
+		}
+		if t.Failed() {
+			t.Logf("vigil run output:\n%s", r.out.String())
+		}
+	})
+	return r
+}
+
+// tree is the state of a running tree, from one status call.
+type tree struct {
+	children    []childJSON
+	connections []supervisor.ConnectionInfo
+}
+
+func (tr tree) pids(service string, state string) []int {
+	var pids []int
+	for _, c := range tr.children {
+		if c.Service == service && (state == "" || c.State == state) {
+			pids = append(pids, c.PID)
+		}
+	}
+	slices.Sort(pids)
+	return pids
+}
+
+// registered reports the pids of the registered workers (not the controller).
+func (tr tree) registered() []int {
+	var pids []int
+	for _, c := range tr.connections {
+		st, _ := c.StateMap()
+		if st["role"] == nil {
+			pids = append(pids, c.ProcessID)
+		}
+	}
+	slices.Sort(pids)
+	return pids
+}
+
+// status asks the supervisor; it returns false while it cannot.
+func (r *runner) status() (tree, bool) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	c, err := supervisor.Dial(ctx, r.socket)
+	if err != nil {
+		return tree{}, false
+	}
+	defer c.Close()
+	st, err := c.Status(ctx)
+	if err != nil {
+		return tree{}, false
+	}
+	var tr tree
+	tr.connections = st.Connections
+	raw := st.Part("children")
+	if raw == nil || json.Unmarshal(raw, &tr.children) != nil {
+		return tree{}, false
+	}
+	return tr, true
+}
+
+// waitTree polls status until cond holds.
+func (r *runner) waitTree(what string, cond func(tree) bool) tree {
+	r.t.Helper()
+	deadline := time.Now().Add(45 * time.Second)
+	for {
+		if tr, ok := r.status(); ok && cond(tr) {
+			return tr
+		}
+		select {
+		case err := <-r.exited:
+			r.t.Fatalf("vigil run exited (%v) while waiting for %s", err, what)
+		default:
+		}
+		if time.Now().After(deadline) {
+			tr, _ := r.status()
+			r.t.Fatalf("timed out waiting for %s; last tree: %+v", what, tr)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// allUp: n ready web workers, all registered, and the supervisor ready.
+func allUp(n int) func(tree) bool {
+	return func(tr tree) bool {
+		ready := tr.pids("web", "ready")
+		return len(ready) == n && len(tr.pids("web", "")) == n &&
+			slices.Equal(tr.registered(), ready) && len(tr.pids(SupervisorService, "ready")) == 1
+	}
+}
+
+func alive(pid int) bool {
+	err := syscall.Kill(pid, 0)
+	if err != nil {
+		return false
+	}
+	// A zombie still answers kill 0: look at its state.
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return false
+	}
+	fields := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
+	return len(fields) > 0 && fields[0] != "Z"
+}
+
+func TestRunKeepsWorkersAliveAndStopsCleanly(t *testing.T) {
+	r := startRun(t, workerConfig(t, 3, ""))
+	tr := r.waitTree("3 ready, registered workers", allUp(3))
+	sup := tr.pids(SupervisorService, "")[0]
+	web := tr.pids("web", "")
+
+	// A killed worker comes back with a new pid, ready and registered.
+	if err := syscall.Kill(web[1], syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	tr = r.waitTree("the killed worker's replacement", func(tr tree) bool {
+		return allUp(3)(tr) && !slices.Contains(tr.pids("web", ""), web[1])
+	})
+	web = tr.pids("web", "")
+
+	// A killed supervisor comes back; no worker restarts, all re-register.
+	if err := syscall.Kill(sup, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	tr = r.waitTree("a new supervisor with every worker registered again", func(tr tree) bool {
+		s := tr.pids(SupervisorService, "ready")
+		return len(s) == 1 && s[0] != sup && allUp(3)(tr)
+	})
+	if got := tr.pids("web", ""); !slices.Equal(got, web) {
+		t.Errorf("workers restarted with the supervisor: %v, then %v", web, got)
+	}
+	all := append(tr.pids("web", ""), tr.pids(SupervisorService, "")...)
+
+	// SIGTERM: everything stops, nothing is left, vigil exits 0.
+	if err := r.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-r.exited:
+		if err != nil {
+			t.Errorf("vigil run after SIGTERM: %v", err)
+		}
+		r.exited <- err // for the cleanup
+	case <-time.After(30 * time.Second):
+		t.Fatal("vigil run did not stop after SIGTERM")
+	}
+	for _, pid := range all {
+		if alive(pid) {
+			t.Errorf("process %d outlived vigil run", pid)
+		}
+	}
+	if _, err := os.Stat(r.socket); !os.IsNotExist(err) {
+		t.Errorf("socket left behind: %v", err)
+	}
+}
+
+func TestRunReloadBlueGreen(t *testing.T) {
+	r := startRun(t, workerConfig(t, 2, ""))
+	tr := r.waitTree("2 ready workers", allUp(2))
+	old := tr.pids("web", "")
+	sup := tr.pids(SupervisorService, "")
+
+	// Watch that web never has zero ready workers during the swap.
+	stop := make(chan struct{})
+	gaps := make(chan string, 1)
+	go func() {
+		for {
+			select {
+			case <-stop:
+				close(gaps)
+				return
+			default:
+			}
+			if tr, ok := r.status(); ok && len(tr.pids("web", "ready")) == 0 {
+				select {
+				case gaps <- fmt.Sprintf("no ready web worker: %+v", tr.children):
+				default:
+				}
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}()
+	if err := r.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	tr = r.waitTree("every web pid replaced", func(tr tree) bool {
+		cur := tr.pids("web", "")
+		for _, p := range old {
+			if slices.Contains(cur, p) {
+				return false
+			}
+		}
+		return allUp(2)(tr)
+	})
+	close(stop)
+	for g := range gaps {
+		t.Error(g)
+	}
+	if got := tr.pids(SupervisorService, ""); !slices.Equal(got, sup) {
+		t.Errorf("the supervisor was restarted by the reload: %v, then %v", sup, got)
+	}
+
+	// A broken configuration: the reload is refused, the workers stay.
+	cur := tr.pids("web", "")
+	if err := os.WriteFile(r.config, []byte("[services.web]\ncommand = []\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for !strings.Contains(r.out.String(), "reload refused") {
+		if time.Now().After(deadline) {
+			t.Fatal("the broken configuration's refusal was not logged")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if !strings.Contains(r.out.String(), "services.web.command") {
+		t.Errorf("the refusal does not name the key")
+	}
+	if tr, _ := r.status(); !slices.Equal(tr.pids("web", "ready"), cur) {
+		t.Errorf("workers changed after a refused reload: %v, then %v", cur, tr.pids("web", "ready"))
+	}
+}
+
+func TestRunRestartThroughSupervisor(t *testing.T) {
+	r := startRun(t, workerConfig(t, 1, ""))
+	r.waitTree("the worker", allUp(1))
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, err := supervisor.Dial(ctx, r.socket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	// The original's restart task: SIGINT to the controller, which stops.
+	if err := c.Restart(ctx, "INT"); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-r.exited:
+		if err != nil {
+			t.Errorf("vigil run after restart INT: %v", err)
+		}
+		r.exited <- err
+	case <-time.After(30 * time.Second):
+		t.Fatal("vigil run did not stop after restart with INT")
+	}
+}
+
+func TestRunBadConfig(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "vigil.toml")
+	if err := os.WriteFile(path, []byte("[services.web]\ncommand = [\"x\"]\ncount = -2\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command(vigilBin, "run", "-c", path).CombinedOutput()
+	var ee *exec.ExitError
+	if !errorsAs(err, &ee) || ee.ExitCode() != exitUsage {
+		t.Fatalf("exit: %v, want %d\n%s", err, exitUsage, out)
+	}
+	if want := path + ":3: services.web.count"; !strings.Contains(string(out), want) {
+		t.Errorf("output %q does not name %q", out, want)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "supervisor.ipc")); !os.IsNotExist(err) {
+		t.Errorf("something started: %v", err)
+	}
+}
+
+func TestRunNotifiesSystemdAndKubernetes(t *testing.T) {
+	dir := t.TempDir()
+	sock := filepath.Join(dir, "notify.sock")
+	conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: sock, Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	var mu sync.Mutex
+	var got []string
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		buf := make([]byte, 8192)
+		for {
+			n, err := conn.Read(buf)
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			got = append(got, string(buf[:n]))
+			mu.Unlock()
+		}
+	}()
+	seen := func(want string) bool {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, g := range got {
+			if strings.Contains(g, want) {
+				return true
+			}
+		}
+		return false
+	}
+	r := startRun(t, workerConfig(t, 1, ""), "NOTIFY_SOCKET="+sock, "WATCHDOG_USEC=200000")
+	r.waitTree("the worker", allUp(1))
+	waitUntil(t, "READY=1 and the status", func() bool { return seen("READY=1") && seen("STATUS=Running with 2 children.") })
+	waitUntil(t, "WATCHDOG=1", func() bool { return seen("WATCHDOG=1") })
+	_ = r.cmd.Process.Signal(syscall.SIGHUP)
+	waitUntil(t, "RELOADING=1", func() bool { return seen("RELOADING=1") })
+	_ = r.cmd.Process.Signal(syscall.SIGTERM)
+	waitUntil(t, "STOPPING=1", func() bool { return seen("STOPPING=1") })
+	conn.Close()
+	<-done
+
+	// NOTIFY_LOG: the JSON lines a Kubernetes probe reads.
+	logFile := filepath.Join(t.TempDir(), "notify.log")
+	r2 := startRun(t, workerConfig(t, 1, ""), "NOTIFY_LOG="+logFile)
+	r2.waitTree("the worker", allUp(1))
+	waitUntil(t, "a ready line in NOTIFY_LOG", func() bool {
+		f, err := os.Open(logFile)
+		if err != nil {
+			return false
+		}
+		defer f.Close()
+		s := bufio.NewScanner(f)
+		for s.Scan() {
+			var m map[string]any
+			if json.Unmarshal(s.Bytes(), &m) == nil && m["ready"] == true && m["status"] == "Running with 2 children." {
+				return true
+			}
+		}
+		return false
+	})
+}
+
+func waitUntil(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func errorsAs(err error, target any) bool { return errors.As(err, target) }
