@@ -145,6 +145,48 @@ func skipValue(b []byte, i int) int {
 	}
 }
 
+// GetObject returns an object field as a Message of its own (sharing this
+// one's bytes, with no second validation), and false when the field is
+// absent or not an object.
+func (m *Message) GetObject(key string) (*Message, bool) {
+	v, ok := m.Get(key)
+	if !ok || len(v) == 0 || v[0] != '{' {
+		return nil, false
+	}
+	return &Message{line: v, fields: scanObject(v, nil)}, true
+}
+
+// GetArray returns the elements of an array field, raw, and false when the
+// field is absent or not an array.
+func (m *Message) GetArray(key string) ([]json.RawMessage, bool) {
+	v, ok := m.Get(key)
+	if !ok || len(v) == 0 || v[0] != '[' {
+		return nil, false
+	}
+	var elems []json.RawMessage
+	i := skipSpace(v, 1)
+	for i < len(v) && v[i] != ']' {
+		start := i
+		i = skipValue(v, i)
+		elems = append(elems, v[start:i])
+		i = skipSpace(v, i)
+		if i < len(v) && v[i] == ',' {
+			i = skipSpace(v, i+1)
+		}
+	}
+	return elems, true
+}
+
+// Object returns an element of [Message.GetArray] that is an object as a
+// Message, and false when it is not an object. raw must come from a Message
+// (it is not validated again).
+func Object(raw json.RawMessage) (*Message, bool) {
+	if len(raw) == 0 || raw[0] != '{' {
+		return nil, false
+	}
+	return &Message{line: raw, fields: scanObject(raw, nil)}, true
+}
+
 // Bytes returns the message as it was received (trimmed of white space).
 func (m *Message) Bytes() []byte { return m.line }
 

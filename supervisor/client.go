@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"time"
 
 	"github.com/vigild/vigil/rpc"
@@ -72,25 +73,34 @@ type ConnectionInfo struct {
 	ConnectionID string `json:"connection_id"`
 	// ProcessID is the registered process_id (0 when absent or not a
 	// number).
-	ProcessID int `json:"-"`
+	ProcessID int `json:"process_id"`
 	// State is the registered state, raw; see [ConnectionInfo.StateMap].
 	State json.RawMessage `json:"state"`
 }
 
-// UnmarshalJSON decodes an entry, tolerating a process_id that is null or
-// not a number, as a raw register may leave it.
-func (c *ConnectionInfo) UnmarshalJSON(b []byte) error {
-	type plain ConnectionInfo
-	var v struct {
-		plain
-		ProcessID json.RawMessage `json:"process_id"`
+// connectionInfos reads the connections of a status reply. It walks the
+// already validated reply instead of decoding it again: a status with
+// thousands of connections stays cheap.
+func connectionInfos(reply *rpc.Message) ([]ConnectionInfo, error) {
+	elems, ok := reply.GetArray("connections")
+	if !ok {
+		return nil, fmt.Errorf("status reply has no 'connections' array")
 	}
-	if err := json.Unmarshal(b, &v); err != nil {
-		return err
+	list := make([]ConnectionInfo, 0, len(elems))
+	for _, e := range elems {
+		m, ok := rpc.Object(e)
+		if !ok {
+			return nil, fmt.Errorf("status reply: connection entry %.40s is not an object", e)
+		}
+		var c ConnectionInfo
+		c.ConnectionID, _ = m.GetString("connection_id")
+		if pid, ok := m.Get("process_id"); ok {
+			c.ProcessID, _ = strconv.Atoi(string(pid))
+		}
+		c.State, _ = m.Get("state")
+		list = append(list, c)
 	}
-	*c = ConnectionInfo(v.plain)
-	_ = json.Unmarshal(v.ProcessID, &c.ProcessID)
-	return nil
+	return list, nil
 }
 
 // StateMap decodes the registered state.
@@ -145,8 +155,8 @@ func (c *Client) Status(ctx context.Context) (*Status, error) {
 		return nil, fmt.Errorf("status: %w", err)
 	}
 	st.Final = reply
-	if err := reply.DecodeField("connections", &st.Connections); err != nil {
-		return nil, fmt.Errorf("status: %w", err)
+	if st.Connections, err = connectionInfos(reply); err != nil {
+		return nil, err
 	}
 	return st, nil
 }

@@ -73,7 +73,7 @@ func (s *Server) init() {
 }
 
 // Serve runs the monitors and serves connections accepted from l until ctx
-// ends. Then it closes l and every connection, and returns once every
+// ends. Then it closes l (before it returns) and every connection, and returns once every
 // handler, monitor and goroutine it started has returned. It returns nil
 // after ctx ends, or the listener's error if accepting fails otherwise.
 func (s *Server) Serve(ctx context.Context, l net.Listener) error {
@@ -98,7 +98,10 @@ func (s *Server) Serve(ctx context.Context, l net.Listener) error {
 	}()
 
 	stop := context.AfterFunc(ctx, func() { l.Close() })
-	defer stop()
+	defer func() {
+		stop()
+		l.Close() // once closed, the listener is closed when Serve returns
+	}()
 	for {
 		c, err := l.Accept()
 		if err != nil {
