@@ -461,3 +461,42 @@ func waitUntil(t *testing.T, what string, cond func() bool) {
 }
 
 func errorsAs(err error, target any) bool { return errors.As(err, target) }
+
+// TestQuickstart runs the README's quick start: examples/quickstart/vigil.toml
+// with the example workers built by TestMain.
+func TestQuickstart(t *testing.T) {
+	goworker := filepath.Join(binDir, "goworker")
+	if _, err := os.Stat(goworker); err != nil {
+		t.Fatalf("the example Go worker was not built: %v", err)
+	}
+	src, err := os.ReadFile("../../examples/quickstart/vigil.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pyworker, err := filepath.Abs("../../examples/quickstart/pyworker.py")
+	if err != nil {
+		t.Fatal(err)
+	}
+	toml := strings.ReplaceAll(string(src), `"../../bin/goworker"`, fmt.Sprintf("%q", goworker))
+	toml = strings.ReplaceAll(toml, `"pyworker.py"`, fmt.Sprintf("%q", pyworker))
+	_, err = exec.LookPath("python3")
+	python := err == nil
+	if !python {
+		t.Log("python3 is missing: the Python worker is left out")
+		toml = toml[:strings.Index(toml, "[services.python]")]
+	}
+	r := startRun(t, toml)
+	r.waitTree("the quick start's workers, ready and registered", func(tr tree) bool {
+		want := len(tr.pids("web", "ready"))
+		if python {
+			want += len(tr.pids("python", "ready"))
+			if len(tr.pids("python", "ready")) != 1 {
+				return false
+			}
+		}
+		return len(tr.pids("web", "ready")) == 2 && len(tr.registered()) == want
+	})
+	if !strings.Contains(r.out.String(), "web.1 | ") {
+		t.Errorf("the workers' output is not prefixed:\n%s", r.out.String())
+	}
+}
