@@ -314,7 +314,7 @@ func TestOutputNeverBlocksChildAndCountsDrops(t *testing.T) {
 	close(w.release)
 	dropped := c.Statistics()[0].OutputDroppedLines
 	eventually(t, "all lines accounted", func() bool {
-		return uint64(strings.Count(w.buf.String(), "\n"))+c.Statistics()[0].OutputDroppedLines == 20001
+		return uint64(strings.Count(w.buf.String(), "\n"))+c.Statistics()[0].OutputDroppedLines == 20002 // the lines, "to stderr" and "I am ..."
 	})
 	t.Logf("dropped %d lines", dropped)
 }

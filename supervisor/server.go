@@ -359,11 +359,5 @@ func (s *Server) relayChildren(ctx context.Context, call *rpc.Call, controller *
 			"error":      rpc.Error{Class: "ControllerError", Message: err.Error()},
 		})
 	}
-	fields := make(map[string]json.RawMessage)
-	for _, k := range reply.Keys() {
-		if k != "id" && k != "finished" {
-			fields[k], _ = reply.Get(k)
-		}
-	}
-	return call.Reply(fields)
+	return call.Reply(reply) // its fields, without its id and flags
 }

@@ -106,10 +106,12 @@ func (l *controllerLink) doRestartChildren(ctx context.Context, call *rpc.Call) 
 	return call.Finish(map[string]any{"restarted": restarted, "pids": after})
 }
 
+// pids lists the live processes of a service's instances (instance -1:
+// all), leaving out those being stopped.
 func (l *controllerLink) pids(service string, instance int) []int {
 	var pids []int
 	for _, c := range l.ctrl.Children() {
-		if c.Service == service && (instance < 0 || c.Instance == instance) && c.PID != 0 {
+		if c.Service == service && (instance < 0 || c.Instance == instance) && c.PID != 0 && c.State != container.StateStopping {
 			pids = append(pids, c.PID)
 		}
 	}

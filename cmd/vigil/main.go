@@ -4,6 +4,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"os"
 
@@ -34,19 +35,26 @@ func (e *exitError) Unwrap() error { return e.err }
 // run executes the command line and returns the process's exit code.
 func run(args []string) int {
 	root := newRoot()
+	ran := false // whether a command's own code ran: past flags and arguments
+	root.PersistentPreRun = func(*cobra.Command, []string) { ran = true }
 	root.SetArgs(args)
 	cmd, err := root.ExecuteC()
 	if err == nil {
 		return exitOK
 	}
-	code := exitFailed
-	if e, ok := err.(*exitError); ok {
-		code = e.code
-	} else if cmd != nil && !cmd.SilenceUsage {
-		code = exitUsage // cobra's own errors: unknown flag, bad arguments
-	}
 	fmt.Fprintln(os.Stderr, "vigil:", err)
-	return code
+	var ee *exitError
+	switch {
+	case errors.As(err, &ee):
+		return ee.code
+	case !ran: // cobra's own errors: unknown command or flag, bad arguments
+		if cmd != nil {
+			fmt.Fprintf(os.Stderr, "Run '%s --help' for usage.\n", cmd.CommandPath())
+		}
+		return exitUsage
+	default:
+		return exitFailed
+	}
 }
 
 func newRoot() *cobra.Command {
@@ -57,6 +65,7 @@ func newRoot() *cobra.Command {
 healthy, restarts them gracefully or blue/green, kills the ones that leak
 memory, and lets an operator look inside any worker through one socket.`,
 		SilenceErrors: true,
+		SilenceUsage:  true,
 	}
 	root.AddCommand(newSuperviseCmd(), newVersionCmd(), newCheckCmd(), newRunCmd())
 	root.AddCommand(operatorCommands()...)

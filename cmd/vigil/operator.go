@@ -1,7 +1,164 @@
 package main
 
-import "github.com/spf13/cobra"
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/vigild/vigil/rpc"
+	"github.com/vigild/vigil/supervisor"
+)
 
 // operatorCommands returns the operator's subcommands (status, restart,
 // reload, forward, dump, probe).
-func operatorCommands() []*cobra.Command { return nil }
+func operatorCommands() []*cobra.Command {
+	return []*cobra.Command{
+		newStatusCmd(),
+		newRestartCmd(),
+		newReloadCmd(),
+		newForwardCmd(),
+		newDumpCmd(),
+		newProbeCmd(),
+	}
+}
+
+// envSupervisorSocket names the socket when --socket is not given.
+const envSupervisorSocket = "VIGIL_SUPERVISOR_SOCKET"
+
+// opOptions are the flags the operator's commands share.
+type opOptions struct {
+	socket  string
+	output  string // "table" or "json"; "" for commands that print no data
+	timeout time.Duration
+}
+
+// defaultSocket is --socket's default: VIGIL_SUPERVISOR_SOCKET, else
+// supervisor.ipc in the working directory.
+func defaultSocket() string {
+	if v := os.Getenv(envSupervisorSocket); v != "" {
+		return v
+	}
+	return supervisor.DefaultSocket
+}
+
+// addSocketFlag adds --socket and --timeout.
+func (o *opOptions) addSocketFlag(cmd *cobra.Command, timeout time.Duration, timeoutHelp string) {
+	cmd.Flags().StringVar(&o.socket, "socket", defaultSocket(),
+		"the supervisor's socket ($"+envSupervisorSocket+", else supervisor.ipc here)")
+	cmd.Flags().DurationVar(&o.timeout, "timeout", timeout, timeoutHelp)
+}
+
+// addOutputFlag adds --output.
+func (o *opOptions) addOutputFlag(cmd *cobra.Command) {
+	cmd.Flags().StringVar(&o.output, "output", "table", "output format: table or json")
+}
+
+// check validates the shared flags; its error is a usage error.
+func (o *opOptions) check() error {
+	switch o.output {
+	case "", "table", "json":
+	default:
+		return usageErr("--output %q: expected table or json", o.output)
+	}
+	if o.socket == "" {
+		return usageErr("--socket: the path must not be empty")
+	}
+	if o.timeout < 0 {
+		return usageErr("--timeout %v: must not be negative", o.timeout)
+	}
+	return nil
+}
+
+// withTimeout bounds ctx by --timeout (0: no bound).
+func (o *opOptions) withTimeout(ctx context.Context) (context.Context, context.CancelFunc) {
+	if o.timeout <= 0 {
+		return context.WithCancel(ctx)
+	}
+	return context.WithTimeout(ctx, o.timeout)
+}
+
+// opError is an error whose message is written for a person; it still
+// unwraps to its cause for errors.Is.
+type opError struct {
+	msg   string
+	cause error
+}
+
+func (e *opError) Error() string { return e.msg }
+func (e *opError) Unwrap() error { return e.cause }
+
+// usageErr is a usage error (exit 2).
+func usageErr(format string, args ...any) error {
+	return &exitError{code: exitUsage, err: fmt.Errorf(format, args...)}
+}
+
+// failed is an operation's failure (exit 1) with a message for a person.
+func failed(cause error, format string, args ...any) error {
+	return &exitError{code: exitFailed, err: &opError{msg: fmt.Sprintf(format, args...), cause: cause}}
+}
+
+// unreachable is a failure to reach the supervisor (exit 3).
+func unreachable(cause error, format string, args ...any) error {
+	return &exitError{code: exitUnreachable, err: &opError{msg: fmt.Sprintf(format, args...), cause: cause}}
+}
+
+// dial connects to the supervisor, turning its failures into the messages
+// and exit codes an operator understands.
+func (o *opOptions) dial(ctx context.Context) (*supervisor.Client, error) {
+	c, err := supervisor.Dial(ctx, o.socket)
+	switch {
+	case err == nil:
+		return c, nil
+	case errors.Is(err, supervisor.ErrNoSupervisor):
+		return nil, unreachable(err, "no supervisor at %s: is `vigil run` running here? (--socket to choose)", o.socket)
+	case errors.Is(err, supervisor.ErrRefused):
+		return nil, unreachable(err, "%s", refusedMessage(o.socket))
+	default:
+		return nil, unreachable(err, "cannot reach the supervisor at %s: %v", o.socket, err)
+	}
+}
+
+// refusedMessage explains a refused connection: who was refused, and where
+// the allowed uids are set.
+func refusedMessage(socket string) string {
+	return fmt.Sprintf("permission denied: uid %d may not connect to the supervisor at %s "+
+		"(it allows root, its own uid, and the uids and groups in supervisor.allow_uids / allow_groups of vigil.toml; "+
+		"`vigil supervise` takes --allow-uid / --allow-gid)", os.Getuid(), socket)
+}
+
+// callError turns the failure of a call to the supervisor itself (status,
+// restart) into an operator's error.
+func (o *opOptions) callError(op string, err error) error {
+	var remote *rpc.RemoteError
+	switch {
+	case errors.As(err, &remote):
+		return failed(err, "%s: the supervisor at %s failed: %v", op, o.socket, remote)
+	case errors.Is(err, context.DeadlineExceeded):
+		return unreachable(err, "%s: no answer from the supervisor at %s after %v (--timeout to wait longer)", op, o.socket, o.timeout)
+	case errors.Is(err, rpc.ErrClosed):
+		// The socket's permissions let us connect but the supervisor's own
+		// check refused us, or it stopped.
+		return unreachable(err, "%s: the supervisor at %s closed the connection: either it is stopping, or uid %d is not allowed "+
+			"(allowed: root, its own uid, and supervisor.allow_uids / allow_groups of vigil.toml)", op, o.socket, os.Getuid())
+	default:
+		return unreachable(err, "%s: %v", op, err)
+	}
+}
+
+// fetchStatus dials, asks for status and builds the view of it.
+func (o *opOptions) fetchStatus(ctx context.Context) (*supervisor.Client, *opView, error) {
+	c, err := o.dial(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	st, err := callStatus(ctx, c)
+	if err != nil {
+		c.Close()
+		return nil, nil, o.callError("status", err)
+	}
+	return c, buildView(st), nil
+}

@@ -7,6 +7,7 @@ import (
 	"maps"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"sync"
@@ -168,7 +169,11 @@ func specs(exe string, cfg *config.Config) []container.Spec {
 	sup := cfg.Supervisor
 	args := []string{exe, "supervise", "--socket", sup.Socket, "--log-format", sup.LogFormat}
 	if cfg.Path != "" {
-		args = append(args, "--config", cfg.Path)
+		path, err := filepath.Abs(cfg.Path)
+		if err != nil {
+			path = cfg.Path
+		}
+		args = append(args, "--config", path)
 	}
 	for _, uid := range sup.AllowUIDs {
 		args = append(args, "--allow-uid", strconv.Itoa(uid))

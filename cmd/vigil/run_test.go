@@ -500,3 +500,51 @@ func TestQuickstart(t *testing.T) {
 		t.Errorf("the workers' output is not prefixed:\n%s", r.out.String())
 	}
 }
+
+func TestRunRestartChildrenReply(t *testing.T) {
+	r := startRun(t, workerConfig(t, 2, ""))
+	tr := r.waitTree("2 workers", allUp(2))
+	var controller string
+	for _, c := range tr.connections {
+		if st, _ := c.StateMap(); st["role"] == "controller" {
+			controller = c.ConnectionID
+		}
+	}
+	if controller == "" {
+		t.Fatal("the controller is not registered")
+	}
+	var web0, web1 int
+	for _, c := range tr.children {
+		if c.Service == "web" && c.Instance == 0 {
+			web0 = c.PID
+		} else if c.Service == "web" {
+			web1 = c.PID
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	c, err := supervisor.Dial(ctx, r.socket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	reply, err := c.Forward(ctx, controller, map[string]any{"do": "restart_children", "service": "web", "instance": 0}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got struct{ Restarted, Pids []int }
+	if err := reply.Decode(&got); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(got.Restarted, []int{web0}) || len(got.Pids) != 1 || got.Pids[0] == web0 {
+		t.Errorf("restart_children web.0: %s (web.0 was %d)", reply, web0)
+	}
+	tr = r.waitTree("web.0 replaced", allUp(2))
+	if !slices.Contains(tr.pids("web", ""), web1) {
+		t.Errorf("web.1 (%d) was restarted too: %v", web1, tr.pids("web", ""))
+	}
+	_, err = c.Forward(ctx, controller, map[string]any{"do": "restart_children", "service": "nope"}, nil)
+	if err == nil || !strings.Contains(err.Error(), "nope") {
+		t.Errorf("restart_children of an unknown service: %v", err)
+	}
+}

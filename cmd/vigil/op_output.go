@@ -1,0 +1,154 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"unicode/utf8"
+)
+
+// useColour reports whether output to w gets colour: only on a terminal,
+// never with NO_COLOR set (https://no-color.org) or TERM=dumb.
+func useColour(w io.Writer) bool {
+	if os.Getenv("NO_COLOR") != "" || os.Getenv("TERM") == "dumb" {
+		return false
+	}
+	return writerIsTerminal(w)
+}
+
+func writerIsTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	return ok && isTerminal(f.Fd())
+}
+
+// ANSI colours of the states.
+const (
+	ansiReset  = "\x1b[0m"
+	ansiRed    = "\x1b[31m"
+	ansiGreen  = "\x1b[32m"
+	ansiYellow = "\x1b[33m"
+	ansiDim    = "\x1b[2m"
+	ansiBold   = "\x1b[1m"
+)
+
+// stateColour is the colour of a worker's state.
+func stateColour(state string) string {
+	switch state {
+	case "ready":
+		return ansiGreen
+	case "starting", "backing off":
+		return ansiYellow
+	case "unhealthy", "stopping":
+		return ansiRed
+	}
+	return ""
+}
+
+// formatSize formats bytes in binary units: "512 B", "12.3 MiB"; "-" when
+// unknown (negative).
+func formatSize(b float64) string {
+	if b < 0 {
+		return "-"
+	}
+	units := []string{"B", "KiB", "MiB", "GiB", "TiB"}
+	i := 0
+	for b >= 1024 && i < len(units)-1 {
+		b /= 1024
+		i++
+	}
+	if i == 0 {
+		return fmt.Sprintf("%.0f B", b)
+	}
+	return fmt.Sprintf("%.1f %s", b, units[i])
+}
+
+// formatUptime formats seconds as "45s", "12m03s", "5h07m", "3d04h"; "-"
+// when unknown.
+func formatUptime(s float64) string {
+	if s < 0 {
+		return "-"
+	}
+	t := int64(s)
+	switch {
+	case t < 60:
+		return fmt.Sprintf("%ds", t)
+	case t < 3600:
+		return fmt.Sprintf("%dm%02ds", t/60, t%60)
+	case t < 86400:
+		return fmt.Sprintf("%dh%02dm", t/3600, t%3600/60)
+	default:
+		return fmt.Sprintf("%dd%02dh", t/86400, t%86400/3600)
+	}
+}
+
+// formatCPU formats a percentage of one core; "-" when unknown.
+func formatCPU(p float64) string {
+	if p < 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%.1f%%", p)
+}
+
+// table lays out rows of cells in aligned columns. Columns have a minimum
+// width, so that a layout does not shift with the values; right-aligned
+// columns are for numbers. A colour applies to one cell after padding.
+type table struct {
+	headers []string
+	minW    []int
+	right   []bool
+	rows    [][]string
+	colours [][]string
+}
+
+func (t *table) add(cells []string, colours []string) {
+	t.rows = append(t.rows, cells)
+	t.colours = append(t.colours, colours)
+}
+
+func (t *table) write(w io.Writer, colour bool) error {
+	widths := make([]int, len(t.headers))
+	for i, h := range t.headers {
+		widths[i] = max(utf8.RuneCountInString(h), t.minW[i])
+	}
+	for _, r := range t.rows {
+		for i, c := range r {
+			widths[i] = max(widths[i], utf8.RuneCountInString(c))
+		}
+	}
+	var b strings.Builder
+	line := func(cells []string, colours []string, header bool) {
+		for i, c := range cells {
+			last := i == len(cells)-1
+			pad := strings.Repeat(" ", widths[i]-utf8.RuneCountInString(c))
+			cell := c + pad
+			if t.right[i] {
+				cell = pad + c
+			}
+			if last && !t.right[i] {
+				cell = c // no trailing spaces
+			}
+			col := ""
+			if colour && colours != nil {
+				col = colours[i]
+			}
+			if colour && header {
+				col = ansiBold
+			}
+			if col != "" {
+				cell = col + cell + ansiReset
+			}
+			b.WriteString(cell)
+			if !last {
+				b.WriteString("  ")
+			}
+		}
+		b.WriteByte('\n')
+	}
+	line(t.headers, nil, true)
+	for i, r := range t.rows {
+		line(r, t.colours[i], false)
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
+}

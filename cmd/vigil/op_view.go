@@ -1,0 +1,411 @@
+package main
+
+import (
+	"cmp"
+	"context"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/vigild/vigil/rpc"
+	"github.com/vigild/vigil/supervisor"
+)
+
+// The shapes of the status replies, as the controller and the monitors send
+// them. Every field is optional: a missing part leaves its columns blank.
+
+// opChild is one entry of the controller's {"children": [...]}.
+type opChild struct {
+	Service     string   `json:"service"`
+	Instance    int      `json:"instance"`
+	PID         int      `json:"pid"`
+	State       string   `json:"state"`
+	Restarts    int      `json:"restarts"`
+	LastExit    *string  `json:"last_exit"`
+	StartedAt   *string  `json:"started_at"`
+	Uptime      *float64 `json:"uptime"`
+	NextRestart *string  `json:"next_restart"`
+}
+
+// opServiceStats is one service's entry of the controller's "statistics".
+type opServiceStats struct {
+	Spawns      int     `json:"spawns"`
+	Restarts    int     `json:"restarts"`
+	Failures    int     `json:"failures"`
+	RestartRate float64 `json:"restart_rate"`
+	FailureRate float64 `json:"failure_rate"`
+}
+
+type opMemProcess struct {
+	CurrentSize        *float64 `json:"current_size"` // shared + private
+	CurrentPrivateSize *float64 `json:"current_private_size"`
+	ResidentSize       *float64 `json:"resident_size"`
+}
+
+type opMemoryMonitor struct {
+	Processes map[string]opMemProcess    `json:"processes"`
+	Kills     map[string]json.RawMessage `json:"kills"`
+}
+
+type opProcMetric struct {
+	ProcessorUtilization *float64 `json:"processor_utilization"`
+	ResidentSize         *float64 `json:"resident_size"`
+	ElapsedTime          *float64 `json:"elapsed_time"`
+	Memory               *struct {
+		PrivateClean float64 `json:"private_clean_size"`
+		PrivateDirty float64 `json:"private_dirty_size"`
+	} `json:"memory"`
+}
+
+type opProcessMonitor struct {
+	Metrics map[string]opProcMetric `json:"metrics"`
+}
+
+// opState is the part of a registered state the operator's tools read.
+type opState struct {
+	Role      string          `json:"role"`
+	Name      string          `json:"name"`
+	Instance  json.RawMessage `json:"instance"`
+	ProcessID json.RawMessage `json:"process_id"`
+}
+
+// opWorker is one row of the status table: a child of the controller, a
+// registered connection, or both (matched by pid).
+type opWorker struct {
+	Service  string
+	Instance int // -1: unknown
+	PID      int // 0: unknown
+	ConnID   string
+	State    string
+	Uptime   float64 // seconds; -1: unknown
+	CPU      float64 // percent of one core; -1: unknown
+	Private  float64 // bytes; -1: unknown
+	Resident float64 // bytes; -1: unknown
+	Restarts int     // -1: unknown
+	LastExit string
+	// Controller marks the controller's own registration (never a row).
+	Controller bool
+}
+
+// Name returns SERVICE.INSTANCE, or what is known of it.
+func (w *opWorker) Name() string {
+	switch {
+	case w.Controller:
+		return "controller"
+	case w.Service == "":
+		return "(unnamed)"
+	case w.Instance < 0:
+		return w.Service
+	default:
+		return w.Service + "." + strconv.Itoa(w.Instance)
+	}
+}
+
+// Describe names the worker for messages: "web.0 (pid 123, connection 1a2b3c4d)".
+func (w *opWorker) Describe() string {
+	var parts []string
+	if w.PID > 0 {
+		parts = append(parts, "pid "+strconv.Itoa(w.PID))
+	}
+	if w.ConnID != "" {
+		parts = append(parts, "connection "+shortID(w.ConnID))
+	}
+	if len(parts) == 0 {
+		return w.Name()
+	}
+	return w.Name() + " (" + strings.Join(parts, ", ") + ")"
+}
+
+// opServiceSummary is a service's totals line.
+type opServiceSummary struct {
+	Name     string
+	Workers  int
+	Ready    int
+	CPU      float64
+	Private  float64
+	Resident float64
+	Restarts int
+	Stats    *opServiceStats
+	Kills    map[string]int
+}
+
+// opView is a status reply joined into rows.
+type opView struct {
+	Workers    []*opWorker // sorted by service, instance, pid
+	Controller *opWorker   // nil when no controller is registered
+	// HasChildren is true when the controller's children reply came.
+	HasChildren bool
+	Children    []opChild
+	Services    []*opServiceSummary
+	// Kills are the memory monitor's kills by reason, when it does not say
+	// which service they were in.
+	Kills map[string]int
+	// Warnings are the failed parts (a monitor or the controller).
+	Warnings []string
+	// Connections are all registrations, the controller's included.
+	Connections []*opWorker
+}
+
+func shortID(id string) string {
+	if len(id) > 8 {
+		return id[:8]
+	}
+	return id
+}
+
+// opStatus is a status call's replies, raw: the intermediate ones (the
+// monitors', the controller's children) and the final one (connections).
+type opStatus struct {
+	Parts []*rpc.Message
+	Final *rpc.Message
+}
+
+// opConnection is an entry of the final reply's "connections".
+type opConnection struct {
+	ConnectionID string          `json:"connection_id"`
+	ProcessID    json.RawMessage `json:"process_id"`
+	State        opState         `json:"state"`
+}
+
+// callStatus asks for the status. It decodes nothing: buildView decodes
+// only what the table needs, once (with 1,000 workers, decoding is most of
+// the command's time).
+func callStatus(ctx context.Context, c *supervisor.Client) (*opStatus, error) {
+	st := &opStatus{}
+	final, err := c.Conn().Call(ctx, "status", nil, func(m *rpc.Message) error {
+		st.Parts = append(st.Parts, m)
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	st.Final = final
+	return st, nil
+}
+
+// buildView joins the status replies: the controller's children, the
+// connections, and the monitors' figures, by pid.
+func buildView(st *opStatus) *opView {
+	v := &opView{}
+	var mem *opMemoryMonitor
+	var proc *opProcessMonitor
+	var stats map[string]*opServiceStats
+	for _, p := range st.Parts {
+		switch {
+		case p.Has("memory_monitor"):
+			var m opMemoryMonitor
+			if err := p.DecodeField("memory_monitor", &m); err != nil {
+				v.Warnings = append(v.Warnings, fmt.Sprintf("memory monitor: unreadable status: %v", err))
+			} else {
+				mem = &m
+			}
+		case p.Has("process_monitor"):
+			var m opProcessMonitor
+			if err := p.DecodeField("process_monitor", &m); err != nil {
+				v.Warnings = append(v.Warnings, fmt.Sprintf("process monitor: unreadable status: %v", err))
+			} else {
+				proc = &m
+			}
+		case p.Has("children"):
+			v.HasChildren = true
+			raw, _ := p.Get("children")
+			v.Children = decodeChildren(raw)
+			if err := p.DecodeField("statistics", &stats); err != nil {
+				v.Warnings = append(v.Warnings, fmt.Sprintf("controller: unreadable statistics: %v", err))
+			}
+		case p.Has("error"):
+			who, _ := p.GetString("monitor")
+			if c, ok := p.GetString("controller"); ok {
+				who = "controller " + shortID(c)
+			}
+			if who == "" {
+				who = "a status part"
+			}
+			var e struct {
+				Message string `json:"message"`
+			}
+			msg := ""
+			if raw, _ := p.Get("error"); len(raw) > 0 && raw[0] == '"' {
+				msg, _ = p.GetString("error")
+			} else if p.DecodeField("error", &e) == nil {
+				msg = e.Message
+			}
+			v.Warnings = append(v.Warnings, fmt.Sprintf("%s failed: %s", who, msg))
+		}
+	}
+
+	// Connections, indexed by pid for the children to claim.
+	byPID := make(map[int][]*opWorker)
+	raw, _ := st.Final.Get("connections")
+	conns := decodeConnections(raw)
+	for i := range conns {
+		c := &conns[i]
+		s := &c.State
+		w := &opWorker{
+			Service: s.Name, Instance: scanInt(s.Instance, -1), PID: scanInt(c.ProcessID, 0), ConnID: c.ConnectionID,
+			State: "connected", Uptime: -1, CPU: -1, Private: -1, Resident: -1, Restarts: -1,
+		}
+		if w.PID == 0 {
+			w.PID = scanInt(s.ProcessID, 0)
+		}
+		v.Connections = append(v.Connections, w)
+		if s.Role == "controller" {
+			w.Controller = true
+			v.Controller = w
+			continue
+		}
+		byPID[w.PID] = append(byPID[w.PID], w)
+	}
+	claimed := make(map[*opWorker]bool)
+	for i := range v.Children {
+		ch := &v.Children[i]
+		w := &opWorker{
+			Service: ch.Service, Instance: ch.Instance, PID: ch.PID, State: ch.State,
+			Uptime: -1, CPU: -1, Private: -1, Resident: -1, Restarts: ch.Restarts,
+		}
+		if ch.Uptime != nil {
+			w.Uptime = *ch.Uptime
+		}
+		if ch.LastExit != nil {
+			w.LastExit = *ch.LastExit
+		}
+		if ch.PID > 0 {
+			for _, c := range byPID[ch.PID] {
+				if !claimed[c] {
+					claimed[c] = true
+					w.ConnID = c.ConnID
+					c.Service, c.Instance = ch.Service, ch.Instance
+					break
+				}
+			}
+		}
+		v.Workers = append(v.Workers, w)
+	}
+	for _, c := range v.Connections {
+		if !c.Controller && !claimed[c] {
+			v.Workers = append(v.Workers, c)
+		}
+	}
+
+	// The monitors' figures, by pid.
+	for _, w := range v.Workers {
+		if w.PID <= 0 {
+			continue
+		}
+		key := strconv.Itoa(w.PID)
+		if proc != nil {
+			if m, ok := proc.Metrics[key]; ok {
+				if m.ProcessorUtilization != nil {
+					w.CPU = *m.ProcessorUtilization
+				}
+				if m.ResidentSize != nil {
+					w.Resident = *m.ResidentSize
+				}
+				if m.Memory != nil {
+					w.Private = m.Memory.PrivateClean + m.Memory.PrivateDirty
+				}
+				if w.Uptime < 0 && m.ElapsedTime != nil {
+					w.Uptime = *m.ElapsedTime
+				}
+			}
+		}
+		if mem != nil {
+			if m, ok := mem.Processes[key]; ok {
+				if m.CurrentPrivateSize != nil {
+					w.Private = *m.CurrentPrivateSize
+				}
+				if m.ResidentSize != nil {
+					w.Resident = *m.ResidentSize
+				} else if m.CurrentSize != nil {
+					w.Resident = *m.CurrentSize
+				}
+			}
+		}
+	}
+	slices.SortStableFunc(v.Workers, func(a, b *opWorker) int {
+		if c := cmp.Compare(b2i(a.Service == ""), b2i(b.Service == "")); c != 0 {
+			return c // unnamed connections last
+		}
+		if c := cmp.Compare(a.Service, b.Service); c != 0 {
+			return c
+		}
+		if c := cmp.Compare(a.Instance, b.Instance); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.PID, b.PID)
+	})
+
+	// Services' totals.
+	byName := make(map[string]*opServiceSummary)
+	summary := func(name string) *opServiceSummary {
+		s := byName[name]
+		if s == nil {
+			s = &opServiceSummary{Name: name, CPU: -1, Private: -1, Resident: -1}
+			byName[name] = s
+			v.Services = append(v.Services, s)
+		}
+		return s
+	}
+	for _, w := range v.Workers {
+		s := summary(w.Service)
+		s.Workers++
+		if w.State == "ready" {
+			s.Ready++
+		}
+		s.CPU = addKnown(s.CPU, w.CPU)
+		s.Private = addKnown(s.Private, w.Private)
+		s.Resident = addKnown(s.Resident, w.Resident)
+		s.Restarts += max(w.Restarts, 0)
+	}
+	for name, st := range stats {
+		if st != nil {
+			summary(name).Stats = st
+		}
+	}
+	if mem != nil {
+		for reason, raw := range mem.Kills {
+			var n int
+			if json.Unmarshal(raw, &n) == nil {
+				if v.Kills == nil {
+					v.Kills = make(map[string]int)
+				}
+				v.Kills[reason] = n
+				continue
+			}
+			// {"service": {"reason": n}}: kills per service.
+			var per map[string]int
+			if json.Unmarshal(raw, &per) == nil {
+				s := summary(reason)
+				s.Kills = per
+			}
+		}
+	}
+	slices.SortFunc(v.Services, func(a, b *opServiceSummary) int {
+		if c := cmp.Compare(b2i(a.Name == ""), b2i(b.Name == "")); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.Name, b.Name)
+	})
+	return v
+}
+
+func b2i(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// addKnown adds a figure to a total; -1 means unknown, for either.
+func addKnown(total, v float64) float64 {
+	switch {
+	case v < 0:
+		return total
+	case total < 0:
+		return v
+	default:
+		return total + v
+	}
+}
