@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"iter"
 	"strconv"
 	"unicode/utf8"
 )
@@ -163,24 +164,47 @@ func (m *Message) GetArray(key string) ([]json.RawMessage, bool) {
 	if !ok || len(v) == 0 || v[0] != '[' {
 		return nil, false
 	}
-	var elems []json.RawMessage
-	i := skipSpace(v, 1)
-	for i < len(v) && v[i] != ']' {
+	return Elements(v), true
+}
+
+// Elements returns the elements of a JSON array, raw; nil when raw is not
+// an array. raw must come from a Message (it is not validated again).
+func Elements(raw json.RawMessage) []json.RawMessage {
+	i := skipSpace(raw, 0)
+	if i >= len(raw) || raw[i] != '[' {
+		return nil
+	}
+	elems := []json.RawMessage{}
+	i = skipSpace(raw, i+1)
+	for i < len(raw) && raw[i] != ']' {
 		start := i
-		i = skipValue(v, i)
-		elems = append(elems, v[start:i])
-		i = skipSpace(v, i)
-		if i < len(v) && v[i] == ',' {
-			i = skipSpace(v, i+1)
+		i = skipValue(raw, i)
+		elems = append(elems, raw[start:i])
+		i = skipSpace(raw, i)
+		if i < len(raw) && raw[i] == ',' {
+			i = skipSpace(raw, i+1)
 		}
 	}
-	return elems, true
+	return elems
+}
+
+// All yields the top-level fields in the order they came, keys unquoted
+// and values raw.
+func (m *Message) All() iter.Seq2[string, json.RawMessage] {
+	return func(yield func(string, json.RawMessage) bool) {
+		for _, f := range m.fields {
+			if !yield(f.key, f.value) {
+				return
+			}
+		}
+	}
 }
 
 // Object returns an element of [Message.GetArray] that is an object as a
 // Message, and false when it is not an object. raw must come from a Message
 // (it is not validated again).
 func Object(raw json.RawMessage) (*Message, bool) {
+	raw = bytes.Trim(raw, jsonSpace)
 	if len(raw) == 0 || raw[0] != '{' {
 		return nil, false
 	}
@@ -222,15 +246,20 @@ func (m *Message) Keys() []string {
 // GetString returns a string field. It reports false when the field is
 // absent, null or not a string.
 func (m *Message) GetString(key string) (string, bool) {
-	v, ok := m.Get(key)
-	if !ok || len(v) == 0 || v[0] != '"' {
+	v, _ := m.Get(key)
+	return String(v)
+}
+
+// String decodes a raw JSON string value; false when raw is not a string.
+func String(raw json.RawMessage) (string, bool) {
+	if len(raw) < 2 || raw[0] != '"' {
 		return "", false
 	}
-	if bytes.IndexByte(v, '\\') < 0 && utf8.Valid(v) {
-		return string(v[1 : len(v)-1]), true
+	if bytes.IndexByte(raw, '\\') < 0 && utf8.Valid(raw) {
+		return string(raw[1 : len(raw)-1]), true
 	}
 	var s string
-	if err := json.Unmarshal(v, &s); err != nil {
+	if err := json.Unmarshal(raw, &s); err != nil {
 		return "", false
 	}
 	return s, true
