@@ -490,7 +490,11 @@ func (c *Container) onExit(p *proc, status ExitStatus) {
 	if failed {
 		level = slog.LevelWarn
 	}
-	c.logger.Log(context.Background(), level, "child exited", "child", p.name(), "pid", p.pid, "status", status.String(), "killed", p.killed)
+	attrs := []any{"child", p.name(), "pid", p.pid, "status", status.String()}
+	if p.killed != "" {
+		attrs = append(attrs, "killed", p.killed) // why the container killed it
+	}
+	c.logger.Log(context.Background(), level, "child exited", attrs...)
 	action := c.policy.ChildExit(info, status)
 	switch {
 	case inst.candidate == p:
