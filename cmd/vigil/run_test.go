@@ -175,6 +175,30 @@ func (r *runner) status() (tree, bool) {
 	return tr, true
 }
 
+// rawStatus is one status call, failing the test if it cannot be made.
+func (r *runner) rawStatus(ctx context.Context) *supervisor.Status {
+	r.t.Helper()
+	c, err := supervisor.Dial(ctx, r.socket)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	defer c.Close()
+	st, err := c.Status(ctx)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	return st
+}
+
+func containsAll(s string, subs ...string) bool {
+	for _, sub := range subs {
+		if !strings.Contains(s, sub) {
+			return false
+		}
+	}
+	return true
+}
+
 // waitTree polls status until cond holds.
 func (r *runner) waitTree(what string, cond func(tree) bool) tree {
 	r.t.Helper()
