@@ -51,15 +51,15 @@ type encServiceLimit struct {
 
 type encProcess struct {
 	Interval Duration `toml:"interval"`
-	PPID     int      `toml:"ppid" comment:"0: the supervisor's parent"`
+	PPID     int      `toml:"ppid" comment:"0 means the supervisor's parent"`
 }
 
 type encService struct {
 	Command            []string          `toml:"command"`
 	Count              int               `toml:"count"`
 	Restart            bool              `toml:"restart"`
-	StartupTimeout     Duration          `toml:"startup_timeout" comment:"0s: no limit"`
-	HealthCheckTimeout Duration          `toml:"health_check_timeout" comment:"0s: no limit"`
+	StartupTimeout     Duration          `toml:"startup_timeout" comment:"0s means no limit"`
+	HealthCheckTimeout Duration          `toml:"health_check_timeout" comment:"0s means no limit"`
 	GracefulStop       Duration          `toml:"graceful_stop"`
 	RestartDelay       Duration          `toml:"restart_delay"`
 	RestartDelayMax    Duration          `toml:"restart_delay_max"`
