@@ -53,7 +53,7 @@ func Parse(line []byte) (*Message, error) {
 		return nil, fmt.Errorf("%w: %.64q", ErrNotObject, line)
 	}
 	m := &Message{line: line}
-	m.fields = scanObject(line, m.fields[:0])
+	m.fields = scanObject(line, make([]field, 0, 8))
 	return m, nil
 }
 
@@ -154,7 +154,7 @@ func (m *Message) GetObject(key string) (*Message, bool) {
 	if !ok || len(v) == 0 || v[0] != '{' {
 		return nil, false
 	}
-	return &Message{line: v, fields: scanObject(v, nil)}, true
+	return &Message{line: v, fields: scanObject(v, make([]field, 0, 8))}, true
 }
 
 // GetArray returns the elements of an array field, raw, and false when the
@@ -208,7 +208,7 @@ func Object(raw json.RawMessage) (*Message, bool) {
 	if len(raw) == 0 || raw[0] != '{' {
 		return nil, false
 	}
-	return &Message{line: raw, fields: scanObject(raw, nil)}, true
+	return &Message{line: raw, fields: scanObject(raw, make([]field, 0, 8))}, true
 }
 
 // Bytes returns the message as it was received (trimmed of white space).
