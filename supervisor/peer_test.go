@@ -50,12 +50,13 @@ func sharedDir(t *testing.T) (dir, exe string) {
 	return dir, exe
 }
 
-// dialAs runs the dial helper as otherUID and returns what it printed.
-func dialAs(t *testing.T, exe, socket string) string {
+// dialAs runs the dial helper as otherUID, in the supplementary groups
+// given, and returns what it printed.
+func dialAs(t *testing.T, exe, socket string, groups ...uint32) string {
 	t.Helper()
 	cmd := helperCmd(t, "dial", socket)
 	cmd.Path, cmd.Args[0] = exe, exe
-	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: otherUID, Gid: otherUID}}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: otherUID, Gid: otherUID, Groups: groups, NoSetGroups: false}}
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		t.Fatalf("dial helper: %v\n%s", err, out)
@@ -77,11 +78,13 @@ func TestPeerCredentials(t *testing.T) {
 
 	t.Run("peer credentials refuse a uid not allowed", func(t *testing.T) {
 		path := filepath.Join(dir, "open.ipc")
-		ts := serveAt(t, path, ListenOptions{})
-		if err := os.Chmod(path, 0o666); err != nil { // as if the file's mode were too loose
-			t.Fatal(err)
+		// Another uid is allowed, so the file is open to all (0666) and the
+		// peer credentials are the gate.
+		ts := serveAt(t, path, ListenOptions{AllowUIDs: []int{4242}, AllowGIDs: []int{4343}})
+		if fi, err := os.Stat(path); err != nil || fi.Mode().Perm() != 0o666 {
+			t.Fatalf("socket with allowed uids: %v %v, want mode 0666", fi.Mode(), err)
 		}
-		out := dialAs(t, exe, ts.path)
+		out := dialAs(t, exe, ts.path, 4444)
 		if !strings.Contains(out, "register error") || !strings.Contains(out, "connection closed") {
 			t.Errorf("refused client: %q", out)
 		}
@@ -97,11 +100,16 @@ func TestPeerCredentials(t *testing.T) {
 	t.Run("an allowed uid connects", func(t *testing.T) {
 		path := filepath.Join(dir, "allowed.ipc")
 		ts := serveAt(t, path, ListenOptions{AllowUIDs: []int{otherUID}})
-		if err := os.Chmod(path, 0o666); err != nil {
-			t.Fatal(err)
-		}
 		if out := dialAs(t, exe, ts.path); !strings.HasPrefix(out, "registered ") {
 			t.Errorf("allowed client: %q", out)
+		}
+	})
+
+	t.Run("an allowed supplementary group connects", func(t *testing.T) {
+		path := filepath.Join(dir, "allowed-gid.ipc")
+		ts := serveAt(t, path, ListenOptions{AllowGIDs: []int{4343}})
+		if out := dialAs(t, exe, ts.path, 4343); !strings.HasPrefix(out, "registered ") {
+			t.Errorf("client in an allowed supplementary group: %q", out)
 		}
 	})
 
@@ -111,6 +119,17 @@ func TestPeerCredentials(t *testing.T) {
 		ts := serveAt(t, path, ListenOptions{Group: &gid})
 		if out := dialAs(t, exe, ts.path); !strings.HasPrefix(out, "registered ") {
 			t.Errorf("group member: %q", out)
+		}
+		// A member through a supplementary group passes the file's mode and
+		// the credential check alike.
+		gid2 := 4545
+		path2 := filepath.Join(dir, "group2.ipc")
+		ts2 := serveAt(t, path2, ListenOptions{Group: &gid2})
+		if out := dialAs(t, exe, ts2.path, 4545); !strings.HasPrefix(out, "registered ") {
+			t.Errorf("supplementary group member: %q", out)
+		}
+		if out := dialAs(t, exe, ts2.path); !strings.Contains(out, "permission denied") {
+			t.Errorf("non-member: %q", out)
 		}
 	})
 }

@@ -30,8 +30,9 @@ type Server struct {
 	Monitors []Monitor
 	// Logger receives the server's events; nil discards them.
 	Logger *slog.Logger
-	// ParentPID is the process that restart signals; 0 means the server's
-	// parent process (the controller), as in the original.
+	// ParentPID is the controller: the process that restart signals, and
+	// the only one that may register with the role "controller"; 0 means
+	// the server's parent process, as in the original.
 	ParentPID int
 	// MaxLineSize is the longest line accepted on a connection (default
 	// rpc.DefaultMaxLineSize).
@@ -188,6 +189,9 @@ func (s *Server) doRegister(ctx context.Context, call *rpc.Call) error {
 	}
 	conn := call.Conn()
 	peer, _ := conn.State()["peer"].(Credentials)
+	if role, _ := params.State["role"].(string); role == "controller" && peer.PID != 0 && peer.PID != s.parentPID() {
+		return rpc.Errorf("PermissionError", "register: only the controller (pid %d) may register with the role \"controller\", not pid %d", s.parentPID(), peer.PID)
+	}
 	id := uuid.NewString()
 
 	s.mu.Lock()
@@ -252,7 +256,11 @@ func (s *Server) doForward(ctx context.Context, call *rpc.Call) error {
 	}
 	if timeout > 0 {
 		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, time.Duration(timeout*float64(time.Second)))
+		d := maxForwardTimeout
+		if timeout < d.Seconds() {
+			d = time.Duration(timeout * float64(time.Second))
+		}
+		ctx, cancel = context.WithTimeout(ctx, d)
 		defer cancel()
 	}
 
@@ -285,10 +293,7 @@ func (s *Server) doRestart(ctx context.Context, call *rpc.Call) error {
 	if err != nil {
 		return rpc.ArgumentError("restart: %v", err)
 	}
-	pid := s.ParentPID
-	if pid == 0 {
-		pid = os.Getppid()
-	}
+	pid := s.parentPID()
 	if pid <= 1 {
 		return rpc.Errorf("RuntimeError", "restart: no parent process to signal (parent pid %d)", pid)
 	}
@@ -302,6 +307,27 @@ func (s *Server) doRestart(ctx context.Context, call *rpc.Call) error {
 	return nil
 }
 
+// parentPID is the controller's pid.
+func (s *Server) parentPID() int {
+	if s.ParentPID != 0 {
+		return s.ParentPID
+	}
+	return os.Getppid()
+}
+
+// maxForwardTimeout bounds a forward's "timeout" parameter.
+const maxForwardTimeout = 24 * time.Hour
+
+// monitorName is how a monitor is named in a failed status reply: its
+// Name() when it has one (the key of its status, such as
+// "memory_monitor"), else its Go type.
+func monitorName(m Monitor) string {
+	if n, ok := m.(interface{ Name() string }); ok {
+		return n.Name()
+	}
+	return fmt.Sprintf("%T", m)
+}
+
 // doStatus sends one intermediate reply per monitor (an error reply for a
 // monitor that fails), one with the controller's children when the
 // controller is registered, and then the connections.
@@ -311,9 +337,9 @@ func (s *Server) doStatus(ctx context.Context, call *rpc.Call) error {
 		v, err := monitorStatus(mctx, m)
 		cancel()
 		if err != nil {
-			s.logger.Error("monitor status failed", "monitor", fmt.Sprintf("%T", m), "error", err)
+			s.logger.Error("monitor status failed", "monitor", monitorName(m), "error", err)
 			err = call.Reply(map[string]any{
-				"monitor": fmt.Sprintf("%T", m),
+				"monitor": monitorName(m),
 				"error":   rpc.Error{Class: "MonitorError", Message: err.Error()},
 			})
 		} else {

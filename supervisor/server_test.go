@@ -412,3 +412,35 @@ func TestServeStopsEverything(t *testing.T) {
 		t.Errorf("monitor events after stop: %q", ev)
 	}
 }
+
+func TestOnlyTheParentRegistersAsController(t *testing.T) {
+	children := rpc.Handlers{"children": func(ctx context.Context, call *rpc.Call) error {
+		return call.Finish(map[string]any{"children": []map[string]any{{"service": "web", "pid": 42}}})
+	}}
+	// This test process is the peer: as the server's parent it may register
+	// as the controller, and status relays its children.
+	ts := startServer(t, &Server{ParentPID: os.Getpid()}, ListenOptions{})
+	ctrl := dial(t, ts.path, children)
+	if _, err := ctrl.Register(ctxT(t), map[string]any{"role": "controller", "process_id": os.Getpid()}); err != nil {
+		t.Fatalf("the parent registering as controller: %v", err)
+	}
+	st, err := dial(t, ts.path, nil).Status(ctxT(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := string(st.Part("children")); got != `[{"pid":42,"service":"web"}]` {
+		t.Errorf("children relayed: %s", got)
+	}
+
+	// Any other process is refused, and nothing is relayed for it.
+	ts2 := startServer(t, &Server{ParentPID: 1}, ListenOptions{})
+	impostor := dial(t, ts2.path, children)
+	_, err = impostor.Register(ctxT(t), map[string]any{"role": "controller"})
+	var re *rpc.RemoteError
+	if !errors.As(err, &re) || re.Class != "PermissionError" || !strings.Contains(re.Message, "only the controller") {
+		t.Errorf("an impostor registering as controller: %v", err)
+	}
+	if n := len(ts2.Connections()); n != 0 {
+		t.Errorf("the impostor was registered")
+	}
+}

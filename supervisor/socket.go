@@ -24,9 +24,28 @@ var ErrRefused = errors.New("permission denied")
 // Credentials are a connected peer's process, user and group ids, as the
 // kernel reports them (SO_PEERCRED).
 type Credentials struct {
+	// PID is the peer's process id.
 	PID int `json:"pid"`
+	// UID is the peer's user id.
 	UID int `json:"uid"`
+	// GID is the peer's primary group id.
 	GID int `json:"gid"`
+	// Groups are the peer's supplementary group ids (SO_PEERGROUPS).
+	Groups []int `json:"groups,omitempty"`
+}
+
+// inGroup reports whether the peer's primary or a supplementary group is
+// gid.
+func (c Credentials) inGroup(gid int) bool {
+	if c.GID == gid {
+		return true
+	}
+	for _, g := range c.Groups {
+		if g == gid {
+			return true
+		}
+	}
+	return false
 }
 
 // ListenOptions says who may connect to the socket. The zero value allows
@@ -35,9 +54,10 @@ type ListenOptions struct {
 	// Group, when not nil, is the gid that owns the socket file, whose mode
 	// becomes 0660 so that the group's members can connect.
 	Group *int
-	// AllowUIDs and AllowGIDs are further users and groups whose processes
-	// may connect (the peer's primary gid is checked).
+	// AllowUIDs are further users whose processes may connect.
 	AllowUIDs []int
+	// AllowGIDs are further groups whose members may connect (primary or
+	// supplementary groups).
 	AllowGIDs []int
 	// Logger receives refusals; nil discards them.
 	Logger *slog.Logger
@@ -55,12 +75,24 @@ func (o ListenOptions) allowed(c Credentials, self int) bool {
 		}
 	}
 	for _, g := range o.AllowGIDs {
-		if c.GID == g {
+		if c.inGroup(g) {
 			return true
 		}
 	}
-	if o.Group != nil && c.GID == *o.Group {
-		return true
+	return o.Group != nil && c.inGroup(*o.Group)
+}
+
+// mode is the socket file's mode: 0600 by default, 0660 for a group, and
+// 0666 when further users or groups are allowed, since connecting needs
+// write permission on the file: the peer-credential check of every
+// accepted connection is then the gate.
+func (o ListenOptions) mode() uint32 {
+	switch {
+	case len(o.AllowUIDs) > 0 || len(o.AllowGIDs) > 0:
+		return 0o666
+	case o.Group != nil:
+		return 0o660
+	default:
+		return 0o600
 	}
-	return false
 }

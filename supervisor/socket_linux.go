@@ -14,6 +14,7 @@ import (
 	"sync"
 	"syscall"
 	"time"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -33,7 +34,9 @@ type Listener struct {
 }
 
 // Listen creates the socket at path with mode 0600 (0660 and the given
-// group when ListenOptions.Group is set). A socket file already there is
+// group when ListenOptions.Group is set; 0666 when further users or groups
+// are allowed, which each accepted connection's credentials are then
+// checked against). A socket file already there is
 // replaced only when nothing answers on it; when a live supervisor answers,
 // the error wraps [ErrSupervisorRunning]. A file that is not a socket is
 // never removed: that is an error too.
@@ -57,9 +60,8 @@ func Listen(path string, opts ListenOptions) (*Listener, error) {
 		return nil, fmt.Errorf("listen %s: %w", path, err)
 	}
 	l.SetUnlinkOnClose(false)
-	mode := os.FileMode(0o600)
+	mode := os.FileMode(opts.mode())
 	if opts.Group != nil {
-		mode = 0o660
 		if err := os.Chown(tmp, -1, *opts.Group); err != nil {
 			l.Close()
 			return nil, fmt.Errorf("listen %s: socket group %d: %w", path, *opts.Group, err)
@@ -69,7 +71,14 @@ func Listen(path string, opts ListenOptions) (*Listener, error) {
 		l.Close()
 		return nil, fmt.Errorf("listen %s: %w", path, err)
 	}
-	if err := os.Rename(tmp, path); err != nil {
+	// Never replace a socket another supervisor created meanwhile.
+	err = unix.Renameat2(unix.AT_FDCWD, tmp, unix.AT_FDCWD, path, unix.RENAME_NOREPLACE)
+	if errors.Is(err, unix.EEXIST) {
+		if err = clearStale(path); err == nil {
+			err = unix.Renameat2(unix.AT_FDCWD, tmp, unix.AT_FDCWD, path, unix.RENAME_NOREPLACE)
+		}
+	}
+	if err != nil {
 		l.Close()
 		return nil, fmt.Errorf("listen %s: %w", path, err)
 	}
@@ -178,7 +187,34 @@ func peerCredentials(c *net.UnixConn) (Credentials, error) {
 	if serr != nil {
 		return Credentials{}, serr
 	}
-	return Credentials{PID: int(cred.Pid), UID: int(cred.Uid), GID: int(cred.Gid)}, nil
+	creds := Credentials{PID: int(cred.Pid), UID: int(cred.Uid), GID: int(cred.Gid)}
+	if err := raw.Control(func(fd uintptr) { creds.Groups = peerGroups(int(fd)) }); err != nil {
+		return Credentials{}, err
+	}
+	return creds, nil
+}
+
+// peerGroups returns the peer's supplementary groups (SO_PEERGROUPS,
+// Linux 4.13), or nil when the kernel does not say.
+func peerGroups(fd int) []int {
+	buf := make([]uint32, 64)
+	for {
+		size := uint32(len(buf) * 4)
+		_, _, errno := unix.Syscall6(unix.SYS_GETSOCKOPT, uintptr(fd), unix.SOL_SOCKET, unix.SO_PEERGROUPS,
+			uintptr(unsafe.Pointer(&buf[0])), uintptr(unsafe.Pointer(&size)), 0)
+		if errno == unix.ERANGE && int(size/4) > len(buf) {
+			buf = make([]uint32, size/4)
+			continue
+		}
+		if errno != 0 {
+			return nil
+		}
+		groups := make([]int, size/4)
+		for i := range groups {
+			groups[i] = int(buf[i])
+		}
+		return groups
+	}
 }
 
 // dialSocket connects to the socket at path, telling apart a missing

@@ -34,10 +34,11 @@ func newRunCmd() *cobra.Command {
 service's workers from vigil.toml, restarts them when they fail, and tells
 its own parent (systemd, Kubernetes via NOTIFY_LOG) when everything is ready.
 
-SIGINT or SIGTERM stops everything gracefully, the supervisor last. SIGHUP
-re-reads the configuration and restarts the services blue/green: the new
-workers must all be ready before the old ones are stopped; if they are not,
-or the configuration is invalid, the old ones keep running.`,
+SIGINT, SIGTERM or SIGQUIT stops everything gracefully, the supervisor last.
+SIGHUP (or SIGUSR2) re-reads the configuration and restarts the services
+blue/green: the new workers must all be ready before the old ones are
+stopped; if they are not, or the configuration is invalid, the old ones keep
+running. SIGUSR1 logs every child's state.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			cfg, err := config.Load(path, os.Getenv)
@@ -52,9 +53,14 @@ or the configuration is invalid, the old ones keep running.`,
 				return &exitError{code: exitUsage, err: err}
 			}
 			usageDone(cmd)
-			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+			// Every signal the supervisor's restart may send is handled from
+			// here on, before anything starts.
+			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM, syscall.SIGQUIT)
 			defer stop()
-			return runController(ctx, path, cfg, logger)
+			hup := make(chan os.Signal, 1)
+			signal.Notify(hup, syscall.SIGHUP, syscall.SIGUSR1, syscall.SIGUSR2)
+			defer signal.Stop(hup)
+			return runController(ctx, path, cfg, hup, logger)
 		},
 	}
 	cmd.Flags().StringVarP(&path, "config", "c", defaultConfig, "the configuration file")
@@ -62,8 +68,9 @@ or the configuration is invalid, the old ones keep running.`,
 	return cmd
 }
 
-// runController runs the controller until ctx ends, reloading on SIGHUP.
-func runController(ctx context.Context, path string, cfg *config.Config, logger *slog.Logger) error {
+// runController runs the controller until ctx ends, reloading on SIGHUP
+// and SIGUSR2 and logging its children on SIGUSR1 (from signals).
+func runController(ctx context.Context, path string, cfg *config.Config, signals <-chan os.Signal, logger *slog.Logger) error {
 	exe, err := os.Executable()
 	if err != nil {
 		return err
@@ -113,23 +120,29 @@ func runController(ctx context.Context, path string, cfg *config.Config, logger 
 		w.Wait()
 	})
 
-	// systemd's watchdog, while the controller runs.
+	// systemd's watchdog, while the controller answers: a controller stuck
+	// on its own lock stops feeding it.
 	wg.Go(func() {
-		if err := notify.Watchdog(ctx, up, os.Getenv, func() bool { return true }); err != nil {
+		healthy := func() bool { ctrl.Children(); return true }
+		if err := notify.Watchdog(ctx, up, os.Getenv, healthy); err != nil {
 			logger.Warn("watchdog stopped", "error", err)
 		}
 	})
 
-	// SIGHUP: blue/green restart with the configuration read anew.
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
 	wg.Go(func() {
 		for {
 			select {
 			case <-ctx.Done():
 				return
-			case <-hup:
+			case sig := <-signals:
+				if sig == syscall.SIGUSR1 {
+					for _, c := range ctrl.Children() {
+						logger.Info("child", "name", c.Name(), "pid", c.PID, "state", c.State.String(), "restarts", c.Restarts, "uptime", c.Uptime.Round(time.Second))
+					}
+					continue
+				}
+				// SIGHUP, SIGUSR2: blue/green restart with the configuration
+				// read anew.
 				reload(ctx, ctrl, path, exe, up, logger)
 			}
 		}
@@ -167,7 +180,8 @@ const SupervisorService = config.ReservedServiceName
 // supervisor (persistent, started first and stopped last) and the services.
 func specs(exe string, cfg *config.Config) []container.Spec {
 	sup := cfg.Supervisor
-	args := []string{exe, "supervise", "--socket", sup.Socket, "--log-format", sup.LogFormat}
+	args := []string{exe, "supervise", "--socket", sup.Socket, "--log-format", sup.LogFormat,
+		"--controller-pid", strconv.Itoa(os.Getpid())}
 	if cfg.Path != "" {
 		path, err := filepath.Abs(cfg.Path)
 		if err != nil {
@@ -202,6 +216,8 @@ func specs(exe string, cfg *config.Config) []container.Spec {
 		}
 		if s.Supervised {
 			env = append(env, EnvSupervisorSocket+"="+sup.Socket)
+		} else {
+			env = append(env, EnvSupervisorSocket+"=") // not the one of vigil's own environment
 		}
 		readiness := container.ReadyNotify
 		if s.Readiness == config.ReadinessStarted {

@@ -572,3 +572,49 @@ func TestRunRestartChildrenReply(t *testing.T) {
 		t.Errorf("restart_children of an unknown service: %v", err)
 	}
 }
+
+// TestRunSignals: every signal the supervisor's restart may send does what
+// vigil run's help says: USR1 logs the children, USR2 restarts blue/green,
+// QUIT stops gracefully.
+func TestRunSignals(t *testing.T) {
+	r := startRun(t, workerConfig(t, 1, ""))
+	tr := r.waitTree("the worker", allUp(1))
+	old := tr.pids("web", "")[0]
+	if err := r.cmd.Process.Signal(syscall.SIGUSR1); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, "the children logged", func() bool {
+		return containsAll(r.out.String(), "msg=child name=web.0 pid="+fmt.Sprint(old), "state=ready")
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	c, err := supervisor.Dial(ctx, r.socket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.Restart(ctx, "USR2"); err != nil {
+		t.Fatal(err)
+	}
+	tr = r.waitTree("web.0 replaced blue/green", func(tr tree) bool {
+		return allUp(1)(tr) && !slices.Contains(tr.pids("web", ""), old)
+	})
+	all := append(tr.pids("web", ""), tr.pids(SupervisorService, "")...)
+	if err := c.Restart(ctx, "QUIT"); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-r.exited:
+		if err != nil {
+			t.Errorf("vigil run after QUIT: %v", err)
+		}
+		r.exited <- err
+	case <-time.After(30 * time.Second):
+		t.Fatal("vigil run did not stop after QUIT")
+	}
+	for _, pid := range all {
+		if alive(pid) {
+			t.Errorf("process %d outlived vigil run", pid)
+		}
+	}
+}

@@ -35,6 +35,7 @@ func newSuperviseCmd() *cobra.Command {
 		allowGIDs []int
 		group     int
 		cfgPath   string
+		parent    int
 	)
 	cmd := &cobra.Command{
 		Use:   "supervise",
@@ -68,7 +69,7 @@ SIGINT or SIGTERM, then removes its socket.`,
 			}
 			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 			defer stop()
-			return serve(ctx, socket, opts, monitors, logger)
+			return serve(ctx, socket, opts, &supervisor.Server{Monitors: monitors, Logger: logger, ParentPID: parent})
 		},
 	}
 	f := cmd.Flags()
@@ -77,12 +78,14 @@ SIGINT or SIGTERM, then removes its socket.`,
 	f.IntSliceVar(&allowUIDs, "allow-uid", nil, "a further uid that may connect (repeatable)")
 	f.IntSliceVar(&allowGIDs, "allow-gid", nil, "a further gid that may connect (repeatable)")
 	f.IntVar(&group, "socket-group", 0, "gid owning the socket (mode 0660 instead of 0600)")
+	f.IntVar(&parent, "controller-pid", 0, "the controller: the process restart signals and the only one that may register as role=controller (default: the parent process)")
 	f.StringVarP(&cfgPath, "config", "c", "", "vigil.toml whose [supervisor.monitors] to run (and whose socket, unless --socket)")
 	return cmd
 }
 
-// serve listens on socket and serves until ctx ends.
-func serve(ctx context.Context, socket string, opts supervisor.ListenOptions, monitors []supervisor.Monitor, logger *slog.Logger) error {
+// serve listens on socket and serves srv until ctx ends.
+func serve(ctx context.Context, socket string, opts supervisor.ListenOptions, srv *supervisor.Server) error {
+	logger := srv.Logger
 	l, err := supervisor.Listen(socket, opts)
 	if err != nil {
 		return err
@@ -100,7 +103,6 @@ func serve(ctx context.Context, socket string, opts supervisor.ListenOptions, mo
 	if err := notify.Ready(up, "Listening on "+l.Path()); err != nil {
 		logger.Warn("could not notify readiness", "error", err)
 	}
-	srv := &supervisor.Server{Monitors: monitors, Logger: logger}
 	err = srv.Serve(ctx, l)
 	logger.Info("supervisor stopped", "socket", l.Path())
 	return err
