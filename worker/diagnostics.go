@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"math"
@@ -14,6 +15,7 @@ import (
 	"runtime/pprof"
 	"runtime/trace"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -44,6 +46,11 @@ const durationRequired = "Positive duration is required!"
 type Diagnostics struct {
 	// Logger receives "log" output; nil discards.
 	Logger *slog.Logger
+	// Dir is the only directory the "path" output may write into (default:
+	// the system's temporary directory). A relative path is taken inside
+	// it; an absolute one must lie inside it. Whoever can reach the
+	// supervisor socket so cannot make the worker create files elsewhere.
+	Dir string
 
 	mu        sync.Mutex
 	gcStart   *gcSnapshot
@@ -143,12 +150,15 @@ func (d *Diagnostics) handle(op string, formats []string, needsDuration bool, pr
 			return err
 		}
 		if out.path != "" {
-			if abs, err := filepath.Abs(out.path); err == nil {
-				out.path = abs // the reply says where, whatever the worker's directory
-			}
-			f, err := os.OpenFile(out.path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+			root, rel, err := d.outputFile(op, out.path)
 			if err != nil {
-				return rpc.Errorf("IOError", "%s: path: %v", op, err)
+				return err
+			}
+			defer root.Close()
+			out.path = filepath.Join(root.Name(), rel) // the reply says where
+			f, err := root.OpenFile(rel, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+			if err != nil {
+				return rpc.Errorf("IOError", "%s: path %s: %v", op, out.path, errors.Unwrap(err))
 			}
 			res, err := produce(ctx, req)
 			if err == nil {
@@ -163,7 +173,7 @@ func (d *Diagnostics) handle(op string, formats []string, needsDuration bool, pr
 				f.Close()
 			}
 			if err != nil {
-				os.Remove(out.path)
+				_ = root.Remove(rel)
 				return err
 			}
 			return call.Finish(map[string]any{"path": out.path, "format": res.format})
@@ -182,6 +192,33 @@ func (d *Diagnostics) handle(op string, formats []string, needsDuration bool, pr
 		}
 		return call.Finish(reply)
 	}
+}
+
+// outputFile opens the dump directory and returns path relative to it;
+// a path outside it is an error.
+func (d *Diagnostics) outputFile(op, path string) (*os.Root, string, error) {
+	dir := d.Dir
+	if dir == "" {
+		dir = os.TempDir()
+	}
+	dir, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, "", rpc.Errorf("IOError", "%s: dump directory: %v", op, err)
+	}
+	rel := filepath.Clean(path)
+	if filepath.IsAbs(rel) {
+		if rel, err = filepath.Rel(dir, rel); err != nil {
+			rel = ".."
+		}
+	}
+	if rel == "." || rel == ".." || strings.HasPrefix(rel, ".."+string(filepath.Separator)) {
+		return nil, "", rpc.ArgumentError("%s: path %q is outside the dump directory %s", op, path, dir)
+	}
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		return nil, "", rpc.Errorf("IOError", "%s: dump directory: %v", op, err)
+	}
+	return root, rel, nil
 }
 
 // inline builds the {"data"} reply fields without re-encoding JSON results.

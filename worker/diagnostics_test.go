@@ -80,6 +80,8 @@ func TestBadParameters(t *testing.T) {
 		{map[string]any{"do": "scheduler_dump", "log": 5}, "ArgumentError", []string{"log must be", "5"}},
 		{map[string]any{"do": "thread_dump", "path": existing}, "IOError", []string{"thread_dump", "file exists", existing}},
 		{map[string]any{"do": "thread_dump", "path": filepath.Join(existing, "sub")}, "IOError", []string{"not a directory"}},
+		{map[string]any{"do": "thread_dump", "path": "/etc/vigil-must-not-exist"}, "ArgumentError", []string{"outside the dump directory", "/etc/vigil-must-not-exist"}},
+		{map[string]any{"do": "thread_dump", "path": "../escape"}, "ArgumentError", []string{"outside the dump directory"}},
 		{map[string]any{"do": "garbage_profile_stop"}, "RuntimeError", []string{"not running", "garbage_profile_start first"}},
 		{map[string]any{"do": "bogus"}, "NoMethodError", []string{`"bogus"`}},
 	} {
