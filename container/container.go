@@ -39,7 +39,10 @@ var (
 	ErrBusy = errors.New("instance is already being replaced")
 )
 
-// DefaultCheckInterval is how often readiness clocks are checked.
+// DefaultCheckInterval is the granularity of the readiness clocks: a child
+// that fails one is found at most this long after its timeout, as the
+// original checks once a second. The clocks are checked only when one may
+// have run out, never more often than this.
 const DefaultCheckInterval = time.Second
 
 // outputGrace is how long a child's pipes are read after it was reaped, for
@@ -59,7 +62,7 @@ type Options struct {
 	// OutputBuffer bounds the bytes queued for Output; lines beyond it are
 	// dropped and counted (0 = 1 MiB).
 	OutputBuffer int
-	// CheckInterval is how often readiness clocks are checked (0 =
+	// CheckInterval is the granularity of the readiness clocks (0 =
 	// DefaultCheckInterval).
 	CheckInterval time.Duration
 
@@ -96,9 +99,10 @@ type Container struct {
 	kill      chan struct{} // closed to skip the rest of graceful stops
 	killOnce  sync.Once
 
-	wg   sync.WaitGroup // every goroutine of the container but the finisher
-	quit chan struct{}  // stops the ticker
-	done chan struct{}  // closed when fully stopped
+	wg    sync.WaitGroup // every goroutine of the container but the finisher
+	quit  chan struct{}  // stops the ticker
+	rearm chan struct{}  // tells the ticker a clock started or changed
+	done  chan struct{}  // closed when fully stopped
 }
 
 type service struct {
@@ -162,6 +166,7 @@ func NewContainer(specs []Spec, opts Options) (*Container, error) {
 		allExited: make(chan struct{}),
 		kill:      make(chan struct{}),
 		quit:      make(chan struct{}),
+		rearm:     make(chan struct{}, 1),
 		done:      make(chan struct{}),
 	}
 	if c.logger == nil {
@@ -354,6 +359,7 @@ func (c *Container) installLocked(inst *instance, f forked, restart, candidate b
 		inst: inst, pid: f.pid, pidfd: f.pidfd, notifyR: f.notifyR, outR: f.outR,
 		started: now, lastActivity: now, exited: make(chan struct{}),
 	}
+	c.rearmClocksLocked() // its startup clock runs
 	c.live++
 	if candidate && inst.cur != nil {
 		inst.candidate = p
@@ -577,6 +583,7 @@ func (c *Container) onMessage(p *proc, m notify.Message) {
 		} else {
 			p.ready = false
 		}
+		c.rearmClocksLocked() // the clock that applies changed
 	}
 	c.signalLocked()
 }
@@ -631,18 +638,65 @@ func (c *Container) escalate(p *proc, grace time.Duration) {
 	c.signalProc(p, syscall.SIGKILL)
 }
 
+// ticker checks the readiness clocks when one may have run out: it sleeps
+// until the earliest deadline (never less than the check interval), and
+// not at all while no clock runs, so that an idle container whose children
+// are all ready and have no health-check timeout never wakes.
 func (c *Container) ticker() {
 	defer c.wg.Done()
-	t := time.NewTicker(c.interval)
+	t := time.NewTimer(c.nextCheck())
 	defer t.Stop()
 	for {
 		select {
 		case <-c.quit:
 			return
+		case <-c.rearm:
 		case <-t.C:
 			c.checkClocks(c.now())
 		}
+		t.Reset(c.nextCheck())
 	}
+}
+
+// idleCheck is how long the ticker sleeps while no clock runs; a new clock
+// wakes it sooner.
+const idleCheck = 24 * time.Hour
+
+// rearmClocksLocked tells the ticker to compute its next check anew.
+func (c *Container) rearmClocksLocked() {
+	select {
+	case c.rearm <- struct{}{}:
+	default:
+	}
+}
+
+// nextCheck is how long until the earliest readiness deadline has passed,
+// and at least the check interval.
+func (c *Container) nextCheck() time.Duration {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	now := c.now()
+	next := idleCheck
+	for _, svc := range c.services {
+		s := svc.spec
+		for _, inst := range svc.instances {
+			for _, p := range []*proc{inst.cur, inst.candidate} {
+				if p == nil || p.stopping || p.hasExited || p.killed != "" {
+					continue
+				}
+				timeout := s.StartupTimeout
+				if p.ready {
+					timeout = s.HealthCheckTimeout
+				}
+				if timeout <= 0 {
+					continue
+				}
+				// Just past the deadline: a clock runs out once it is exceeded.
+				next = min(next, p.lastActivity.Add(timeout).Sub(now)+time.Millisecond)
+			}
+		}
+	}
+	return max(next, c.interval)
 }
 
 // checkClocks applies the readiness clocks at now.

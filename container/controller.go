@@ -32,7 +32,7 @@ type ControllerOptions struct {
 	Output io.Writer
 	// OutputBuffer bounds the bytes queued for Output (0 = 1 MiB).
 	OutputBuffer int
-	// CheckInterval is how often readiness clocks are checked (0 =
+	// CheckInterval is the granularity of the readiness clocks (0 =
 	// DefaultCheckInterval).
 	CheckInterval time.Duration
 }

@@ -246,3 +246,30 @@ func TestPolicyStopsContainerOnClock(t *testing.T) {
 		}
 	}
 }
+
+// TestNextCheck: the ticker sleeps until the earliest clock may run out,
+// and while no clock runs it does not wake at all.
+func TestNextCheck(t *testing.T) {
+	t0 := time.Unix(1_000_000, 0)
+	clk := &fakeClock{now: t0}
+	ready := helperSpec("ready", "ready", 1)
+	ready.StartupTimeout = 30 * time.Second // runs only until ready
+	c := startContainer(t, []Spec{ready}, Options{CheckInterval: 10 * time.Millisecond, now: clk.Now})
+	eventually(t, "ready", func() bool { return c.Children()[0].State == StateReady })
+	if got := c.nextCheck(); got != idleCheck {
+		t.Errorf("every child ready, no health-check timeout: next check in %v, want %v", got, idleCheck)
+	}
+
+	watched := helperSpec("watched", "ready", 1)
+	watched.HealthCheckTimeout = 5 * time.Second
+	c2 := startContainer(t, []Spec{watched}, Options{CheckInterval: 10 * time.Millisecond, now: clk.Now})
+	eventually(t, "ready", func() bool { return c2.Children()[0].State == StateReady })
+	clk.set(t0.Add(2 * time.Second))
+	if got, want := c2.nextCheck(), 3*time.Second+time.Millisecond; got != want {
+		t.Errorf("health clock from t0, now t0+2s: next check in %v, want %v", got, want)
+	}
+	clk.set(t0.Add(time.Hour))
+	if got := c2.nextCheck(); got != 10*time.Millisecond {
+		t.Errorf("a clock long past its deadline: next check in %v, want the check interval", got)
+	}
+}

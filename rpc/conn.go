@@ -297,6 +297,8 @@ func (c *Conn) write(b []byte) error {
 	defer c.wmu.Unlock()
 	if d, ok := c.rwc.(deadliner); ok && c.opts.WriteTimeout > 0 {
 		_ = d.SetWriteDeadline(time.Now().Add(c.opts.WriteTimeout))
+		// An armed deadline wakes the process when it expires, write or not.
+		defer d.SetWriteDeadline(time.Time{})
 	}
 	if _, err := c.rwc.Write(b); err != nil {
 		c.shutdown(err)

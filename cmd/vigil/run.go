@@ -60,6 +60,9 @@ running. SIGUSR1 logs every child's state.`,
 			hup := make(chan os.Signal, 1)
 			signal.Notify(hup, syscall.SIGHUP, syscall.SIGUSR1, syscall.SIGUSR2)
 			defer signal.Stop(hup)
+			// A closed stdout or stderr (vigil run | head, a log shipper that
+			// restarts) fails writes instead of killing the whole tree.
+			signal.Notify(make(chan os.Signal, 1), syscall.SIGPIPE)
 			return runController(ctx, path, cfg, hup, logger)
 		},
 	}

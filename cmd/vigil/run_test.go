@@ -209,6 +209,7 @@ func (r *runner) waitTree(what string, cond func(tree) bool) tree {
 		}
 		select {
 		case err := <-r.exited:
+			r.exited <- err // for the cleanup
 			r.t.Fatalf("vigil run exited (%v) while waiting for %s", err, what)
 		default:
 		}
@@ -616,5 +617,43 @@ func TestRunSignals(t *testing.T) {
 		if alive(pid) {
 			t.Errorf("process %d outlived vigil run", pid)
 		}
+	}
+}
+
+// TestRunSurvivesClosedOutput: vigil run whose output pipe is closed keeps
+// running its workers instead of dying of SIGPIPE.
+func TestRunSurvivesClosedOutput(t *testing.T) {
+	dir := t.TempDir()
+	config := filepath.Join(dir, "vigil.toml")
+	if err := os.WriteFile(config, []byte(workerConfig(t, 1, "")), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(vigilBin, "run", "-c", config)
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = cmd.Stdout
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	defer func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		<-exited
+	}()
+	r := &runner{t: t, dir: dir, config: config, socket: filepath.Join(dir, "supervisor.ipc"), cmd: cmd, out: &lockedBuffer{}, exited: exited}
+	r.waitTree("the worker", allUp(1))
+	out.Close() // the reader goes away
+	tr := r.waitTree("the worker", allUp(1))
+	// Make vigil write: kill the worker, which is logged and replaced.
+	old := tr.pids("web", "")[0]
+	_ = syscall.Kill(old, syscall.SIGKILL)
+	r.waitTree("the replacement", func(tr tree) bool { return allUp(1)(tr) && !slices.Contains(tr.pids("web", ""), old) })
+	select {
+	case err := <-exited:
+		t.Fatalf("vigil run died with its output closed: %v", err)
+	default:
 	}
 }
