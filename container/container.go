@@ -449,7 +449,11 @@ func (c *Container) restartLocked(inst *instance) {
 func (c *Container) watch(p *proc) {
 	defer c.wg.Done()
 	if err := waitExit(p.pidfd); err != nil {
-		c.logger.Warn("waiting for child through its pidfd failed; blocking in wait4", "child", p.name(), "pid", p.pid, "error", err)
+		c.logger.Warn("waiting for child through its pidfd failed; blocking a thread in waitid", "child", p.name(), "pid", p.pid, "error", err)
+		// Without holding sigMu: the child is alive and may be signalled.
+		if err := waitExitBlocking(p.pid); err != nil {
+			c.logger.Error("waiting for child failed", "child", p.name(), "pid", p.pid, "error", err)
+		}
 	}
 	p.sigMu.Lock()
 	// The leader is a zombie until reaped, so its process group id cannot

@@ -118,6 +118,18 @@ func waitExit(pidfd *os.File) error {
 	return werr
 }
 
+// waitExitBlocking blocks a thread until pid has exited, without reaping
+// it: the fallback when the pidfd cannot be waited on (kernels before 5.4).
+func waitExitBlocking(pid int) error {
+	for {
+		var info unix.Siginfo
+		err := unix.Waitid(unix.P_PID, pid, &info, unix.WEXITED|unix.WNOWAIT, nil)
+		if !errors.Is(err, unix.EINTR) {
+			return err
+		}
+	}
+}
+
 // reap collects the exit status of pid, which has exited.
 func reap(pid int) (ExitStatus, error) {
 	var ws unix.WaitStatus

@@ -37,6 +37,8 @@ func (s *spawner) stop() {}
 
 func waitExit(*os.File) error { return ErrUnsupported }
 
+func waitExitBlocking(int) error { return ErrUnsupported }
+
 func reap(int) (ExitStatus, error) { return ExitStatus{Code: -1}, ErrUnsupported }
 
 func signalGroup(int, syscall.Signal) error { return ErrUnsupported }

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"os/exec"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -271,5 +272,24 @@ func TestNextCheck(t *testing.T) {
 	clk.set(t0.Add(time.Hour))
 	if got := c2.nextCheck(); got != 10*time.Millisecond {
 		t.Errorf("a clock long past its deadline: next check in %v, want the check interval", got)
+	}
+}
+
+// TestWaitExitBlocking: the fallback wait returns once the child has
+// exited and leaves it to be reaped.
+func TestWaitExitBlocking(t *testing.T) {
+	cmd := exec.Command("sleep", "0.2")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	if err := waitExitBlocking(cmd.Process.Pid); err != nil {
+		t.Fatal(err)
+	}
+	if time.Since(start) < 100*time.Millisecond {
+		t.Errorf("returned before the child exited")
+	}
+	if err := cmd.Wait(); err != nil {
+		t.Errorf("the child was not left to reap: %v", err)
 	}
 }

@@ -111,10 +111,11 @@ func helperWorker(args []string) int {
 		fmt.Println("register:", err)
 		return 1
 	}
+	// Said before growing: the monitor may stop a worker while it grows.
+	fmt.Println("registered")
 	if start > 0 {
 		touch(start)
 	}
-	fmt.Println("registered")
 	size := start
 	for size+step <= top && step > 0 {
 		select {
@@ -288,7 +289,8 @@ func startServer(t testing.TB, monitors ...supervisor.Monitor) *testServer {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := &supervisor.Server{Monitors: monitors, Logger: logger}
+	// The test process plays the controller, the supervisor's parent.
+	srv := &supervisor.Server{Monitors: monitors, Logger: logger, ParentPID: os.Getpid()}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(ctx, l) }()

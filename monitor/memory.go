@@ -31,7 +31,7 @@ const (
 	DefaultPollInterval   = time.Second
 	DefaultThresholdSize  = 10 << 20 // 10 MiB
 	DefaultGracefulStop   = 10 * time.Second
-	DefaultSampleDuration = 10 * time.Second
+	DefaultSampleDuration = time.Second
 )
 
 // ErrOptions is wrapped by the error of [MemoryOptions.Validate] and
@@ -92,7 +92,8 @@ type MemoryOptions struct {
 
 // SampleOptions configures the memory sample taken before a stop.
 type SampleOptions struct {
-	// Duration is the sampling window asked of the worker (default 10s).
+	// Duration is the sampling window asked of the worker (default 1s: the
+	// worker may be growing fast while it is sampled).
 	Duration time.Duration
 	// Timeout bounds the whole request (default Duration + 10s); the
 	// worker is stopped anyway when it passes.
@@ -636,12 +637,20 @@ func (m *Memory) stopWorker(ctx context.Context, o stopOrder) {
 	}
 	outcome, err := m.stop(ctx, o.pid, o.grace)
 	if err != nil {
-		m.logger.Error("memory monitor: stopping process failed", "process_id", o.pid, "reason", o.reason, "error", err)
+		m.logger.Error("memory monitor: stopping process failed; it will be judged again", "process_id", o.pid, "reason", o.reason, "error", err)
+		m.mu.Lock()
+		if t := m.procs[o.pid]; t != nil {
+			t.stopping = false
+		}
+		m.mu.Unlock()
 		return
 	}
 	m.logger.Info("memory monitor: process stopped", "process_id", o.pid, "service", o.service,
 		"reason", o.reason, "outcome", outcome.String())
 }
+
+// Name returns "memory_monitor", the key of its status.
+func (m *Memory) Name() string { return "memory_monitor" }
 
 // Status returns {"memory_monitor": MemoryStatus}.
 func (m *Memory) Status(ctx context.Context) (any, error) {

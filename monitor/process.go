@@ -175,6 +175,9 @@ func processAttrs(pr *procmetrics.Process) []slog.Attr {
 	return a
 }
 
+// Name returns "process_monitor", the key of its status.
+func (p *Process) Name() string { return "process_monitor" }
+
 // Status returns {"process_monitor": ProcessStatus} from the last capture
 // (with no metrics before the first), or the error that keeps the monitor
 // from running.

@@ -78,8 +78,7 @@ type Conn struct {
 
 	done      chan struct{} // closed when the connection has ended
 	closeOnce sync.Once
-	ctx       context.Context // handlers' context, cancelled at the end
-	cancel    context.CancelFunc
+	cancel    context.CancelFunc // cancels the handlers' context (under mu)
 	handlers  sync.WaitGroup
 }
 
@@ -105,7 +104,6 @@ func NewConn(rwc io.ReadWriteCloser, opts Options) *Conn {
 	if opts.Accepted {
 		c.nextID = 1
 	}
-	c.ctx, c.cancel = context.WithCancel(context.Background())
 	return c
 }
 
@@ -128,11 +126,14 @@ func (c *Conn) shutdown(cause error) {
 		c.closeErr = cause
 		pend := c.pending
 		c.pending = nil
+		cancel := c.cancel
 		c.mu.Unlock()
 		for _, p := range pend {
 			p.fail(ErrClosed)
 		}
-		c.cancel()
+		if cancel != nil {
+			cancel()
+		}
 		_ = c.rwc.Close()
 		close(c.done)
 	})
@@ -144,8 +145,19 @@ func (c *Conn) shutdown(cause error) {
 // It returns nil when the connection ended normally (end of file, Close or
 // ctx), and the error otherwise. Run must be called once.
 func (c *Conn) Run(ctx context.Context) error {
+	// The handlers' context: ctx's values, cancelled when the connection
+	// ends.
+	hctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	c.mu.Lock()
+	c.cancel = cancel
+	closed := c.closed
+	c.mu.Unlock()
+	if closed {
+		cancel()
+	}
 	stop := context.AfterFunc(ctx, func() { c.shutdown(nil) })
-	err := c.read()
+	err := c.read(hctx)
 	stop()
 	if err != nil {
 		select {
@@ -165,8 +177,8 @@ func (c *Conn) Run(ctx context.Context) error {
 	return err
 }
 
-// read is the reader loop.
-func (c *Conn) read() error {
+// read is the reader loop; ctx is the handlers' context.
+func (c *Conn) read(ctx context.Context) error {
 	r := bufio.NewReaderSize(c.rwc, readBufferSize)
 	var long []byte
 	for {
@@ -197,13 +209,13 @@ func (c *Conn) read() error {
 		if len(line)-1 > c.opts.MaxLineSize {
 			return fmt.Errorf("%w: over %d bytes", ErrLineTooLong, c.opts.MaxLineSize)
 		}
-		c.route(line[:len(line)-1])
+		c.route(ctx, line[:len(line)-1])
 	}
 }
 
 // route handles one line as PROTOCOL.md says: a reply to a pending call, a
 // new call, a late reply, or garbage.
-func (c *Conn) route(line []byte) {
+func (c *Conn) route(ctx context.Context, line []byte) {
 	m, err := Parse(line)
 	if err != nil {
 		c.logger.Warn("ignoring bad message", "error", err)
@@ -227,7 +239,7 @@ func (c *Conn) route(line []byte) {
 		}
 	}
 	if _, ok := m.Operation(); ok {
-		c.dispatch(m)
+		c.dispatch(ctx, m)
 		return
 	}
 	c.logger.Debug("ignoring reply to no pending call", "id", string(id))
@@ -241,7 +253,7 @@ func truncate(b []byte) string {
 }
 
 // dispatch runs the handler of an incoming call in its own goroutine.
-func (c *Conn) dispatch(m *Message) {
+func (c *Conn) dispatch(ctx context.Context, m *Message) {
 	call := &Call{conn: c, msg: m, id: m.ID()}
 	c.mu.Lock()
 	if c.closed {
@@ -250,10 +262,10 @@ func (c *Conn) dispatch(m *Message) {
 	}
 	c.handlers.Add(1)
 	c.mu.Unlock()
-	go c.serve(call)
+	go c.serve(ctx, call)
 }
 
-func (c *Conn) serve(call *Call) {
+func (c *Conn) serve(ctx context.Context, call *Call) {
 	defer c.handlers.Done()
 	op, _ := call.msg.Operation()
 	err := func() (err error) {
@@ -270,7 +282,7 @@ func (c *Conn) serve(call *Call) {
 			}
 			return Errorf("NoMethodError", "unknown operation %q", op)
 		}
-		return h(c.ctx, call)
+		return h(ctx, call)
 	}()
 	if err != nil {
 		if !call.isDone() {

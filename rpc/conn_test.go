@@ -487,3 +487,25 @@ func (s *syncBuffer) String() string {
 	defer s.mu.Unlock()
 	return s.b.String()
 }
+
+type ctxKey struct{}
+
+// TestHandlersSeeRunsContext: a handler's context carries Run's values.
+func TestHandlersSeeRunsContext(t *testing.T) {
+	a, b := socketPair(t)
+	got := make(chan any, 1)
+	c := NewConn(a, Options{Accepted: true, Handlers: Handlers{"value": func(ctx context.Context, call *Call) error {
+		got <- ctx.Value(ctxKey{})
+		return nil
+	}}})
+	errc := make(chan error, 1)
+	go func() { errc <- c.Run(context.WithValue(context.Background(), ctxKey{}, "from Run")) }()
+	peer := newRawPeer(t, b)
+	peer.send(`{"id":2,"do":"value"}` + "\n")
+	peer.recv()
+	if v := <-got; v != "from Run" {
+		t.Errorf("handler's context value: %v", v)
+	}
+	c.Close()
+	<-errc
+}

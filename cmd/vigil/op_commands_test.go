@@ -229,7 +229,7 @@ func TestOpDumpNotServed(t *testing.T) {
 	socket := opShortSocket(t)
 	opSupervise(t, socket)
 	cmd := helperCmd(t, "op-worker", "plain", "0")
-	cmd.Env = append(cmd.Env, "OP_WORKER_MINIMAL=1", envSupervisorSocket+"="+socket)
+	cmd.Env = append(cmd.Env, "OP_WORKER_MINIMAL=1", EnvSupervisorSocket+"="+socket)
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -281,7 +281,7 @@ func TestOpDumpGoWorker(t *testing.T) {
 	socket := opShortSocket(t)
 	opSupervise(t, socket)
 	w := exec.Command(goworker)
-	w.Env = append(os.Environ(), envSupervisorSocket+"="+socket, "VIGIL_SERVICE=go", "VIGIL_INSTANCE=0")
+	w.Env = append(os.Environ(), EnvSupervisorSocket+"="+socket, "VIGIL_SERVICE=go", "VIGIL_INSTANCE=0")
 	if err := w.Start(); err != nil {
 		t.Fatal(err)
 	}

@@ -181,7 +181,7 @@ func TestOpUnreachable(t *testing.T) {
 	// The default: supervisor.ipc in the working directory.
 	c := exec.Command(vigilBin, "status")
 	c.Dir = dir
-	c.Env = append(os.Environ(), envSupervisorSocket+"=")
+	c.Env = append(os.Environ(), EnvSupervisorSocket+"=")
 	out, _ := c.CombinedOutput()
 	if c.ProcessState.ExitCode() != exitUnreachable || string(out) != "vigil: no supervisor at supervisor.ipc: is `vigil run` running here? (--socket to choose)\n" {
 		t.Errorf("default socket: exit %d: %s", c.ProcessState.ExitCode(), out)

@@ -117,7 +117,7 @@ func opWorkerMain(args []string) int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	c, err := supervisor.DialOptions(ctx, os.Getenv(envSupervisorSocket), supervisor.ClientOptions{Handlers: handlers})
+	c, err := supervisor.DialOptions(ctx, os.Getenv(EnvSupervisorSocket), supervisor.ClientOptions{Handlers: handlers})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "op-worker:", err)
 		return 1
@@ -240,7 +240,7 @@ func (ctl *opController) spawn(service string, instance int) (*opChildProc, erro
 		return nil, err
 	}
 	cmd := exec.Command(exe, service, strconv.Itoa(instance))
-	cmd.Env = append(os.Environ(), helperEnv+"=op-worker", envSupervisorSocket+"="+ctl.socket)
+	cmd.Env = append(os.Environ(), helperEnv+"=op-worker", EnvSupervisorSocket+"="+ctl.socket)
 	cmd.Stderr = os.Stderr
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	out, err := cmd.StdoutPipe()
@@ -401,7 +401,7 @@ func opRegistrantsMain(args []string) int {
 func opRun(t testing.TB, env []string, args ...string) (string, string, int) {
 	t.Helper()
 	cmd := exec.Command(vigilBin, args...)
-	cmd.Env = append(os.Environ(), "NO_COLOR=", envSupervisorSocket+"=")
+	cmd.Env = append(os.Environ(), "NO_COLOR=", EnvSupervisorSocket+"=")
 	cmd.Env = append(cmd.Env, env...)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr

@@ -41,7 +41,7 @@ graceful_stop = "5s"
 	}
 	socket := filepath.Join(dir, "supervisor.ipc")
 	run := exec.Command(vigilBin, "run", "-c", config)
-	run.Env = append(os.Environ(), envSupervisorSocket+"=")
+	run.Env = append(os.Environ(), EnvSupervisorSocket+"=")
 	if os.Getenv("OP_VERBOSE") != "" {
 		run.Stdout, run.Stderr = os.Stderr, os.Stderr
 	}

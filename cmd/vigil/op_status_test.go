@@ -198,9 +198,9 @@ func TestOpStatusEndToEnd(t *testing.T) {
 	opGolden(t, "op_status_e2e.golden", got)
 
 	// VIGIL_SUPERVISOR_SOCKET is the default socket.
-	stdout2, stderr, code := opRun(t, []string{envSupervisorSocket + "=" + socket}, "status")
+	stdout2, stderr, code := opRun(t, []string{EnvSupervisorSocket + "=" + socket}, "status")
 	if code != 0 || !strings.Contains(stdout2, "web: 2 workers (2 ready)") {
-		t.Errorf("status with %s: exit %d: %s%s", envSupervisorSocket, code, stdout2, stderr)
+		t.Errorf("status with %s: exit %d: %s%s", EnvSupervisorSocket, code, stdout2, stderr)
 	}
 
 	stdout, stderr, code = opRun(t, nil, "status", "--socket", socket, "--output", "json")

@@ -26,9 +26,6 @@ func operatorCommands() []*cobra.Command {
 	}
 }
 
-// envSupervisorSocket names the socket when --socket is not given.
-const envSupervisorSocket = "VIGIL_SUPERVISOR_SOCKET"
-
 // opOptions are the flags the operator's commands share.
 type opOptions struct {
 	socket  string
@@ -39,7 +36,7 @@ type opOptions struct {
 // defaultSocket is --socket's default: VIGIL_SUPERVISOR_SOCKET, else
 // supervisor.ipc in the working directory.
 func defaultSocket() string {
-	if v := os.Getenv(envSupervisorSocket); v != "" {
+	if v := os.Getenv(EnvSupervisorSocket); v != "" {
 		return v
 	}
 	return supervisor.DefaultSocket
@@ -48,7 +45,7 @@ func defaultSocket() string {
 // addSocketFlag adds --socket and --timeout.
 func (o *opOptions) addSocketFlag(cmd *cobra.Command, timeout time.Duration, timeoutHelp string) {
 	cmd.Flags().StringVar(&o.socket, "socket", defaultSocket(),
-		"the supervisor's socket ($"+envSupervisorSocket+", else supervisor.ipc here)")
+		"the supervisor's socket ($"+EnvSupervisorSocket+", else supervisor.ipc here)")
 	cmd.Flags().DurationVar(&o.timeout, "timeout", timeout, timeoutHelp)
 }
 

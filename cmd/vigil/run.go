@@ -22,7 +22,8 @@ import (
 	"github.com/vigild/vigil/worker"
 )
 
-// EnvSupervisorSocket gives supervised workers the supervisor socket's path.
+// EnvSupervisorSocket gives supervised workers the supervisor socket's
+// path, and names the socket for the operator commands without --socket.
 const EnvSupervisorSocket = worker.EnvSupervisorSocket
 
 func newRunCmd() *cobra.Command {

@@ -156,8 +156,8 @@ type MemoryMonitor struct {
 	// MemorySample, when not nil, asks a worker for a sample before it is
 	// killed (memory_sample = { duration, timeout }).
 	MemorySample *MemorySample
-	// DumpDirectory is where samples are written, absolute
-	// (dump_directory; "" = not written).
+	// DumpDirectory is where samples are written, absolute (dump_directory;
+	// "" = the system's temporary directory).
 	DumpDirectory string
 	// Services are per-service limits by service name
 	// ([supervisor.monitors.memory.services.NAME]); keys left out take the
