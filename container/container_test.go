@@ -3,7 +3,6 @@
 package container
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -17,25 +16,12 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/vigild/vigil/internal/testutil"
 )
 
-// syncBuffer is a bytes.Buffer safe for the sink writer and the test.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
+// syncBuffer is a buffer safe for concurrent writers and readers.
+type syncBuffer = testutil.Buffer
 
 func TestWorkersBecomeReadyAndStopLeavesNothing(t *testing.T) {
 	// Warm up: the runtime (and the race detector) open some descriptors

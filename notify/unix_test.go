@@ -22,6 +22,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/vigild/vigil/internal/testutil"
 )
 
 func envMap(kv map[string]string) func(string) string {
@@ -563,22 +565,8 @@ func TestPipeChildProcess(t *testing.T) {
 	}
 }
 
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
+// syncBuffer is a buffer safe for concurrent writers and readers.
+type syncBuffer = testutil.Buffer
 
 func TestReaderClosedWhileBlocked(t *testing.T) {
 	parentEnd, childEnd, err := Pipe()

@@ -18,6 +18,7 @@ import (
 
 	"github.com/google/pprof/profile"
 
+	"github.com/vigild/vigil/internal/testutil"
 	"github.com/vigild/vigil/rpc"
 	"github.com/vigild/vigil/supervisor"
 	"github.com/vigild/vigil/worker"
@@ -95,22 +96,8 @@ type helperProcess struct {
 	waited chan error
 }
 
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
+// lockedBuffer is a buffer safe for concurrent writers and readers.
+type lockedBuffer = testutil.Buffer
 
 // startHelper starts the test binary as a helper worker connected to the
 // supervisor at socket, with a readiness pipe as vigil gives. At cleanup it

@@ -19,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vigild/vigil/internal/testutil"
 	"github.com/vigild/vigil/supervisor"
 	"github.com/vigild/vigil/worker"
 )
@@ -58,22 +59,8 @@ type runner struct {
 	exited chan error
 }
 
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
+// lockedBuffer is a buffer safe for concurrent writers and readers.
+type lockedBuffer = testutil.Buffer
 
 // workerConfig is a vigil.toml with count run-worker helpers in service web.
 func workerConfig(t *testing.T, count int, extra string) string {
