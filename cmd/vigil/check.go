@@ -1,6 +1,9 @@
 package main
 
 import (
+	"errors"
+	"fmt"
+	"io/fs"
 	"os"
 
 	"github.com/spf13/cobra"
@@ -12,6 +15,19 @@ import (
 // when --config is not given.
 const defaultConfig = "vigil.toml"
 
+// loadConfig loads the configuration; its errors are usage errors, and a
+// missing file says how to name one.
+func loadConfig(path string) (*config.Config, error) {
+	cfg, err := config.Load(path, os.Getenv)
+	if errors.Is(err, fs.ErrNotExist) {
+		err = fmt.Errorf("no configuration at %s: write one (see examples/quickstart/vigil.toml) or name it with --config FILE: %w", path, err)
+	}
+	if err != nil {
+		return nil, &exitError{code: exitUsage, err: err}
+	}
+	return cfg, nil
+}
+
 func newCheckCmd() *cobra.Command {
 	var path string
 	cmd := &cobra.Command{
@@ -20,9 +36,9 @@ func newCheckCmd() *cobra.Command {
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			usageDone(cmd)
-			cfg, err := config.Load(path, os.Getenv)
+			cfg, err := loadConfig(path)
 			if err != nil {
-				return &exitError{code: exitUsage, err: err}
+				return err
 			}
 			return cfg.Encode(cmd.OutOrStdout())
 		},

@@ -42,9 +42,9 @@ stopped; if they are not, or the configuration is invalid, the old ones keep
 running. SIGUSR1 logs every child's state.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			cfg, err := config.Load(path, os.Getenv)
+			cfg, err := loadConfig(path)
 			if err != nil {
-				return &exitError{code: exitUsage, err: err}
+				return err
 			}
 			if !cmd.Flags().Changed("log-format") {
 				logFormat = cfg.Supervisor.LogFormat

@@ -644,3 +644,16 @@ func TestRunSurvivesClosedOutput(t *testing.T) {
 	default:
 	}
 }
+
+func TestRunWithoutConfig(t *testing.T) {
+	cmd := exec.Command(vigilBin, "run")
+	cmd.Dir = t.TempDir()
+	out, err := cmd.CombinedOutput()
+	var ee *exec.ExitError
+	if !errorsAs(err, &ee) || ee.ExitCode() != exitUsage {
+		t.Fatalf("exit: %v, want %d\n%s", err, exitUsage, out)
+	}
+	if !containsAll(string(out), "no configuration at vigil.toml", "--config FILE") {
+		t.Errorf("output %q does not say how to give a configuration", out)
+	}
+}
