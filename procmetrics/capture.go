@@ -81,6 +81,7 @@ const (
 	maxStat    = 4 << 10
 	maxCmdline = 4 << 10
 	maxRollup  = 16 << 10
+	maxStatm   = 512
 )
 
 // procKey identifies a process across pid reuse.

@@ -13,7 +13,9 @@
 //     process monitor) field names.
 //   - [FS.Resident] and [FS.Private]: cheap single-process readings for a hot
 //     poll (statm, respectively smaps_rollup), and [FS.MemoryOf] for the full
-//     memory details of one process.
+//     memory details of one process; [FS.Watch] for the same statm and
+//     smaps_rollup readings repeated on one process through files kept open
+//     ([Watched.Resident], [Watched.Memory]).
 //   - [FS.HostMemory]: total and free memory of the host, or of the memory
 //     cgroup the caller runs in when that cgroup has a limit.
 //
