@@ -28,7 +28,7 @@ type Message struct {
 
 type field struct {
 	quoted []byte // the key as written, quotes included
-	key    string // the key, unquoted
+	key    []byte // the key, unquoted (usually a slice of quoted: no copy)
 	value  []byte // the raw JSON value
 }
 
@@ -64,11 +64,11 @@ func scanObject(b []byte, fields []field) []field {
 		kstart := i
 		i = skipString(b, i)
 		quoted := b[kstart:i]
-		var key string
+		key := quoted[1 : len(quoted)-1]
 		if bytes.IndexByte(quoted, '\\') >= 0 || !utf8.Valid(quoted) {
-			_ = json.Unmarshal(quoted, &key) // valid JSON: cannot fail
-		} else {
-			key = string(quoted[1 : len(quoted)-1])
+			var k string
+			_ = json.Unmarshal(quoted, &k) // valid JSON: cannot fail
+			key = []byte(k)
 		}
 		i = skipSpace(b, i)
 		i = skipSpace(b, i+1) // the colon
@@ -193,7 +193,7 @@ func Elements(raw json.RawMessage) []json.RawMessage {
 func (m *Message) All() iter.Seq2[string, json.RawMessage] {
 	return func(yield func(string, json.RawMessage) bool) {
 		for _, f := range m.fields {
-			if !yield(f.key, f.value) {
+			if !yield(string(f.key), f.value) {
 				return
 			}
 		}
@@ -221,7 +221,7 @@ func (m *Message) String() string { return string(m.line) }
 // twice, the last one counts, as with encoding/json.
 func (m *Message) Get(key string) (json.RawMessage, bool) {
 	for i := len(m.fields) - 1; i >= 0; i-- {
-		if m.fields[i].key == key {
+		if string(m.fields[i].key) == key {
 			return m.fields[i].value, true
 		}
 	}
@@ -238,7 +238,7 @@ func (m *Message) Has(key string) bool {
 func (m *Message) Keys() []string {
 	keys := make([]string, len(m.fields))
 	for i, f := range m.fields {
-		keys[i] = f.key
+		keys[i] = string(f.key)
 	}
 	return keys
 }
@@ -331,7 +331,7 @@ func (m *Message) appendFields(dst []byte, skip ...string) []byte {
 next:
 	for _, f := range m.fields {
 		for _, s := range skip {
-			if f.key == s {
+			if string(f.key) == s {
 				continue next
 			}
 		}
