@@ -49,7 +49,11 @@ running. SIGUSR1 logs every child's state.`,
 			if !cmd.Flags().Changed("log-format") {
 				logFormat = cfg.Supervisor.LogFormat
 			}
-			logger, err := newLogger(logFormat)
+			// The controller logs while it restarts children: a slow stderr
+			// must not hold it up.
+			stderr := newAsyncWriter(os.Stderr)
+			defer stderr.Close()
+			logger, err := newLoggerTo(stderr, logFormat)
 			if err != nil {
 				return &exitError{code: exitUsage, err: err}
 			}

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"os/signal"
@@ -17,11 +18,16 @@ import (
 
 // newLogger returns the slog logger that --log-format asks for, on stderr.
 func newLogger(format string) (*slog.Logger, error) {
+	return newLoggerTo(os.Stderr, format)
+}
+
+// newLoggerTo is newLogger writing to w.
+func newLoggerTo(w io.Writer, format string) (*slog.Logger, error) {
 	switch format {
 	case "", "text":
-		return slog.New(slog.NewTextHandler(os.Stderr, nil)), nil
+		return slog.New(slog.NewTextHandler(w, nil)), nil
 	case "json":
-		return slog.New(slog.NewJSONHandler(os.Stderr, nil)), nil
+		return slog.New(slog.NewJSONHandler(w, nil)), nil
 	default:
 		return nil, fmt.Errorf("--log-format %q: expected text or json", format)
 	}
