@@ -475,40 +475,50 @@ func waitUntil(t *testing.T, what string, cond func() bool) {
 func errorsAs(err error, target any) bool { return errors.As(err, target) }
 
 // TestQuickstart runs the README's quick start: examples/quickstart/vigil.toml
-// with the example workers built by TestMain.
+// with the example workers built by TestMain, and its Python worker turned
+// on as the file says, when python3 is there.
 func TestQuickstart(t *testing.T) {
 	goworker := filepath.Join(binDir, "goworker")
 	if _, err := os.Stat(goworker); err != nil {
 		t.Fatalf("the example Go worker was not built: %v", err)
 	}
-	src, err := os.ReadFile("../../examples/quickstart/vigil.toml")
+	dir, err := filepath.Abs("../../examples/quickstart")
 	if err != nil {
 		t.Fatal(err)
 	}
-	pyworker, err := filepath.Abs("../../examples/quickstart/pyworker.py")
+	src, err := os.ReadFile(filepath.Join(dir, "vigil.toml"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	toml := strings.ReplaceAll(string(src), `"../../bin/goworker"`, fmt.Sprintf("%q", goworker))
-	toml = strings.ReplaceAll(toml, `"pyworker.py"`, fmt.Sprintf("%q", pyworker))
+	toml = strings.ReplaceAll(toml, `"shworker.sh"`, fmt.Sprintf("%q", filepath.Join(dir, "shworker.sh")))
+	toml = strings.ReplaceAll(toml, `dump_directory = "dumps"`, fmt.Sprintf("dump_directory = %q", t.TempDir()))
 	_, err = exec.LookPath("python3")
 	python := err == nil
-	if !python {
-		t.Log("python3 is missing: the Python worker is left out")
-		toml = toml[:strings.Index(toml, "[services.python]")]
+	if python {
+		// Uncomment the block that starts at "# [services.python]".
+		head, block, _ := strings.Cut(toml, "# [services.python]")
+		toml = head + strings.ReplaceAll("# [services.python]"+block, "# ", "")
+		toml = strings.ReplaceAll(toml, `"pyworker.py"`, fmt.Sprintf("%q", filepath.Join(dir, "pyworker.py")))
+		if !strings.Contains(toml, "\n[services.python]\n") {
+			t.Fatal("the quick start's Python service is not where the file says")
+		}
+	} else {
+		t.Log("python3 is missing: the Python worker stays off")
 	}
 	r := startRun(t, toml)
-	r.waitTree("the quick start's workers, ready and registered", func(tr tree) bool {
-		want := len(tr.pids("web", "ready"))
+	r.waitTree("the quick start's workers, ready, the supervised ones registered", func(tr tree) bool {
+		registered := len(tr.pids("web", "ready"))
 		if python {
-			want += len(tr.pids("python", "ready"))
 			if len(tr.pids("python", "ready")) != 1 {
 				return false
 			}
+			registered++
 		}
-		return len(tr.pids("web", "ready")) == 2 && len(tr.registered()) == want
+		return len(tr.pids("web", "ready")) == 2 && len(tr.pids("shell", "ready")) == 1 &&
+			len(tr.registered()) == registered
 	})
-	if !strings.Contains(r.out.String(), "web.1 | ") {
+	if !containsAll(r.out.String(), "web.1 | ", "shell.0 | shworker: pid") {
 		t.Errorf("the workers' output is not prefixed:\n%s", r.out.String())
 	}
 }
