@@ -6,7 +6,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/vigild/vigil/internal/statusview"
 	"github.com/vigild/vigil/rpc"
+	"github.com/vigild/vigil/supervisor"
 )
 
 // opSyntheticStatus builds the replies of a status call with n workers
@@ -39,8 +41,8 @@ func BenchmarkOpStatusClientSide(b *testing.B) {
 			for b.Loop() {
 				cm, _ := rpc.Parse(children)
 				fm, _ := rpc.Parse(final)
-				st := &opStatus{Parts: []*rpc.Message{cm}, Final: fm}
-				if err := renderStatus(io.Discard, buildView(st), false); err != nil {
+				st := &supervisor.Status{Parts: []*rpc.Message{cm}, Final: fm}
+				if err := renderStatus(io.Discard, statusview.New(st), false); err != nil {
 					b.Fatal(err)
 				}
 			}

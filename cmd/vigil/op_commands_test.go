@@ -16,12 +16,13 @@ import (
 
 	"github.com/google/pprof/profile"
 
+	"github.com/vigild/vigil/internal/statusview"
 	"github.com/vigild/vigil/supervisor"
 )
 
 // opChildren asks for the controller's children, for the tests' checks:
 // SERVICE.INSTANCE -> child, the current one when an old one is stopping.
-func opChildren(t *testing.T, socket string) map[string]opChild {
+func opChildren(t *testing.T, socket string) map[string]statusview.Child {
 	t.Helper()
 	c, err := supervisor.Dial(context.Background(), socket)
 	if err != nil {
@@ -32,8 +33,8 @@ func opChildren(t *testing.T, socket string) map[string]opChild {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m := map[string]opChild{}
-	for _, ch := range buildView(st).Children {
+	m := map[string]statusview.Child{}
+	for _, ch := range statusview.New(st).Children {
 		name := ch.Service + "." + strconv.Itoa(ch.Instance)
 		if prev, ok := m[name]; ok && prev.State != "stopping" && ch.State == "stopping" {
 			continue // the old child of a restart, still stopping
@@ -56,7 +57,7 @@ func opConnIDs(t *testing.T, socket string) map[string]string {
 		t.Fatal(err)
 	}
 	m := map[string]string{}
-	for _, w := range buildView(st).Connections {
+	for _, w := range statusview.New(st).Connections {
 		m[w.Name()] = w.ConnID
 	}
 	return m

@@ -18,6 +18,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/vigild/vigil/internal/statusview"
 	"github.com/vigild/vigil/rpc"
 	"github.com/vigild/vigil/supervisor"
 )
@@ -183,7 +184,7 @@ func runDump(parent context.Context, o *opOptions, kind dumpKind, arg, file stri
 
 // gcProfile starts the garbage profile, waits, and stops it, even when
 // interrupted.
-func gcProfile(ctx context.Context, o *opOptions, c *supervisor.Client, target *opWorker, kind dumpKind) (*rpc.Message, error) {
+func gcProfile(ctx context.Context, o *opOptions, c *supervisor.Client, target *statusview.Worker, kind dumpKind) (*rpc.Message, error) {
 	if _, err := o.forward(ctx, c, target, "garbage_profile_start", nil, nil); err != nil {
 		return nil, err
 	}
@@ -225,7 +226,7 @@ type dumpReply struct {
 }
 
 // writeDump writes the dump where asked and says where it went.
-func writeDump(out io.Writer, output string, kind dumpKind, target *opWorker, reply *rpc.Message, file string) error {
+func writeDump(out io.Writer, output string, kind dumpKind, target *statusview.Worker, reply *rpc.Message, file string) error {
 	var r dumpReply
 	if err := reply.Decode(&r); err != nil {
 		return failed(err, "%s of %s: unreadable reply: %v", kind.what, target.Describe(), err)
@@ -291,7 +292,7 @@ func writeDump(out io.Writer, output string, kind dumpKind, target *opWorker, re
 }
 
 // defaultDumpFile names a dump: web.0-heap-20260102-150405.pprof.
-func defaultDumpFile(kind dumpKind, target *opWorker, now time.Time) string {
+func defaultDumpFile(kind dumpKind, target *statusview.Worker, now time.Time) string {
 	name := target.Name()
 	if target.Service == "" || target.Controller {
 		name = "pid" + strconv.Itoa(target.PID)

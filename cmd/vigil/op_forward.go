@@ -11,6 +11,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/vigild/vigil/internal/statusview"
 	"github.com/vigild/vigil/rpc"
 	"github.com/vigild/vigil/supervisor"
 )
@@ -98,7 +99,7 @@ func parseParams(args []string) (map[string]any, error) {
 
 // forward calls op on target and turns its failures into messages a person
 // understands. On a failed reply, the reply is returned with the error.
-func (o *opOptions) forward(ctx context.Context, c *supervisor.Client, target *opWorker, op string, params map[string]any, onReply func(*rpc.Message) error) (*rpc.Message, error) {
+func (o *opOptions) forward(ctx context.Context, c *supervisor.Client, target *statusview.Worker, op string, params map[string]any, onReply func(*rpc.Message) error) (*rpc.Message, error) {
 	if target.ConnID == "" {
 		return nil, failed(nil, "%s is not connected to the supervisor (state: %s): it cannot serve %s", target.Describe(), target.State, op)
 	}
@@ -123,7 +124,7 @@ func replyOf(err error) *rpc.Message {
 }
 
 // forwardError explains why a forwarded operation failed.
-func (o *opOptions) forwardError(target *opWorker, op string, err error, elapsed time.Duration) error {
+func (o *opOptions) forwardError(target *statusview.Worker, op string, err error, elapsed time.Duration) error {
 	var remote *rpc.RemoteError
 	if errors.As(err, &remote) {
 		switch {
@@ -151,7 +152,7 @@ func (o *opOptions) forwardError(target *opWorker, op string, err error, elapsed
 	}
 }
 
-func (o *opOptions) timeoutError(target *opWorker, op string, err error, elapsed time.Duration) error {
+func (o *opOptions) timeoutError(target *statusview.Worker, op string, err error, elapsed time.Duration) error {
 	after := o.timeout
 	if after <= 0 {
 		after = elapsed.Round(time.Millisecond)

@@ -11,6 +11,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/vigild/vigil/internal/statusview"
 	"github.com/vigild/vigil/supervisor"
 )
 
@@ -140,7 +141,7 @@ func restartChildren(parent context.Context, o *opOptions, arg string, out io.Wr
 		writeLine(out, "restarted %s: %s", what, reply)
 		return nil
 	}
-	now := pidsByInstance(buildView(st), params)
+	now := pidsByInstance(statusview.New(st), params)
 	names := make([]string, 0, len(before))
 	for name := range before {
 		names = append(names, name)
@@ -169,8 +170,8 @@ func restartChildren(parent context.Context, o *opOptions, arg string, out io.Wr
 
 // compareWorkerNames orders "web.2" before "web.10".
 func compareWorkerNames(a, b string) int {
-	sa, na, _ := parseServiceInstance(a)
-	sb, nb, _ := parseServiceInstance(b)
+	sa, na, _ := statusview.ParseName(a)
+	sb, nb, _ := statusview.ParseName(b)
 	if c := strings.Compare(sa, sb); c != 0 {
 		return c
 	}
@@ -179,7 +180,7 @@ func compareWorkerNames(a, b string) int {
 
 // restartTarget chooses restart_children's parameters for arg: a service,
 // SERVICE.INSTANCE, or a worker by pid or connection id.
-func restartTarget(v *opView, arg string) (map[string]any, string, error) {
+func restartTarget(v *statusview.View, arg string) (map[string]any, string, error) {
 	services := make([]string, 0, len(v.Services))
 	for _, ch := range v.Children {
 		if !slices.Contains(services, ch.Service) {
@@ -189,7 +190,7 @@ func restartTarget(v *opView, arg string) (map[string]any, string, error) {
 	if slices.Contains(services, arg) {
 		return map[string]any{"service": arg}, "service " + arg, nil
 	}
-	if svc, n, ok := parseServiceInstance(arg); ok && slices.Contains(services, svc) {
+	if svc, n, ok := statusview.ParseName(arg); ok && slices.Contains(services, svc) {
 		return map[string]any{"service": svc, "instance": n}, arg, nil
 	}
 	w, err := resolveWorker(v, arg)
@@ -209,7 +210,7 @@ func restartTarget(v *opView, arg string) (map[string]any, string, error) {
 // pidsByInstance maps SERVICE.INSTANCE to its pid for the controller's
 // children that restart_children's params select; of two children of one
 // instance (the old one still stopping), the other one counts.
-func pidsByInstance(v *opView, params map[string]any) map[string]int {
+func pidsByInstance(v *statusview.View, params map[string]any) map[string]int {
 	service, _ := params["service"].(string)
 	instance, one := params["instance"].(int)
 	m := make(map[string]int)

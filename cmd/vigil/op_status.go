@@ -16,6 +16,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/vigild/vigil/internal/statusview"
 	"github.com/vigild/vigil/rpc"
 	"github.com/vigild/vigil/supervisor"
 )
@@ -62,7 +63,7 @@ service with its totals and the memory monitor's kills.
 			if o.output == "json" {
 				return writeRawReplies(out, st)
 			}
-			return renderStatus(out, buildView(st), useColour(out))
+			return renderStatus(out, statusview.New(st), useColour(out))
 		},
 	}
 	o.addSocketFlag(cmd, 5*time.Second, "how long to wait for the supervisor's answer")
@@ -73,7 +74,7 @@ service with its totals and the memory monitor's kills.
 
 // writeRawReplies prints the status replies as a JSON array, one reply a
 // line, without their ids.
-func writeRawReplies(w io.Writer, st *opStatus) error {
+func writeRawReplies(w io.Writer, st *supervisor.Status) error {
 	var b bytes.Buffer
 	b.WriteString("[\n")
 	for _, p := range st.Parts {
@@ -112,7 +113,7 @@ func withoutID(m *rpc.Message) []byte {
 var statusHeaders = []string{"SERVICE", "#", "PID", "CONNECTION", "STATE", "UPTIME", "CPU", "PRIVATE", "RESIDENT", "RESTARTS", "LAST EXIT"}
 
 // renderStatus writes the status table, the services' lines and warnings.
-func renderStatus(w io.Writer, v *opView, colour bool) error {
+func renderStatus(w io.Writer, v *statusview.View, colour bool) error {
 	t := &table{
 		headers: statusHeaders,
 		// Minimum widths keep the layout still as the values change.
@@ -131,7 +132,7 @@ func renderStatus(w io.Writer, v *opView, colour bool) error {
 			restarts = strconv.Itoa(wk.Restarts)
 		}
 		if wk.ConnID != "" {
-			conn = shortID(wk.ConnID)
+			conn = statusview.ShortID(wk.ConnID)
 		}
 		if wk.LastExit != "" {
 			last = wk.LastExit
@@ -261,7 +262,7 @@ func runWatch(parent context.Context, o *opOptions, w io.Writer) error {
 			if o.output == "json" {
 				return writeRawReplies(&frame, st)
 			}
-			return renderStatus(&frame, buildView(st), colour)
+			return renderStatus(&frame, statusview.New(st), colour)
 		}()
 		if ctx.Err() != nil {
 			return nil

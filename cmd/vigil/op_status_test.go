@@ -11,7 +11,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/vigild/vigil/internal/statusview"
 	"github.com/vigild/vigil/rpc"
+	"github.com/vigild/vigil/supervisor"
 )
 
 var opUpdate = flag.Bool("op-update", false, "rewrite the operator tests' golden files")
@@ -40,13 +42,13 @@ func opGolden(t *testing.T, name, got string) {
 
 // opStatusFromFile reads a status reply recorded as JSON lines: the
 // intermediate replies, then the final one.
-func opStatusFromFile(t *testing.T, path string) *opStatus {
+func opStatusFromFile(t *testing.T, path string) *supervisor.Status {
 	t.Helper()
 	b, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	st := &opStatus{}
+	st := &supervisor.Status{}
 	sc := bufio.NewScanner(bytes.NewReader(b))
 	sc.Buffer(nil, 1<<20)
 	var msgs []*rpc.Message
@@ -68,7 +70,7 @@ func opStatusFromFile(t *testing.T, path string) *opStatus {
 // monitors' figures, rendered exactly.
 func TestOpStatusRenderFixture(t *testing.T) {
 	st := opStatusFromFile(t, "testdata/op_status_fixture.jsonl")
-	v := buildView(st)
+	v := statusview.New(st)
 	var b bytes.Buffer
 	if err := renderStatus(&b, v, false); err != nil {
 		t.Fatal(err)
@@ -99,7 +101,7 @@ func TestOpStatusKillsPerService(t *testing.T) {
 		}
 	}
 	var b bytes.Buffer
-	renderStatus(&b, buildView(st), false)
+	renderStatus(&b, statusview.New(st), false)
 	if !strings.Contains(b.String(), "memory kills 3 (increase_limit 1, maximum_size_limit 2)") {
 		t.Errorf("per-service kills missing:\n%s", b.String())
 	}
@@ -211,7 +213,7 @@ func TestOpStatusEndToEnd(t *testing.T) {
 	if err := json.Unmarshal([]byte(stdout), &replies); err != nil {
 		t.Fatalf("status --output json: %v\n%s", err, stdout)
 	}
-	var children []opChild
+	var children []statusview.Child
 	var conns []map[string]any
 	for _, r := range replies {
 		if _, ok := r["id"]; ok {

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/vigild/vigil/internal/statusview"
 )
 
 func TestOpParseParams(t *testing.T) {
@@ -22,29 +24,6 @@ func TestOpParseParams(t *testing.T) {
 		var e *exitError
 		if !errors.As(err, &e) || e.code != exitUsage {
 			t.Errorf("%q: %v, want a usage error", bad, err)
-		}
-	}
-}
-
-func TestOpParseServiceInstance(t *testing.T) {
-	for _, c := range []struct {
-		in   string
-		svc  string
-		n    int
-		isOK bool
-	}{
-		{"web.0", "web", 0, true},
-		{"my.app.12", "my.app", 12, true},
-		{"web", "", 0, false},
-		{"web.", "", 0, false},
-		{".1", "", 0, false},
-		{"web.-1", "", 0, false},
-		{"web.+1", "", 0, false},
-		{"web.x", "", 0, false},
-	} {
-		svc, n, ok := parseServiceInstance(c.in)
-		if svc != c.svc || n != c.n || ok != c.isOK {
-			t.Errorf("%q: (%q, %d, %v), want (%q, %d, %v)", c.in, svc, n, ok, c.svc, c.n, c.isOK)
 		}
 	}
 }
@@ -66,7 +45,7 @@ func TestOpFormats(t *testing.T) {
 	if got := shellQuote("/tmp/web.0-heap.pprof"); got != "/tmp/web.0-heap.pprof" {
 		t.Errorf("shellQuote: %s", got)
 	}
-	w := &opWorker{Service: "web", Instance: 2, PID: 7}
+	w := &statusview.Worker{Service: "web", Instance: 2, PID: 7}
 	if got := defaultDumpFile(dumpKinds[1], w, time.Date(2026, 1, 2, 15, 4, 5, 0, time.UTC)); got != "web.2-heap-20260102-150405.pprof" {
 		t.Errorf("defaultDumpFile: %s", got)
 	}
@@ -77,38 +56,5 @@ func TestOpFormats(t *testing.T) {
 	got = string(jsonTable(json.RawMessage(`{"metrics":{"/gc/heap/goal:bytes":4194304,"/sched/goroutines:goroutines":7}}`)))
 	if want := "/gc/heap/goal:bytes" + strings.Repeat(" ", 11) + "4194304\n/sched/goroutines:goroutines  7\n"; got != want {
 		t.Errorf("jsonTable unwrapping:\n%q\nwant\n%q", got, want)
-	}
-}
-
-func TestOpResolveWorker(t *testing.T) {
-	v := buildView(opStatusFromFile(t, "testdata/op_status_fixture.jsonl"))
-	for arg, want := range map[string]string{
-		"web.1":     "web.1 (pid 102, connection bbbb1111)",
-		"102":       "web.1 (pid 102, connection bbbb1111)",
-		"BBBB":      "web.1 (pid 102, connection bbbb1111)",
-		"c0ffee":    "controller (pid 100, connection c0ffee00)",
-		"100":       "controller (pid 100, connection c0ffee00)",
-		"301":       "(unnamed) (pid 301, connection dddd1111)",
-		"web.2":     "web.2",
-		"cccc1111-": "jobs.0 (pid 201, connection cccc1111)",
-	} {
-		w, err := resolveWorker(v, arg)
-		if err != nil {
-			t.Errorf("%q: %v", arg, err)
-			continue
-		}
-		if got := w.Describe(); got != want {
-			t.Errorf("%q: %s, want %s", arg, got, want)
-		}
-	}
-	_, err := resolveWorker(v, "web.9")
-	if err == nil || !strings.Contains(err.Error(), `no worker matches "web.9": the workers are jobs.0 (pid 201, connection cccc1111), web.0 (pid 101, connection aaaa1111)`) {
-		t.Errorf("web.9: %v", err)
-	}
-	// A prefix shared by two connection ids.
-	v.Workers[0].ConnID = "abcd-1"
-	v.Workers[1].ConnID = "abcd-2"
-	if _, err := resolveWorker(v, "abcd"); err == nil || !strings.Contains(err.Error(), `"abcd" is ambiguous: it matches `) {
-		t.Errorf("ambiguous prefix: %v", err)
 	}
 }

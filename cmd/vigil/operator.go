@@ -9,6 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/vigild/vigil/internal/statusview"
 	"github.com/vigild/vigil/rpc"
 	"github.com/vigild/vigil/supervisor"
 )
@@ -147,7 +148,7 @@ func (o *opOptions) callError(op string, err error) error {
 }
 
 // fetchStatus dials, asks for status and builds the view of it.
-func (o *opOptions) fetchStatus(ctx context.Context) (*supervisor.Client, *opView, error) {
+func (o *opOptions) fetchStatus(ctx context.Context) (*supervisor.Client, *statusview.View, error) {
 	c, err := o.dial(ctx)
 	if err != nil {
 		return nil, nil, err
@@ -157,5 +158,20 @@ func (o *opOptions) fetchStatus(ctx context.Context) (*supervisor.Client, *opVie
 		c.Close()
 		return nil, nil, o.callError("status", err)
 	}
-	return c, buildView(st), nil
+	return c, statusview.New(st), nil
+}
+
+// callStatus asks for the status. It decodes nothing (statusview.New
+// decodes only what the table needs, once), so it leaves Connections nil.
+func callStatus(ctx context.Context, c *supervisor.Client) (*supervisor.Status, error) {
+	st := &supervisor.Status{}
+	final, err := c.Conn().Call(ctx, "status", nil, func(m *rpc.Message) error {
+		st.Parts = append(st.Parts, m)
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	st.Final = final
+	return st, nil
 }

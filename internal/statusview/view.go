@@ -1,23 +1,27 @@
-package main
+// Package statusview has one job: it joins the replies of the supervisor's
+// status call (the registered connections, the controller's children, the
+// memory and process monitors' figures) into one row per worker and totals
+// per service, and resolves the names an operator gives a worker
+// (SERVICE.INSTANCE, a pid, a connection id or a prefix of one).
+package statusview
 
 import (
 	"cmp"
-	"context"
 	"encoding/json"
 	"fmt"
 	"slices"
 	"strconv"
 	"strings"
 
-	"github.com/vigild/vigil/rpc"
 	"github.com/vigild/vigil/supervisor"
 )
 
 // The shapes of the status replies, as the controller and the monitors send
 // them. Every field is optional: a missing part leaves its columns blank.
 
-// opChild is one entry of the controller's {"children": [...]}.
-type opChild struct {
+// Child is one entry of the controller's {"children": [...]}, as it came
+// (Instance is -1 and PID 0 when the entry lacks them).
+type Child struct {
 	Service     string   `json:"service"`
 	Instance    int      `json:"instance"`
 	PID         int      `json:"pid"`
@@ -29,8 +33,8 @@ type opChild struct {
 	NextRestart *string  `json:"next_restart"`
 }
 
-// opServiceStats is one service's entry of the controller's "statistics".
-type opServiceStats struct {
+// ServiceStats is one service's entry of the controller's "statistics".
+type ServiceStats struct {
 	Spawns      int     `json:"spawns"`
 	Restarts    int     `json:"restarts"`
 	Failures    int     `json:"failures"`
@@ -38,18 +42,18 @@ type opServiceStats struct {
 	FailureRate float64 `json:"failure_rate"`
 }
 
-type opMemProcess struct {
+type memProcess struct {
 	CurrentSize        *float64 `json:"current_size"` // shared + private
 	CurrentPrivateSize *float64 `json:"current_private_size"`
 	ResidentSize       *float64 `json:"resident_size"`
 }
 
-type opMemoryMonitor struct {
-	Processes map[string]opMemProcess    `json:"processes"`
+type memoryMonitor struct {
+	Processes map[string]memProcess      `json:"processes"`
 	Kills     map[string]json.RawMessage `json:"kills"`
 }
 
-type opProcMetric struct {
+type procMetric struct {
 	ProcessorUtilization *float64 `json:"processor_utilization"`
 	ResidentSize         *float64 `json:"resident_size"`
 	ElapsedTime          *float64 `json:"elapsed_time"`
@@ -59,38 +63,38 @@ type opProcMetric struct {
 	} `json:"memory"`
 }
 
-type opProcessMonitor struct {
-	Metrics map[string]opProcMetric `json:"metrics"`
+type processMonitor struct {
+	Metrics map[string]procMetric `json:"metrics"`
 }
 
-// opState is the part of a registered state the operator's tools read.
-type opState struct {
+// state is the part of a registered state the operator's tools read.
+type state struct {
 	Role      string          `json:"role"`
 	Name      string          `json:"name"`
 	Instance  json.RawMessage `json:"instance"`
 	ProcessID json.RawMessage `json:"process_id"`
 }
 
-// opWorker is one row of the status table: a child of the controller, a
+// Worker is one row of the status table: a child of the controller, a
 // registered connection, or both (matched by pid).
-type opWorker struct {
+type Worker struct {
 	Service  string
-	Instance int // -1: unknown
-	PID      int // 0: unknown
-	ConnID   string
-	State    string
+	Instance int     // -1: unknown
+	PID      int     // 0: unknown
+	ConnID   string  // the supervisor's connection id; "": not connected
+	State    string  // the controller's state of the child, else "connected"
 	Uptime   float64 // seconds; -1: unknown
 	CPU      float64 // percent of one core; -1: unknown
 	Private  float64 // bytes; -1: unknown
 	Resident float64 // bytes; -1: unknown
 	Restarts int     // -1: unknown
-	LastExit string
+	LastExit string  // how the last process of this instance ended; "": none
 	// Controller marks the controller's own registration (never a row).
 	Controller bool
 }
 
 // Name returns SERVICE.INSTANCE, or what is known of it.
-func (w *opWorker) Name() string {
+func (w *Worker) Name() string {
 	switch {
 	case w.Controller:
 		return "controller"
@@ -104,13 +108,13 @@ func (w *opWorker) Name() string {
 }
 
 // Describe names the worker for messages: "web.0 (pid 123, connection 1a2b3c4d)".
-func (w *opWorker) Describe() string {
+func (w *Worker) Describe() string {
 	var parts []string
 	if w.PID > 0 {
 		parts = append(parts, "pid "+strconv.Itoa(w.PID))
 	}
 	if w.ConnID != "" {
-		parts = append(parts, "connection "+shortID(w.ConnID))
+		parts = append(parts, "connection "+ShortID(w.ConnID))
 	}
 	if len(parts) == 0 {
 		return w.Name()
@@ -118,91 +122,71 @@ func (w *opWorker) Describe() string {
 	return w.Name() + " (" + strings.Join(parts, ", ") + ")"
 }
 
-// opServiceSummary is a service's totals line.
-type opServiceSummary struct {
-	Name     string
+// Service is a service's totals: its workers' figures added up (-1 when
+// no worker's figure is known), the controller's statistics and the memory
+// monitor's kills, when they came.
+type Service struct {
+	Name     string // "": the connections that registered no name
 	Workers  int
 	Ready    int
 	CPU      float64
 	Private  float64
 	Resident float64
 	Restarts int
-	Stats    *opServiceStats
-	Kills    map[string]int
+	Stats    *ServiceStats  // nil: the controller sent none
+	Kills    map[string]int // by reason; nil: none reported per service
 }
 
-// opView is a status reply joined into rows.
-type opView struct {
-	Workers    []*opWorker // sorted by service, instance, pid
-	Controller *opWorker   // nil when no controller is registered
+// View is a status reply joined into rows. New builds it; it is not changed
+// afterwards, and may be read by several goroutines.
+type View struct {
+	Workers    []*Worker // sorted by service, instance, pid
+	Controller *Worker   // nil when no controller is registered
 	// HasChildren is true when the controller's children reply came.
 	HasChildren bool
-	Children    []opChild
-	Services    []*opServiceSummary
+	Children    []Child
+	Services    []*Service
 	// Kills are the memory monitor's kills by reason, when it does not say
 	// which service they were in.
 	Kills map[string]int
 	// Warnings are the failed parts (a monitor or the controller).
 	Warnings []string
 	// Connections are all registrations, the controller's included.
-	Connections []*opWorker
+	Connections []*Worker
 }
 
-func shortID(id string) string {
+// ShortID shortens a connection id to its first 8 characters, as the table
+// shows it.
+func ShortID(id string) string {
 	if len(id) > 8 {
 		return id[:8]
 	}
 	return id
 }
 
-// opStatus is a status call's replies, raw: the intermediate ones (the
-// monitors', the controller's children) and the final one (connections).
-type opStatus struct {
-	Parts []*rpc.Message
-	Final *rpc.Message
-}
-
-// opConnection is an entry of the final reply's "connections".
-type opConnection struct {
-	ConnectionID string          `json:"connection_id"`
-	ProcessID    json.RawMessage `json:"process_id"`
-	State        opState         `json:"state"`
-}
-
-// callStatus asks for the status. It decodes nothing: buildView decodes
-// only what the table needs, once (with 1,000 workers, decoding is most of
-// the command's time).
-func callStatus(ctx context.Context, c *supervisor.Client) (*opStatus, error) {
-	st := &opStatus{}
-	final, err := c.Conn().Call(ctx, "status", nil, func(m *rpc.Message) error {
-		st.Parts = append(st.Parts, m)
-		return nil
-	})
-	if err != nil {
-		return nil, err
-	}
-	st.Final = final
-	return st, nil
-}
-
-// buildView joins the status replies: the controller's children, the
-// connections, and the monitors' figures, by pid.
-func buildView(st *opStatus) *opView {
-	v := &opView{}
-	var mem *opMemoryMonitor
-	var proc *opProcessMonitor
-	var stats map[string]*opServiceStats
+// New joins the replies of a status call: the controller's children, the
+// connections, and the monitors' figures, by pid. It reads st.Parts and the
+// connections of st.Final (st.Connections is not needed, so a Status built
+// from the raw replies alone will do). Every part is optional; a part that
+// cannot be read leaves its columns unknown and adds a warning to the View.
+// Nothing is decoded that the rows do not need: with 1,000 workers,
+// decoding is most of `vigil status`'s time.
+func New(st *supervisor.Status) *View {
+	v := &View{}
+	var mem *memoryMonitor
+	var proc *processMonitor
+	var stats map[string]*ServiceStats
 	for _, p := range st.Parts {
 		switch {
 		case p.Has("memory_monitor"):
-			var m opMemoryMonitor
+			var m memoryMonitor
 			if err := p.DecodeField("memory_monitor", &m); err != nil {
 				v.Warnings = append(v.Warnings, fmt.Sprintf("memory monitor: unreadable status: %v", err))
 			} else {
 				mem = &m
 			}
 		case p.Has("process_monitor"):
-			var m opProcessMonitor
+			var m processMonitor
 			if err := p.DecodeField("process_monitor", &m); err != nil {
 				v.Warnings = append(v.Warnings, fmt.Sprintf("process monitor: unreadable status: %v", err))
 			} else {
@@ -218,7 +202,7 @@ func buildView(st *opStatus) *opView {
 		case p.Has("error"):
 			who, _ := p.GetString("monitor")
 			if c, ok := p.GetString("controller"); ok {
-				who = "controller " + shortID(c)
+				who = "controller " + ShortID(c)
 			}
 			if who == "" {
 				who = "a status part"
@@ -237,13 +221,13 @@ func buildView(st *opStatus) *opView {
 	}
 
 	// Connections, indexed by pid for the children to claim.
-	byPID := make(map[int][]*opWorker)
+	byPID := make(map[int][]*Worker)
 	raw, _ := st.Final.Get("connections")
 	conns := decodeConnections(raw)
 	for i := range conns {
 		c := &conns[i]
 		s := &c.State
-		w := &opWorker{
+		w := &Worker{
 			Service: s.Name, Instance: scanInt(s.Instance, -1), PID: scanInt(c.ProcessID, 0), ConnID: c.ConnectionID,
 			State: "connected", Uptime: -1, CPU: -1, Private: -1, Resident: -1, Restarts: -1,
 		}
@@ -258,10 +242,10 @@ func buildView(st *opStatus) *opView {
 		}
 		byPID[w.PID] = append(byPID[w.PID], w)
 	}
-	claimed := make(map[*opWorker]bool)
+	claimed := make(map[*Worker]bool)
 	for i := range v.Children {
 		ch := &v.Children[i]
-		w := &opWorker{
+		w := &Worker{
 			Service: ch.Service, Instance: ch.Instance, PID: ch.PID, State: ch.State,
 			Uptime: -1, CPU: -1, Private: -1, Resident: -1, Restarts: ch.Restarts,
 		}
@@ -324,7 +308,7 @@ func buildView(st *opStatus) *opView {
 			}
 		}
 	}
-	slices.SortStableFunc(v.Workers, func(a, b *opWorker) int {
+	slices.SortStableFunc(v.Workers, func(a, b *Worker) int {
 		if c := cmp.Compare(b2i(a.Service == ""), b2i(b.Service == "")); c != 0 {
 			return c // unnamed connections last
 		}
@@ -338,11 +322,11 @@ func buildView(st *opStatus) *opView {
 	})
 
 	// Services' totals.
-	byName := make(map[string]*opServiceSummary)
-	summary := func(name string) *opServiceSummary {
+	byName := make(map[string]*Service)
+	summary := func(name string) *Service {
 		s := byName[name]
 		if s == nil {
-			s = &opServiceSummary{Name: name, CPU: -1, Private: -1, Resident: -1}
+			s = &Service{Name: name, CPU: -1, Private: -1, Resident: -1}
 			byName[name] = s
 			v.Services = append(v.Services, s)
 		}
@@ -382,7 +366,7 @@ func buildView(st *opStatus) *opView {
 			}
 		}
 	}
-	slices.SortFunc(v.Services, func(a, b *opServiceSummary) int {
+	slices.SortFunc(v.Services, func(a, b *Service) int {
 		if c := cmp.Compare(b2i(a.Name == ""), b2i(b.Name == "")); c != 0 {
 			return c
 		}

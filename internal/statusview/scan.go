@@ -1,4 +1,4 @@
-package main
+package statusview
 
 import (
 	"strconv"
@@ -52,11 +52,18 @@ func scanInt(raw []byte, unknown int) int {
 	return int(f)
 }
 
+// connection is an entry of the final reply's "connections".
+type connection struct {
+	ConnectionID string
+	ProcessID    []byte
+	State        state
+}
+
 // decodeConnections decodes the final reply's "connections".
-func decodeConnections(raw []byte) []opConnection {
-	var conns []opConnection
+func decodeConnections(raw []byte) []connection {
+	var conns []connection
 	eachElement(raw, func(elem []byte) {
-		var c opConnection
+		var c connection
 		eachField(elem, func(key string, val []byte) {
 			switch key {
 			case "connection_id":
@@ -84,10 +91,10 @@ func decodeConnections(raw []byte) []opConnection {
 }
 
 // decodeChildren decodes the controller's "children".
-func decodeChildren(raw []byte) []opChild {
-	var children []opChild
+func decodeChildren(raw []byte) []Child {
+	var children []Child
 	eachElement(raw, func(elem []byte) {
-		ch := opChild{Instance: -1}
+		ch := Child{Instance: -1}
 		eachField(elem, func(key string, val []byte) {
 			switch key {
 			case "service":
