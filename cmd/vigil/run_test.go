@@ -140,6 +140,20 @@ func (tr tree) registered() []int {
 	return pids
 }
 
+// waitExit waits for vigil run to exit 0 after what was done to it.
+func (r *runner) waitExit(after string) {
+	r.t.Helper()
+	select {
+	case err := <-r.exited:
+		r.exited <- err // for the cleanup
+		if err != nil {
+			r.t.Errorf("vigil run after %s: %v", after, err)
+		}
+	case <-time.After(30 * time.Second):
+		r.t.Fatalf("vigil run did not stop after %s", after)
+	}
+}
+
 // status asks the supervisor; it returns false while it cannot.
 func (r *runner) status() (tree, bool) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -263,15 +277,7 @@ func TestRunKeepsWorkersAliveAndStopsCleanly(t *testing.T) {
 	if err := r.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
-	select {
-	case err := <-r.exited:
-		if err != nil {
-			t.Errorf("vigil run after SIGTERM: %v", err)
-		}
-		r.exited <- err // for the cleanup
-	case <-time.After(30 * time.Second):
-		t.Fatal("vigil run did not stop after SIGTERM")
-	}
+	r.waitExit("SIGTERM")
 	for _, pid := range all {
 		if alive(pid) {
 			t.Errorf("process %d outlived vigil run", pid)
@@ -365,15 +371,7 @@ func TestRunRestartThroughSupervisor(t *testing.T) {
 	if err := c.Restart(ctx, "INT"); err != nil {
 		t.Fatal(err)
 	}
-	select {
-	case err := <-r.exited:
-		if err != nil {
-			t.Errorf("vigil run after restart INT: %v", err)
-		}
-		r.exited <- err
-	case <-time.After(30 * time.Second):
-		t.Fatal("vigil run did not stop after restart with INT")
-	}
+	r.waitExit("restart INT")
 }
 
 func TestRunBadConfig(t *testing.T) {
@@ -601,15 +599,7 @@ func TestRunSignals(t *testing.T) {
 	if err := c.Restart(ctx, "QUIT"); err != nil {
 		t.Fatal(err)
 	}
-	select {
-	case err := <-r.exited:
-		if err != nil {
-			t.Errorf("vigil run after QUIT: %v", err)
-		}
-		r.exited <- err
-	case <-time.After(30 * time.Second):
-		t.Fatal("vigil run did not stop after QUIT")
-	}
+	r.waitExit("QUIT")
 	for _, pid := range all {
 		if alive(pid) {
 			t.Errorf("process %d outlived vigil run", pid)
