@@ -103,10 +103,10 @@ type SampleOptions struct {
 // ServiceLimits are the limits of one service's workers; zero fields
 // inherit [MemoryOptions]'.
 type ServiceLimits struct {
-	MaximumSizeLimit uint64
-	IncreaseLimit    int
-	ThresholdSize    uint64
-	GracefulStop     time.Duration
+	MaximumSizeLimit uint64        // bytes of private memory; 0: inherit
+	IncreaseLimit    int           // increases before a leak stop; 0: inherit
+	ThresholdSize    uint64        // bytes an increase must exceed; 0: inherit
+	GracefulStop     time.Duration // time from SIGINT to SIGKILL; 0: inherit
 }
 
 // Validate reports options that make no sense, naming them.
@@ -663,8 +663,8 @@ type MemoryStatus struct {
 	// TotalSize is max(shared) + sum(private) at the last reading of every
 	// worker's private size (null before one).
 	TotalSize       *uint64 `json:"total_size"`
-	TotalSizeLimit  *uint64 `json:"total_size_limit"`
-	FreeSizeMinimum *uint64 `json:"free_size_minimum"`
+	TotalSizeLimit  *uint64 `json:"total_size_limit"`  // bytes; null: no limit
+	FreeSizeMinimum *uint64 `json:"free_size_minimum"` // bytes; null: no minimum
 	// FreeSize is the host's (or cgroup's) free memory at the last poll,
 	// when FreeSizeMinimum is set.
 	FreeSize *uint64 `json:"free_size,omitempty"`
@@ -676,18 +676,18 @@ type MemoryStatus struct {
 
 // ProcessMemory is one worker's figures in [MemoryStatus]: null until read.
 type ProcessMemory struct {
-	ProcessID   int `json:"process_id"`
-	SampleCount int `json:"sample_count"`
+	ProcessID   int `json:"process_id"`   // the worker's pid
+	SampleCount int `json:"sample_count"` // full checks that read its private size
 	// CurrentSize is shared + private at the last private reading.
 	CurrentSize        *uint64 `json:"current_size"`
-	CurrentSharedSize  *uint64 `json:"current_shared_size"`
-	CurrentPrivateSize *uint64 `json:"current_private_size"`
+	CurrentSharedSize  *uint64 `json:"current_shared_size"`  // shared bytes at the last private reading
+	CurrentPrivateSize *uint64 `json:"current_private_size"` // private bytes at the last private reading
 	// MaximumSize is the largest private size counted for leaks.
 	MaximumSize      *uint64 `json:"maximum_size"`
-	MaximumSizeLimit *uint64 `json:"maximum_size_limit"`
-	ThresholdSize    uint64  `json:"threshold_size"`
-	IncreaseCount    int     `json:"increase_count"`
-	IncreaseLimit    *int    `json:"increase_limit"`
+	MaximumSizeLimit *uint64 `json:"maximum_size_limit"` // bytes of private size; null: no limit
+	ThresholdSize    uint64  `json:"threshold_size"`     // bytes above MaximumSize that count as an increase
+	IncreaseCount    int     `json:"increase_count"`     // increases counted so far
+	IncreaseLimit    *int    `json:"increase_limit"`     // increases before a leak stop; null: off
 	// ResidentSize is the resident size at the last poll.
 	ResidentSize *uint64 `json:"resident_size"`
 	// Service is the "name" the worker registered with.

@@ -69,6 +69,7 @@ type Process struct {
 
 // ProcessStatus is the process monitor's status, in the original's shape.
 type ProcessStatus struct {
+	// PPID is the pid at the root of the captured tree.
 	PPID int `json:"ppid"`
 	// Metrics are the processes of the tree by process id.
 	Metrics map[string]*procmetrics.Process `json:"metrics"`

@@ -13,9 +13,9 @@ import (
 // Process is one process's figures, serialised with the field names of the
 // original's process monitor. Sizes are bytes, times seconds.
 type Process struct {
-	ProcessID       int `json:"process_id"`
-	ParentProcessID int `json:"parent_process_id"`
-	ProcessGroupID  int `json:"process_group_id"`
+	ProcessID       int `json:"process_id"`        // the pid
+	ParentProcessID int `json:"parent_process_id"` // the parent's pid
+	ProcessGroupID  int `json:"process_group_id"`  // the process group's id
 	// ProcessorUtilization is the percentage of one core used since the
 	// previous capture of the same process by the same Sampler (so it may
 	// exceed 100 for a multi-threaded process). On a process's first capture
@@ -24,8 +24,8 @@ type Process struct {
 	// TotalSize is Memory.ProportionalSize when memory details were read and
 	// available, else ResidentSize.
 	TotalSize    uint64 `json:"total_size"`
-	VirtualSize  uint64 `json:"virtual_size"`
-	ResidentSize uint64 `json:"resident_size"`
+	VirtualSize  uint64 `json:"virtual_size"`  // bytes of address space (stat vsize)
+	ResidentSize uint64 `json:"resident_size"` // bytes in RAM (stat rss)
 	// ProcessorTime is user plus system time of all the process's threads
 	// (not of its waited-for children).
 	ProcessorTime float64 `json:"processor_time"`
@@ -44,19 +44,19 @@ type Process struct {
 // Memory is a process's memory details, from /proc/PID/smaps_rollup (sizes),
 // /proc/PID/maps (the map count) and /proc/PID/stat (faults).
 type Memory struct {
-	MapCount             int    `json:"map_count"`
-	ResidentSize         uint64 `json:"resident_size"`
-	ProportionalSize     uint64 `json:"proportional_size"`
-	SharedCleanSize      uint64 `json:"shared_clean_size"`
-	SharedDirtySize      uint64 `json:"shared_dirty_size"`
-	PrivateCleanSize     uint64 `json:"private_clean_size"`
-	PrivateDirtySize     uint64 `json:"private_dirty_size"`
-	ReferencedSize       uint64 `json:"referenced_size"`
-	AnonymousSize        uint64 `json:"anonymous_size"`
-	SwapSize             uint64 `json:"swap_size"`
-	ProportionalSwapSize uint64 `json:"proportional_swap_size"`
-	MinorFaults          uint64 `json:"minor_faults"`
-	MajorFaults          uint64 `json:"major_faults"`
+	MapCount             int    `json:"map_count"`              // mappings: lines of /proc/PID/maps
+	ResidentSize         uint64 `json:"resident_size"`          // Rss, in bytes
+	ProportionalSize     uint64 `json:"proportional_size"`      // Pss: Rss, shared pages divided among sharers
+	SharedCleanSize      uint64 `json:"shared_clean_size"`      // Shared_Clean, in bytes
+	SharedDirtySize      uint64 `json:"shared_dirty_size"`      // Shared_Dirty, in bytes
+	PrivateCleanSize     uint64 `json:"private_clean_size"`     // Private_Clean, in bytes
+	PrivateDirtySize     uint64 `json:"private_dirty_size"`     // Private_Dirty, in bytes
+	ReferencedSize       uint64 `json:"referenced_size"`        // Referenced: recently accessed, bytes
+	AnonymousSize        uint64 `json:"anonymous_size"`         // Anonymous: not file-backed, bytes
+	SwapSize             uint64 `json:"swap_size"`              // Swap: swapped out, bytes
+	ProportionalSwapSize uint64 `json:"proportional_swap_size"` // SwapPss: Swap, shared pages divided
+	MinorFaults          uint64 `json:"minor_faults"`           // count since start, not of children (stat minflt)
+	MajorFaults          uint64 `json:"major_faults"`           // count since start, not of children (stat majflt)
 }
 
 // PrivateSize is PrivateCleanSize + PrivateDirtySize: the memory that would

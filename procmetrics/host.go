@@ -23,8 +23,8 @@ const (
 // HostMemory is the memory available to this process: the host's, or the
 // memory cgroup's when that has a limit. Sizes are bytes.
 type HostMemory struct {
-	Total uint64 `json:"total_size"`
-	Free  uint64 `json:"free_size"`
+	Total uint64 `json:"total_size"` // MemTotal, or the cgroup's limit
+	Free  uint64 `json:"free_size"`  // MemAvailable, or the limit minus usage (0 if over)
 	// Source says where the figures come from: SourceMeminfo, SourceCgroup2
 	// or SourceCgroup1.
 	Source string `json:"source"`

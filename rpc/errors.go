@@ -18,8 +18,8 @@ var ErrLineTooLong = errors.New("rpc: line too long")
 // {"class": "...", "message": "..."}. A [Handler] returns one to choose the
 // class; any other error gets the class "RuntimeError".
 type Error struct {
-	Class   string `json:"class"`
-	Message string `json:"message"`
+	Class   string `json:"class"`   // e.g. "ArgumentError"; "": none
+	Message string `json:"message"` // what went wrong, for people
 }
 
 // Error implements error.
@@ -54,8 +54,8 @@ func wireError(err error) *Error {
 // The peer's "error" field may be the object form (Class and Message set) or
 // the string form the original uses for some errors (only Message set).
 type RemoteError struct {
-	Class   string
-	Message string
+	Class   string // the peer's "class"; "": none (string form)
+	Message string // the peer's "message", or the error string
 	// Reply is the failed final reply itself, with any other fields the peer
 	// sent (for example "connection_id").
 	Reply *Message

@@ -70,6 +70,7 @@ func (c *Client) Done() <-chan struct{} { return c.done }
 
 // ConnectionInfo is one registration as status lists it.
 type ConnectionInfo struct {
+	// ConnectionID is the id the supervisor gave the connection (a UUID).
 	ConnectionID string `json:"connection_id"`
 	// ProcessID is the registered process_id (0 when absent or not a
 	// number).

@@ -34,9 +34,9 @@ type MemorySample struct {
 	// most allocated), at most the call's "limit" entries; ByFile,
 	// ByLocation ("file:line") and ByPackage likewise.
 	ByFunction []SiteAmount `json:"by_function"`
-	ByFile     []SiteAmount `json:"by_file"`
-	ByLocation []SiteAmount `json:"by_location"`
-	ByPackage  []SiteAmount `json:"by_package"`
+	ByFile     []SiteAmount `json:"by_file"`     // by source file
+	ByLocation []SiteAmount `json:"by_location"` // by "file:line"
+	ByPackage  []SiteAmount `json:"by_package"`  // by package path
 }
 
 // Amount is a number of objects and their size in bytes.
@@ -53,7 +53,7 @@ type SiteAmount struct {
 	Name string `json:"name"`
 	// Allocated and Retained are the site's share of the totals.
 	Allocated Amount `json:"allocated"`
-	Retained  Amount `json:"retained"`
+	Retained  Amount `json:"retained"` // of TotalRetained: still live at the end
 }
 
 // heapValues are one stack's figures in a heap profile.

@@ -57,9 +57,9 @@ type Histogram struct {
 	Count uint64 `json:"count"`
 	// P50, P90, P99 and Max are estimated quantiles (numbers, or "+Inf").
 	P50 any `json:"p50"`
-	P90 any `json:"p90"`
-	P99 any `json:"p99"`
-	Max any `json:"max"`
+	P90 any `json:"p90"` // 90th percentile, in the metric's unit
+	P99 any `json:"p99"` // 99th percentile, in the metric's unit
+	Max any `json:"max"` // bound of the largest value's bucket
 	// Buckets are the non-empty buckets as [lower, upper, count].
 	Buckets [][]any `json:"buckets"`
 }
@@ -138,7 +138,7 @@ type GarbageProfile struct {
 	// Collections and ForcedCollections count the GC cycles that ended,
 	// all of them and those forced by runtime.GC.
 	Collections       uint32 `json:"collections"`
-	ForcedCollections uint32 `json:"forced_collections"`
+	ForcedCollections uint32 `json:"forced_collections"` // by runtime.GC
 	// PauseTotal is the stop-the-world time of those cycles, in seconds.
 	PauseTotal float64 `json:"pause_total_seconds"`
 	// Pauses summarises the individual pauses, in seconds.
@@ -157,8 +157,8 @@ type GarbageProfile struct {
 	// AllocatedBytes, AllocatedObjects and FreedObjects are the allocation
 	// activity between start and stop.
 	AllocatedBytes   uint64 `json:"allocated_bytes"`
-	AllocatedObjects uint64 `json:"allocated_objects"`
-	FreedObjects     uint64 `json:"freed_objects"`
+	AllocatedObjects uint64 `json:"allocated_objects"` // objects allocated (Mallocs)
+	FreedObjects     uint64 `json:"freed_objects"`     // objects freed (Frees)
 	// GCCPUFraction is the fraction of CPU time used by the GC since the
 	// program started, at stop.
 	GCCPUFraction float64 `json:"gc_cpu_fraction"`
@@ -168,7 +168,7 @@ type GarbageProfile struct {
 type Span struct {
 	// Start is the figure at garbage_profile_start, End at the stop.
 	Start uint64 `json:"start"`
-	End   uint64 `json:"end"`
+	End   uint64 `json:"end"` // the figure at garbage_profile_stop
 }
 
 func (d *Diagnostics) garbageProfileStart(ctx context.Context, call *rpc.Call) error {

@@ -22,24 +22,24 @@ import (
 // Child is one entry of the controller's {"children": [...]}, as it came
 // (Instance is -1 and PID 0 when the entry lacks them).
 type Child struct {
-	Service     string   `json:"service"`
-	Instance    int      `json:"instance"`
-	PID         int      `json:"pid"`
-	State       string   `json:"state"`
-	Restarts    int      `json:"restarts"`
-	LastExit    *string  `json:"last_exit"`
-	StartedAt   *string  `json:"started_at"`
-	Uptime      *float64 `json:"uptime"`
-	NextRestart *string  `json:"next_restart"`
+	Service     string   `json:"service"`      // the service's name
+	Instance    int      `json:"instance"`     // 0-based within the service; -1: unknown
+	PID         int      `json:"pid"`          // 0: unknown, or no process running
+	State       string   `json:"state"`        // "starting", "ready", "backing off"... as sent
+	Restarts    int      `json:"restarts"`     // processes started after the instance's first
+	LastExit    *string  `json:"last_exit"`    // e.g. "exit 3", "signal killed"; nil: none
+	StartedAt   *string  `json:"started_at"`   // RFC 3339 time, as sent; nil: no process
+	Uptime      *float64 `json:"uptime"`       // seconds the current process has run; nil: not sent
+	NextRestart *string  `json:"next_restart"` // RFC 3339 time, as sent; nil: none scheduled
 }
 
 // ServiceStats is one service's entry of the controller's "statistics".
 type ServiceStats struct {
-	Spawns      int     `json:"spawns"`
-	Restarts    int     `json:"restarts"`
-	Failures    int     `json:"failures"`
-	RestartRate float64 `json:"restart_rate"`
-	FailureRate float64 `json:"failure_rate"`
+	Spawns      int     `json:"spawns"`       // processes started, restarts included
+	Restarts    int     `json:"restarts"`     // processes started after an instance's first
+	Failures    int     `json:"failures"`     // unsuccessful exits and failed spawns
+	RestartRate float64 `json:"restart_rate"` // restarts per second over the last minute
+	FailureRate float64 `json:"failure_rate"` // failures per second over the last minute
 }
 
 type memProcess struct {
@@ -78,7 +78,7 @@ type state struct {
 // Worker is one row of the status table: a child of the controller, a
 // registered connection, or both (matched by pid).
 type Worker struct {
-	Service  string
+	Service  string  // the service's name; "": registered no name
 	Instance int     // -1: unknown
 	PID      int     // 0: unknown
 	ConnID   string  // the supervisor's connection id; "": not connected
@@ -126,13 +126,13 @@ func (w *Worker) Describe() string {
 // no worker's figure is known), the controller's statistics and the memory
 // monitor's kills, when they came.
 type Service struct {
-	Name     string // "": the connections that registered no name
-	Workers  int
-	Ready    int
-	CPU      float64
-	Private  float64
-	Resident float64
-	Restarts int
+	Name     string         // "": the connections that registered no name
+	Workers  int            // rows (workers) of the service
+	Ready    int            // workers whose state is "ready"
+	CPU      float64        // percent of one core; -1: unknown
+	Private  float64        // bytes; -1: unknown
+	Resident float64        // bytes; -1: unknown
+	Restarts int            // the workers' restarts added up (unknown counts 0)
 	Stats    *ServiceStats  // nil: the controller sent none
 	Kills    map[string]int // by reason; nil: none reported per service
 }
@@ -144,8 +144,8 @@ type View struct {
 	Controller *Worker   // nil when no controller is registered
 	// HasChildren is true when the controller's children reply came.
 	HasChildren bool
-	Children    []Child
-	Services    []*Service
+	Children    []Child    // the controller's children, as they came
+	Services    []*Service // the totals per service, sorted by name ("" last)
 	// Kills are the memory monitor's kills by reason, when it does not say
 	// which service they were in.
 	Kills map[string]int
