@@ -69,12 +69,11 @@ type Conn struct {
 
 	wmu sync.Mutex // serialises writes
 
-	mu       sync.Mutex
-	nextID   uint64
-	pending  map[uint64]*pending
-	closed   bool
-	closeErr error
-	state    map[string]any
+	mu      sync.Mutex
+	nextID  uint64
+	pending map[uint64]*pending
+	closed  bool
+	state   map[string]any
 
 	done      chan struct{} // closed when the connection has ended
 	closeOnce sync.Once
@@ -113,17 +112,16 @@ func (c *Conn) Done() <-chan struct{} { return c.done }
 // Close ends the connection: the transport is closed, which makes [Conn.Run]
 // return. It is safe to call more than once.
 func (c *Conn) Close() error {
-	c.shutdown(nil)
+	c.shutdown()
 	return nil
 }
 
 // shutdown marks the connection closed, fails every pending call, cancels
-// the handlers and closes the transport. The first cause wins.
-func (c *Conn) shutdown(cause error) {
+// the handlers and closes the transport.
+func (c *Conn) shutdown() {
 	c.closeOnce.Do(func() {
 		c.mu.Lock()
 		c.closed = true
-		c.closeErr = cause
 		pend := c.pending
 		c.pending = nil
 		cancel := c.cancel
@@ -156,7 +154,7 @@ func (c *Conn) Run(ctx context.Context) error {
 	if closed {
 		cancel()
 	}
-	stop := context.AfterFunc(ctx, func() { c.shutdown(nil) })
+	stop := context.AfterFunc(ctx, func() { c.shutdown() })
 	err := c.read(hctx)
 	stop()
 	if err != nil {
@@ -172,7 +170,7 @@ func (c *Conn) Run(ctx context.Context) error {
 	if err != nil {
 		c.logger.Error("connection closed", "error", err)
 	}
-	c.shutdown(err)
+	c.shutdown()
 	c.handlers.Wait()
 	return err
 }
@@ -313,7 +311,7 @@ func (c *Conn) write(b []byte) error {
 		defer d.SetWriteDeadline(time.Time{})
 	}
 	if _, err := c.rwc.Write(b); err != nil {
-		c.shutdown(err)
+		c.shutdown()
 		return fmt.Errorf("%w: write: %w", ErrClosed, err)
 	}
 	return nil

@@ -83,7 +83,7 @@ env = { %s = "grow-worker", GROW_MARK = %q, GORACE = "atexit_sleep_ms=0" }
 `, dumps, exe, helperEnv, mark))
 	tr := r.waitTree("the worker", allUp(1))
 	first := tr.pids("web", "")[0]
-	tr = r.waitTree("the grown worker replaced", func(tr tree) bool {
+	r.waitTree("the grown worker replaced", func(tr tree) bool {
 		return allUp(1)(tr) && !slices.Contains(tr.pids("web", ""), first)
 	})
 	entries, err := os.ReadDir(dumps)

@@ -176,14 +176,22 @@ func (r *runner) status() (tree, bool) {
 	return tr, true
 }
 
-// rawStatus is one status call, failing the test if it cannot be made.
-func (r *runner) rawStatus(ctx context.Context) *supervisor.Status {
+// dial connects to the run's supervisor, failing the test if it cannot;
+// the client is closed when the test ends.
+func (r *runner) dial(ctx context.Context) *supervisor.Client {
 	r.t.Helper()
 	c, err := supervisor.Dial(ctx, r.socket)
 	if err != nil {
 		r.t.Fatal(err)
 	}
-	defer c.Close()
+	r.t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// rawStatus is one status call, failing the test if it cannot be made.
+func (r *runner) rawStatus(ctx context.Context) *supervisor.Status {
+	r.t.Helper()
+	c := r.dial(ctx)
 	st, err := c.Status(ctx)
 	if err != nil {
 		r.t.Fatal(err)
@@ -362,11 +370,7 @@ func TestRunRestartThroughSupervisor(t *testing.T) {
 	r.waitTree("the worker", allUp(1))
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	c, err := supervisor.Dial(ctx, r.socket)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c := r.dial(ctx)
 	// The original's restart task: SIGINT to the controller, which stops.
 	if err := c.Restart(ctx, "INT"); err != nil {
 		t.Fatal(err)
@@ -543,11 +547,7 @@ func TestRunRestartChildrenReply(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	c, err := supervisor.Dial(ctx, r.socket)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c := r.dial(ctx)
 	reply, err := c.Forward(ctx, controller, map[string]any{"do": "restart_children", "service": "web", "instance": 0}, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -584,11 +584,7 @@ func TestRunSignals(t *testing.T) {
 	})
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	c, err := supervisor.Dial(ctx, r.socket)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c := r.dial(ctx)
 	if err := c.Restart(ctx, "USR2"); err != nil {
 		t.Fatal(err)
 	}
