@@ -88,20 +88,39 @@ func NewOrNop(getenv func(string) string) (Client, error) {
 	return Nop{}, nil
 }
 
+// fromEnv returns the client the environment names, nil if it names none,
+// and never a typed nil with an error.
 func fromEnv(getenv func(string) string) (Client, error) {
 	if getenv == nil {
 		getenv = os.Getenv
 	}
-	if v := getenv(EnvPipe); v != "" {
-		return newPipeClient(v)
+	var (
+		c   Client
+		err error
+	)
+	switch {
+	case getenv(EnvPipe) != "":
+		c, err = newPipeClient(getenv(EnvPipe))
+	case getenv(EnvSocket) != "":
+		c, err = untyped(NewSystemdClient(getenv(EnvSocket)))
+	case getenv(EnvLog) != "":
+		c, err = untyped(NewFileClient(getenv(EnvLog)))
+	default:
+		return nil, nil
 	}
-	if v := getenv(EnvSocket); v != "" {
-		return NewSystemdClient(v)
+	if err != nil {
+		return nil, err
 	}
-	if v := getenv(EnvLog); v != "" {
-		return NewFileClient(v)
+	return c, nil
+}
+
+// untyped turns a constructor's concrete result into a Client, nil (not a
+// typed nil) when it failed.
+func untyped[C Client](c C, err error) (Client, error) {
+	if err != nil {
+		return nil, err
 	}
-	return nil, nil
+	return c, nil
 }
 
 // Nop is a Client that discards every message.

@@ -438,6 +438,12 @@ func TestNewBadEnvironment(t *testing.T) {
 			if !errors.Is(err, ErrBadEnvironment) || !strings.Contains(err.Error(), tt.want) {
 				t.Fatalf("got %v, want ErrBadEnvironment naming %s", err, tt.want)
 			}
+			if c != nil {
+				t.Fatalf("New returned a non-nil Client (%T) with its error", c)
+			}
+			if c, _ := NewOrNop(envMap(tt.env)); c != nil {
+				t.Fatalf("NewOrNop returned a non-nil Client (%T) with its error", c)
+			}
 		})
 	}
 }

@@ -21,6 +21,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -197,6 +198,7 @@ func worker(sock string) error {
 			b[i] = 1
 		}
 		arena = append(arena, b)
+		runtime.KeepAlive(arena)
 		p, err := privateSize()
 		if err != nil {
 			return err

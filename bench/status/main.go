@@ -63,7 +63,7 @@ func run(vigil, ns string, runs int, controller bool) error {
 			return fmt.Errorf("-n: bad number %q", s)
 		}
 		if err := bench(vigil, dir, n, runs, controller); err != nil {
-			return fmt.Errorf("N=%d: %w", n, err)
+			return fmt.Errorf("with n=%d: %w", n, err)
 		}
 	}
 	return nil

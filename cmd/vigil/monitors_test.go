@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"syscall"
 	"testing"
@@ -50,6 +51,7 @@ func init() {
 						b[i] = 1
 					}
 					hoard = append(hoard, b)
+					runtime.KeepAlive(hoard) // held, and seen to be, until the end
 				}
 			}
 		}
