@@ -18,23 +18,11 @@ import (
 )
 
 // waitCond waits, without polling, until cond holds on the container's
-// state (checked under its lock after every change).
+// state (checked on its loop after every change).
 func waitCond(c *Container, timeout time.Duration, cond func() bool) bool {
-	deadline := time.NewTimer(timeout)
-	defer deadline.Stop()
-	for {
-		c.mu.Lock()
-		ok, ch := cond(), c.changed
-		c.mu.Unlock()
-		if ok {
-			return true
-		}
-		select {
-		case <-ch:
-		case <-deadline.C:
-			return false
-		}
-	}
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	return c.wait(ctx, func() (bool, error) { return cond(), nil }) == nil
 }
 
 // BenchmarkCrashToReady: SIGKILL a worker until its replacement has said
@@ -53,22 +41,20 @@ func BenchmarkCrashToReady(b *testing.B) {
 			if err := c.WaitReady(context.Background()); err != nil {
 				b.Fatal(err)
 			}
-			inst := c.services[0].instances[0]
+			var inst *instance
+			c.do(func() { inst = c.st.services[0].instances[0] })
 			var lat []time.Duration
 			b.ResetTimer()
 			for range b.N {
-				c.mu.Lock()
-				p := inst.cur
-				c.mu.Unlock()
+				var p *proc
+				c.do(func() { p = inst.cur })
 				start := time.Now()
 				_ = syscall.Kill(p.pid, syscall.SIGKILL)
 				if !waitCond(c, 10*time.Second, func() bool { return inst.cur != nil && inst.cur != p && inst.cur.ready }) {
 					b.Fatal("no replacement")
 				}
 				lat = append(lat, time.Since(start))
-				c.mu.Lock()
-				inst.bo = backoff{} // measure the immediate restart each time
-				c.mu.Unlock()
+				c.do(func() { inst.bo = backoff{} }) // measure the immediate restart each time
 			}
 			b.StopTimer()
 			slices.Sort(lat)

@@ -440,9 +440,7 @@ func TestRestartChildrenFailedReplacementKeepsOld(t *testing.T) {
 	waitReady(t, c)
 	old := c.Children()[0].PID
 	// Make the next spawn fail to become ready by pointing it at a crash.
-	c.mu.Lock()
-	c.services[0].spec.Env = append(c.services[0].spec.Env, helperEnv+"=crash")
-	c.mu.Unlock()
+	c.do(func() { c.st.services[0].spec.Env = append(c.st.services[0].spec.Env, helperEnv+"=crash") })
 	err := c.RestartChildren(context.Background(), "web", 0)
 	if !errors.Is(err, ErrReplacementFailed) {
 		t.Fatalf("RestartChildren = %v, want ErrReplacementFailed", err)

@@ -23,8 +23,7 @@ type ControllerOptions struct {
 	// started it (nil = none): "Initializing controller...", ready with
 	// "Running with N children.", reloading, stopping, and errors.
 	Notify notify.Client
-	// Policy is given to every container (nil = DefaultPolicy). During a
-	// Reload it sees the children of the old and the new container.
+	// Policy decides on failed clocks and exits (nil = DefaultPolicy).
 	Policy Policy
 	// Logger receives events (nil = discard).
 	Logger *slog.Logger
@@ -32,17 +31,25 @@ type ControllerOptions struct {
 	Output io.Writer
 	// OutputBuffer bounds the bytes queued for Output (0 = 1 MiB).
 	OutputBuffer int
-	// CheckInterval is the granularity of the readiness clocks (0 =
-	// DefaultCheckInterval).
+	// CheckInterval is the shortest spacing of two checks of one child's
+	// readiness clock (0 = DefaultCheckInterval).
 	CheckInterval time.Duration
+	// Spawners is how many threads start children (0 = the number of CPUs).
+	Spawners int
+	// RunID, when set, is given to every child as VIGIL_RUN (EnvRun), with
+	// VIGIL_SPAWN numbering the processes: what is left of a run can be
+	// found by it.
+	RunID string
+	// AfterReap, when set, is called on the container's loop after each
+	// child has been reaped, with its VIGIL_SPAWN number. It must return
+	// quickly.
+	AfterReap func(spawn uint64)
 }
 
-// Controller runs services in containers and swaps them blue/green on
-// Reload. Persistent services each get a container of their own, started
-// first and stopped last; the other services share one container. All
-// containers share one output writer and the statistics, which survive
-// reloads. Persistent does not imply Restart: vigil's supervisor spec sets
-// both. Its methods are safe for concurrent use.
+// Controller runs services in one container: persistent services (such as
+// vigil's supervisor) start first and stop last; Reload applies a new
+// configuration by difference, each changed service replaced blue/green.
+// Its methods are safe for concurrent use.
 type Controller struct {
 	opts   ControllerOptions
 	logger *slog.Logger
@@ -53,16 +60,12 @@ type Controller struct {
 
 	mu         sync.Mutex
 	specs      []Spec // the configuration in force
-	sink       *lineSink
-	persistent []*Container // in spec order
-	current    *Container   // the other services (nil if none)
-	next       *Container   // being started by Reload
-	retiring   []*Container // being stopped
+	ct         *Container
 	running    bool
 	ready      chan struct{} // closed once Run has everything ready
 	stopping   chan struct{} // closed when Run begins to stop
 	policyStop chan error
-	wg         sync.WaitGroup // container watchers
+	wg         sync.WaitGroup // the container's watcher
 }
 
 // NewController validates specs (errors wrap ErrInvalidSpec) and returns a
@@ -88,7 +91,7 @@ func NewController(specs []Spec, opts ControllerOptions) (*Controller, error) {
 func cloneSpecs(specs []Spec) []Spec {
 	out := make([]Spec, len(specs))
 	for i, s := range specs {
-		s.Command, s.Env = slices.Clone(s.Command), slices.Clone(s.Env)
+		s.Command, s.Env, s.Files = slices.Clone(s.Command), slices.Clone(s.Env), slices.Clone(s.Files)
 		out[i] = s
 	}
 	return out
@@ -106,66 +109,6 @@ func (c *Controller) sendError(err error) {
 	}
 }
 
-// newContainer creates and starts a container sharing the controller's
-// output and statistics, and watches it for a stop by its policy.
-func (c *Controller) newContainer(specs []Spec) (*Container, error) {
-	ct, err := NewContainer(specs, Options{
-		Policy: c.opts.Policy, Logger: c.logger, CheckInterval: c.opts.CheckInterval,
-		sink: c.sink, stats: c.stats,
-	})
-	if err != nil {
-		return nil, err
-	}
-	if err := ct.Start(); err != nil {
-		return nil, err
-	}
-	c.wg.Add(1)
-	go func() {
-		defer c.wg.Done()
-		<-ct.Done()
-		if err := ct.Err(); err != nil {
-			select {
-			case c.policyStop <- fmt.Errorf("services %v: %w", specNames(ct.Specs()), err):
-			default:
-			}
-		}
-	}()
-	return ct, nil
-}
-
-func specNames(specs []Spec) []string {
-	out := make([]string, len(specs))
-	for i, s := range specs {
-		out[i] = s.Name
-	}
-	return out
-}
-
-// startReady starts a container for specs and waits until it is ready; on
-// failure it stops it again. Meanwhile the container is c.next (shown by
-// Children); on success place runs under c.mu as it stops being c.next.
-func (c *Controller) startReady(ctx context.Context, specs []Spec, place func(*Container)) (*Container, error) {
-	ct, err := c.newContainer(specs)
-	if err != nil {
-		return nil, err
-	}
-	c.mu.Lock()
-	c.next = ct
-	c.mu.Unlock()
-	err = ct.WaitReady(ctx)
-	c.mu.Lock()
-	c.next = nil
-	if err == nil {
-		place(ct)
-	}
-	c.mu.Unlock()
-	if err != nil {
-		_ = ct.Stop(context.WithoutCancel(ctx))
-		return nil, err
-	}
-	return ct, nil
-}
-
 func split(specs []Spec) (persistent, other []Spec) {
 	for _, s := range specs {
 		if s.Persistent {
@@ -177,29 +120,56 @@ func split(specs []Spec) (persistent, other []Spec) {
 	return persistent, other
 }
 
-// Run starts the persistent services, each in its container, waits until
-// they are ready, then starts the other services in one container and waits
-// until they are ready, then notifies ready ("Running with N children."). It
-// runs until ctx ends, then stops everything gracefully, persistent services
+// container returns the running container, nil before Run.
+func (c *Controller) container() *Container {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.ct
+}
+
+// Run starts the persistent services, one after the other, each once the
+// one before is ready, then the other services together, waits until they
+// are ready, then notifies ready ("Running with N children."). It runs
+// until ctx ends, then stops everything gracefully, persistent services
 // last, and returns nil. If a service fails to become ready at start (see
-// Container.WaitReady), Run notifies the error, stops everything and returns
-// it; if a policy stops a container, Run stops everything and returns an
-// error wrapping ErrStoppedByPolicy. Run may be called once.
+// Container.WaitReady), Run notifies the error, stops everything and
+// returns it; if the policy stops the container, Run stops everything and
+// returns an error wrapping ErrStoppedByPolicy. Run may be called once.
 func (c *Controller) Run(ctx context.Context) (err error) {
 	c.opMu.Lock()
-	if c.sink != nil {
+	if c.container() != nil {
 		c.opMu.Unlock()
 		return errors.New("controller: Run called twice")
 	}
+	sink := newLineSink(c.opts.Output, c.opts.OutputBuffer)
+	ct, err := NewContainer(nil, Options{
+		Policy: c.opts.Policy, Logger: c.logger, CheckInterval: c.opts.CheckInterval,
+		Spawners: c.opts.Spawners, sink: sink, stats: c.stats, runID: c.opts.RunID,
+		afterReap: c.opts.AfterReap,
+	})
+	if err == nil {
+		err = ct.Start()
+	}
+	if err != nil {
+		c.opMu.Unlock()
+		sink.close()
+		return err
+	}
 	c.mu.Lock()
-	c.sink = newLineSink(c.opts.Output, c.opts.OutputBuffer)
+	c.ct = ct
 	c.mu.Unlock()
 	defer func() {
 		c.wg.Wait()
-		c.sink.close()
+		sink.close()
 	}()
+	c.wg.Go(func() {
+		<-ct.Done()
+		if err := ct.Err(); err != nil {
+			c.policyStop <- err
+		}
+	})
 	c.send(notify.Message{Status: "Initializing controller..."})
-	err = c.start(ctx)
+	err = c.start(ctx, ct)
 	if err == nil {
 		c.mu.Lock()
 		c.running = true
@@ -227,61 +197,27 @@ func (c *Controller) Run(ctx context.Context) (err error) {
 	c.running = false
 	c.mu.Unlock()
 	c.send(notify.Message{Stopping: true, Status: "Stopping..."})
-	c.stopAll()
+	if serr := ct.Stop(context.Background()); serr != nil {
+		c.logger.Error("stop failed", "error", serr)
+	}
 	return err
 }
 
-func (c *Controller) start(ctx context.Context) error {
+func (c *Controller) start(ctx context.Context, ct *Container) error {
+	c.mu.Lock()
 	persistent, other := split(c.specs)
+	c.mu.Unlock()
 	for _, s := range persistent {
-		_, err := c.startReady(ctx, []Spec{s}, func(ct *Container) { c.persistent = append(c.persistent, ct) })
-		if err != nil {
+		if err := ct.AddService(ctx, s); err != nil {
 			return fmt.Errorf("start %s: %w", s.Name, err)
 		}
 	}
 	if len(other) > 0 {
-		_, err := c.startReady(ctx, other, func(ct *Container) { c.current = ct })
-		if err != nil {
+		if err := ct.AddServices(ctx, other); err != nil {
 			return fmt.Errorf("start: %w", err)
 		}
 	}
 	return nil
-}
-
-// stopAll stops the current container, then the persistent ones in reverse
-// order. Each stop is graceful, bounded by the children's GracefulStop.
-func (c *Controller) stopAll() {
-	c.mu.Lock()
-	cur, pers := c.current, slices.Clone(c.persistent)
-	c.mu.Unlock()
-	if cur != nil {
-		c.retire(cur)
-	}
-	for i := len(pers) - 1; i >= 0; i-- {
-		c.retire(pers[i])
-	}
-	c.mu.Lock()
-	c.current, c.persistent = nil, nil
-	c.mu.Unlock()
-}
-
-// retire stops ct; it stays visible in Children until stopped.
-func (c *Controller) retire(ct *Container) {
-	c.mu.Lock()
-	if !slices.Contains(c.retiring, ct) {
-		c.retiring = append(c.retiring, ct)
-	}
-	if c.current == ct {
-		c.current = nil
-	}
-	c.persistent = slices.DeleteFunc(c.persistent, func(x *Container) bool { return x == ct })
-	c.mu.Unlock()
-	if err := ct.Stop(context.Background()); err != nil {
-		c.logger.Error("stop failed", "error", err)
-	}
-	c.mu.Lock()
-	c.retiring = slices.DeleteFunc(c.retiring, func(x *Container) bool { return x == ct })
-	c.mu.Unlock()
 }
 
 func (c *Controller) runningStatus() string {
@@ -307,15 +243,16 @@ func (c *Controller) WaitReady(ctx context.Context) error {
 	}
 }
 
-// Reload replaces the running services by specs, blue/green: a persistent
-// service whose spec is unchanged keeps running; a changed or new one gets a
-// new container which must become ready before the old one is stopped; then
-// a new container for all the other services is started beside the old one,
-// and once every child of it has been ready, the old container is stopped
-// gracefully. If a new container fails to become ready (a child exits or
-// fails its startup timeout before it is ready, or ctx ends, or Run stops),
-// it is stopped, the old one keeps running, and the error is returned and
-// notified. Reload returns after the old containers have stopped.
+// Reload applies specs by difference: a service whose spec is unchanged
+// keeps running untouched; a changed one is replaced blue/green (see
+// Container.ReplaceService: its new processes must all become ready before
+// the old ones are stopped); a new one is started; one no longer configured
+// is stopped. Persistent services go first. If a service cannot be
+// replaced or started (a new process exits or fails its startup timeout
+// before it is ready, or ctx ends, or Run stops), its old processes keep
+// running, the services not yet reached are left as they are, and the
+// error is returned and notified. Reload returns once the old processes
+// have stopped.
 func (c *Controller) Reload(ctx context.Context, specs []Spec) error {
 	if err := validateSpecs(specs); err != nil {
 		c.sendError(fmt.Errorf("reload: %w", err))
@@ -325,7 +262,7 @@ func (c *Controller) Reload(ctx context.Context, specs []Spec) error {
 	c.opMu.Lock()
 	defer c.opMu.Unlock()
 	c.mu.Lock()
-	running := c.running
+	running, ct := c.running, c.ct
 	c.mu.Unlock()
 	if !running {
 		return fmt.Errorf("reload: %w", ErrNotRunning)
@@ -334,14 +271,17 @@ func (c *Controller) Reload(ctx context.Context, specs []Spec) error {
 	defer done()
 
 	c.send(notify.Message{Reloading: true, Ready: notify.Bool(false), Status: "Reloading..."})
-	err := c.reload(ctx, specs)
+	err := c.reload(ctx, ct, specs)
+	c.mu.Lock()
+	if err == nil {
+		c.specs = specs
+	} else {
+		c.specs = ct.Specs() // what is in force, part old, part new
+	}
+	c.mu.Unlock()
 	if err != nil {
 		c.logger.Error("reload failed; the old services keep running", "error", err)
 		c.sendError(fmt.Errorf("reload: %w", err))
-	} else {
-		c.mu.Lock()
-		c.specs = specs
-		c.mu.Unlock()
 	}
 	select {
 	case <-c.stopping:
@@ -354,75 +294,40 @@ func (c *Controller) Reload(ctx context.Context, specs []Spec) error {
 	return nil
 }
 
-func (c *Controller) reload(ctx context.Context, specs []Spec) error {
+func (c *Controller) reload(ctx context.Context, ct *Container, specs []Spec) error {
+	current := map[string]Spec{}
+	for _, s := range ct.Specs() {
+		current[s.Name] = s
+	}
+	wanted := map[string]bool{}
 	persistent, other := split(specs)
-	c.mu.Lock()
-	oldPersistent := slices.Clone(c.persistent)
-	c.mu.Unlock()
-	byName := make(map[string]*Container)
-	for _, ct := range oldPersistent {
-		byName[ct.Specs()[0].Name] = ct
-	}
-	// Persistent services first: the others may depend on them.
-	for _, s := range persistent {
-		old := byName[s.Name]
-		delete(byName, s.Name)
-		if old != nil && equalSpec(old.Specs()[0], s) {
-			continue
-		}
-		_, err := c.startReady(ctx, []Spec{s}, func(ct *Container) { c.persistent = append(c.persistent, ct) })
-		if err != nil {
-			// Persistent services already swapped stay swapped.
-			return fmt.Errorf("%s: %w", s.Name, err)
-		}
-		if old != nil {
-			c.retire(old)
-		}
-	}
-	c.mu.Lock()
-	// Rebuild in the new spec order.
-	var ordered []*Container
-	for _, s := range persistent {
-		for _, ct := range c.persistent {
-			if ct.Specs()[0].Name == s.Name {
-				ordered = append(ordered, ct)
+	for _, group := range [][]Spec{persistent, other} {
+		for _, s := range group {
+			wanted[s.Name] = true
+			old, ok := current[s.Name]
+			var err error
+			switch {
+			case !ok:
+				err = ct.AddService(ctx, s)
+			case !equalSpec(old, s):
+				err = ct.ReplaceService(ctx, s)
+			}
+			if err != nil {
+				return fmt.Errorf("%s: %w", s.Name, err)
 			}
 		}
 	}
-	c.mu.Unlock()
-
-	c.mu.Lock()
-	old := c.current
-	c.mu.Unlock()
-	if len(other) > 0 {
-		_, err := c.startReady(ctx, other, func(ct *Container) {
-			// The old one stays visible until stopped.
-			c.current = ct
-			if old != nil {
-				c.retiring = append(c.retiring, old)
+	// Services no longer configured: the others first, persistent last.
+	oldPersistent, oldOther := split(ct.Specs())
+	for _, group := range [][]Spec{oldOther, oldPersistent} {
+		for _, s := range group {
+			if !wanted[s.Name] {
+				if err := ct.RemoveService(ctx, s.Name); err != nil {
+					return fmt.Errorf("%s: %w", s.Name, err)
+				}
 			}
-		})
-		if err != nil {
-			return err
-		}
-	} else if old != nil {
-		c.mu.Lock()
-		c.current = nil
-		c.retiring = append(c.retiring, old)
-		c.mu.Unlock()
-	}
-	if old != nil {
-		c.retire(old)
-	}
-	// Persistent services no longer configured go last.
-	for _, ct := range oldPersistent {
-		if byName[ct.Specs()[0].Name] == ct {
-			c.retire(ct)
 		}
 	}
-	c.mu.Lock()
-	c.persistent = ordered
-	c.mu.Unlock()
 	return nil
 }
 
@@ -442,22 +347,12 @@ func (c *Controller) abortOnStop(ctx context.Context) (context.Context, func()) 
 	return ctx, func() { cancel(); <-watcherDone }
 }
 
-// Children describes every child of every container: persistent services,
-// the current container, one being started by Reload, and ones being
-// stopped.
+// Children describes every child (see Container.Children); nil before Run.
 func (c *Controller) Children() []ChildInfo {
-	c.mu.Lock()
-	cts := slices.Clone(c.persistent)
-	cts = append(cts, c.current, c.next)
-	cts = append(cts, c.retiring...)
-	c.mu.Unlock()
-	var out []ChildInfo
-	for _, ct := range cts {
-		if ct != nil {
-			out = append(out, ct.Children()...)
-		}
+	if ct := c.container(); ct != nil {
+		return ct.Children()
 	}
-	return out
+	return nil
 }
 
 // Statistics returns the statistics of each configured service, counted
@@ -476,26 +371,14 @@ func (c *Controller) Statistics() []Statistics {
 
 // RestartChildren restarts a service's instances one at a time (instance
 // -1: all), each only after its replacement is ready: see
-// Container.RestartChildren.
-//
-// It does not wait for a Reload in progress: if a Reload stops the
-// container meanwhile, it returns an error wrapping ErrStopped. When Run
-// begins to stop, the replacement being waited for is stopped.
+// Container.RestartChildren. When Run begins to stop, the replacement being
+// waited for is stopped.
 func (c *Controller) RestartChildren(ctx context.Context, service string, instance int) error {
+	ct := c.container()
+	if ct == nil {
+		return fmt.Errorf("restart %q: %w", service, ErrNotRunning)
+	}
 	ctx, done := c.abortOnStop(ctx)
 	defer done()
-	c.mu.Lock()
-	cts := append(slices.Clone(c.persistent), c.current)
-	c.mu.Unlock()
-	for _, ct := range cts {
-		if ct == nil {
-			continue
-		}
-		for _, s := range ct.Specs() {
-			if s.Name == service {
-				return ct.RestartChildren(ctx, service, instance)
-			}
-		}
-	}
-	return fmt.Errorf("restart %q: %w", service, ErrUnknownService)
+	return ct.RestartChildren(ctx, service, instance)
 }

@@ -4,7 +4,6 @@ package container
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -12,7 +11,6 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
-	"runtime/pprof"
 	"strconv"
 	"strings"
 	"syscall"
@@ -287,10 +285,3 @@ func countState(children []ChildInfo, service string, st State) int {
 }
 
 func killPID(pid int) error { return syscall.Kill(pid, syscall.SIGKILL) }
-
-// hasGoroutine reports whether a goroutine's stack mentions fn.
-func hasGoroutine(buf *bytes.Buffer, fn string) bool {
-	buf.Reset()
-	_ = pprof.Lookup("goroutine").WriteTo(buf, 2)
-	return strings.Contains(buf.String(), fn)
-}

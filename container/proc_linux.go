@@ -6,82 +6,57 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"runtime"
 	"syscall"
 
 	"golang.org/x/sys/unix"
 )
 
-// spawnRequest asks the spawner thread to start one process.
-type spawnRequest struct {
-	path  string
-	argv  []string
-	env   []string
-	dir   string
-	files []uintptr
-	reply chan spawnReply
+// sysOps are the operating system's operations the container uses, as
+// function fields so that tests make them fail (habit 4 of STYLE.md).
+type sysOps struct {
+	// lookPath resolves a command without a slash in PATH.
+	lookPath func(file string) (string, error)
+	// start forks and execs a child, on the calling (locked) thread, in a
+	// process group of its own with SIGKILL as its parent-death signal;
+	// files become its descriptors 0, 1, 2, ... It returns the pid and a
+	// pidfd for it.
+	start func(path string, argv, env []string, dir string, files []uintptr) (int, *os.File, error)
+	// signal sends sig to the process group led by pid.
+	signal func(pid int, sig syscall.Signal) error
+	// waitExit blocks until the process has exited, without reaping it.
+	waitExit func(pid int, pidfd *os.File) error
+	// reap collects the exit status of pid, which has exited.
+	reap func(pid int) (ExitStatus, error)
 }
 
-type spawnReply struct {
-	pid   int
-	pidfd *os.File
-	err   error
-}
-
-// spawner starts every child of a container from one goroutine locked to its
-// OS thread. Linux sends a child's parent-death signal when the thread that
-// created it exits, so that thread must outlive the children: the goroutine
-// keeps its thread locked until stop, which the container calls only after
-// every child has been reaped (the thread then exits with it). (Forking from
-// one thread per CPU was measured: no faster on 2 CPUs, where the children's
-// own start-up is the bottleneck.)
-type spawner struct {
-	reqs chan spawnRequest
-	done chan struct{}
-}
-
-func newSpawner() *spawner {
-	s := &spawner{reqs: make(chan spawnRequest), done: make(chan struct{})}
-	go s.run()
-	return s
-}
-
-func (s *spawner) run() {
-	runtime.LockOSThread()
-	// Never unlocked: the thread exits with this goroutine, after the last
-	// child is gone.
-	defer close(s.done)
-	for req := range s.reqs {
-		req.reply <- startProcess(req)
+func defaultSys() *sysOps {
+	return &sysOps{
+		lookPath: exec.LookPath,
+		start:    startProcess,
+		signal:   signalGroup,
+		waitExit: waitExit,
+		reap:     reap,
 	}
 }
 
-// start runs req on the spawner thread.
-func (s *spawner) start(req spawnRequest) spawnReply {
-	req.reply = make(chan spawnReply, 1)
-	s.reqs <- req
-	return <-req.reply
-}
+// lockThread locks the calling goroutine to its thread for good.
+func lockThread() { runtime.LockOSThread() }
 
-// stop ends the spawner goroutine and its thread.
-func (s *spawner) stop() {
-	close(s.reqs)
-	<-s.done
-}
-
-func startProcess(req spawnRequest) spawnReply {
+func startProcess(path string, argv, env []string, dir string, files []uintptr) (int, *os.File, error) {
 	attr := &syscall.ProcAttr{
-		Dir:   req.dir,
-		Env:   req.env,
-		Files: req.files,
+		Dir:   dir,
+		Env:   env,
+		Files: files,
 		Sys: &syscall.SysProcAttr{
 			Setpgid:   true,
 			Pdeathsig: syscall.SIGKILL,
 		},
 	}
-	pid, err := syscall.ForkExec(req.path, req.argv, attr)
+	pid, err := syscall.ForkExec(path, argv, attr)
 	if err != nil {
-		return spawnReply{err: fmt.Errorf("start %s: %w", req.path, err)}
+		return 0, nil, fmt.Errorf("start %s: %w", path, err)
 	}
 	// The child cannot be reaped before we wait for it, so pid still names it.
 	fd, err := unix.PidfdOpen(pid, unix.PIDFD_NONBLOCK)
@@ -89,15 +64,25 @@ func startProcess(req spawnRequest) spawnReply {
 		_ = unix.Kill(-pid, unix.SIGKILL)
 		var ws unix.WaitStatus
 		_, _ = unix.Wait4(pid, &ws, 0, nil)
-		return spawnReply{err: fmt.Errorf("pidfd_open %d: %w", pid, err)}
+		return 0, nil, fmt.Errorf("pidfd_open %d: %w", pid, err)
 	}
 	// A non-blocking fd given to os.NewFile is registered with the poller.
-	return spawnReply{pid: pid, pidfd: os.NewFile(uintptr(fd), fmt.Sprintf("pidfd:%d", pid))}
+	return pid, os.NewFile(uintptr(fd), fmt.Sprintf("pidfd:%d", pid)), nil
 }
 
 // waitExit blocks the calling goroutine (not a thread: the pidfd is in Go's
-// poller) until the process of pidfd has exited, without reaping it.
-func waitExit(pidfd *os.File) error {
+// poller) until the process of pidfd has exited, without reaping it. If the
+// pidfd cannot be waited on (kernels before 5.4), it blocks a thread in
+// waitid instead.
+func waitExit(pid int, pidfd *os.File) error {
+	err := waitPidfd(pidfd)
+	if err == nil {
+		return nil
+	}
+	return waitExitBlocking(pid)
+}
+
+func waitPidfd(pidfd *os.File) error {
 	rc, err := pidfd.SyscallConn()
 	if err != nil {
 		return err
@@ -119,7 +104,7 @@ func waitExit(pidfd *os.File) error {
 }
 
 // waitExitBlocking blocks a thread until pid has exited, without reaping
-// it: the fallback when the pidfd cannot be waited on (kernels before 5.4).
+// it: the fallback when the pidfd cannot be waited on.
 func waitExitBlocking(pid int) error {
 	for {
 		var info unix.Siginfo

@@ -13,32 +13,26 @@ const supported = false
 // ErrUnsupported is returned where children cannot be run (not Linux).
 var ErrUnsupported = errors.New("container: unsupported on this platform (Linux only)")
 
-type spawnRequest struct {
-	path  string
-	argv  []string
-	env   []string
-	dir   string
-	files []uintptr
+type sysOps struct {
+	lookPath func(file string) (string, error)
+	start    func(path string, argv, env []string, dir string, files []uintptr) (int, *os.File, error)
+	signal   func(pid int, sig syscall.Signal) error
+	waitExit func(pid int, pidfd *os.File) error
+	reap     func(pid int) (ExitStatus, error)
 }
 
-type spawnReply struct {
-	pid   int
-	pidfd *os.File
-	err   error
+func unsupported() error { return ErrUnsupported }
+
+func defaultSys() *sysOps {
+	return &sysOps{
+		lookPath: func(string) (string, error) { return "", unsupported() },
+		start: func(string, []string, []string, string, []uintptr) (int, *os.File, error) {
+			return 0, nil, unsupported()
+		},
+		signal:   func(int, syscall.Signal) error { return unsupported() },
+		waitExit: func(int, *os.File) error { return unsupported() },
+		reap:     func(int) (ExitStatus, error) { return ExitStatus{Code: -1}, unsupported() },
+	}
 }
 
-type spawner struct{}
-
-func newSpawner() *spawner { return &spawner{} }
-
-func (s *spawner) start(spawnRequest) spawnReply { return spawnReply{err: ErrUnsupported} }
-
-func (s *spawner) stop() {}
-
-func waitExit(*os.File) error { return ErrUnsupported }
-
-func waitExitBlocking(int) error { return ErrUnsupported }
-
-func reap(int) (ExitStatus, error) { return ExitStatus{Code: -1}, ErrUnsupported }
-
-func signalGroup(int, syscall.Signal) error { return ErrUnsupported }
+func lockThread() {}

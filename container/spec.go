@@ -3,6 +3,7 @@ package container
 import (
 	"errors"
 	"fmt"
+	"os"
 	"slices"
 	"strings"
 	"time"
@@ -83,6 +84,10 @@ type Spec struct {
 	// StableAfter: an instance that ran at least this long has its delay
 	// reset (0 = DefaultStableAfter).
 	StableAfter time.Duration
+	// Files are inherited by every child as descriptors 4, 5, ... (after
+	// the readiness pipe on 3), e.g. a listening socket the controller
+	// holds. The container never closes them.
+	Files []*os.File
 }
 
 // ErrInvalidSpec is wrapped by every validation error of a Spec.
@@ -92,6 +97,7 @@ var ErrInvalidSpec = errors.New("invalid service spec")
 func (s Spec) withDefaults() Spec {
 	s.Command = slices.Clone(s.Command)
 	s.Env = slices.Clone(s.Env)
+	s.Files = slices.Clone(s.Files)
 	if s.Count == 0 {
 		s.Count = 1
 	}
@@ -170,5 +176,6 @@ func equalSpec(a, b Spec) bool {
 		a.Persistent == b.Persistent && a.Readiness == b.Readiness &&
 		a.StartupTimeout == b.StartupTimeout && a.HealthCheckTimeout == b.HealthCheckTimeout &&
 		a.GracefulStop == b.GracefulStop && a.RestartDelay == b.RestartDelay &&
-		a.RestartDelayMax == b.RestartDelayMax && a.StableAfter == b.StableAfter
+		a.RestartDelayMax == b.RestartDelayMax && a.StableAfter == b.StableAfter &&
+		slices.Equal(a.Files, b.Files)
 }

@@ -3,12 +3,12 @@
 package container
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"io"
 	"log/slog"
 	"os/exec"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -151,8 +151,23 @@ func (f *fakeClock) set(t time.Time) {
 	f.now = t
 }
 
-// TestClocksExact drives the readiness clocks with an injected clock: the
-// ticker never fires (hour interval); checkClocks is called by hand.
+// fire runs the alarms due at now on the container's loop.
+func fire(c *Container, now time.Time) { c.do(func() { c.fireAlarms(now) }) }
+
+// alarmsAt lists the times of the alarms scheduled, earliest first.
+func alarmsAt(c *Container) []time.Time {
+	var out []time.Time
+	c.do(func() {
+		for _, a := range c.st.alarms {
+			out = append(out, a.at)
+		}
+	})
+	slices.SortFunc(out, time.Time.Compare)
+	return out
+}
+
+// TestClocksExact drives the readiness clocks with an injected clock; the
+// real timer is off (manual alarms), the alarms are fired by hand.
 func TestClocksExact(t *testing.T) {
 	t0 := time.Unix(1_000_000, 0)
 	clk := &fakeClock{now: t0}
@@ -163,31 +178,30 @@ func TestClocksExact(t *testing.T) {
 	ready.HealthCheckTimeout = 5 * time.Second
 	ready.Restart = false
 	pol := new(recordingPolicy)
-	c := startContainer(t, []Spec{silent, ready}, Options{Policy: pol, CheckInterval: time.Hour, now: clk.Now})
+	c := startContainer(t, []Spec{silent, ready}, Options{Policy: pol, CheckInterval: time.Nanosecond, now: clk.Now, manualAlarms: true})
 	eventually(t, "ready child ready", func() bool { return c.Children()[1].State == StateReady })
 
 	// The silent child may have sent nothing; the ready one said ready at t0.
-	c.checkClocks(t0.Add(5 * time.Second))
+	fire(c, t0.Add(5*time.Second))
 	if n := pol.count("startup") + pol.count("health"); n != 0 {
 		t.Fatalf("clocks failed at exactly their timeout: %v", pol.calls())
 	}
 	// A message at t0+3s resets the ready child's clock.
 	clk.set(t0.Add(3 * time.Second))
-	c.mu.Lock()
-	p := c.services[1].instances[0].cur
-	c.mu.Unlock()
-	c.onMessage(p, notify.Message{Healthy: true})
-	c.checkClocks(t0.Add(8 * time.Second))
+	var p *proc
+	c.do(func() { p = c.st.services[1].instances[0].cur })
+	c.do(func() { c.onMessage(p, notify.Message{Healthy: true}) })
+	fire(c, t0.Add(8*time.Second))
 	if pol.count("health") != 0 {
 		t.Fatalf("health check failed though a message reset the clock")
 	}
-	c.checkClocks(t0.Add(8*time.Second + 1))
+	fire(c, t0.Add(8*time.Second+time.Millisecond))
 	if pol.count("health") != 1 {
-		t.Fatalf("health check did not fail 5s+1ns after the last message: %v", pol.calls())
+		t.Fatalf("health check did not fail 5s+1ms after the last message: %v", pol.calls())
 	}
-	c.checkClocks(t0.Add(10*time.Second + 1))
+	fire(c, t0.Add(10*time.Second+time.Millisecond))
 	if pol.count("startup") != 1 {
-		t.Fatalf("startup did not fail after 10s+1ns: %v", pol.calls())
+		t.Fatalf("startup did not fail after 10s+1ms: %v", pol.calls())
 	}
 	eventually(t, "both killed", func() bool { return pol.count("exit") == 2 })
 	for _, k := range c.Children() {
@@ -202,21 +216,20 @@ func TestClocksExact(t *testing.T) {
 	}
 }
 
-func TestNoTickerWithoutTimeouts(t *testing.T) {
-	// Counting goroutines is a proxy: with no timeouts there is no ticker
-	// goroutine.
+// TestNoAlarmWithoutTimeouts: a container whose children are all ready and
+// have no health-check timeout has nothing scheduled, so it never wakes.
+func TestNoAlarmWithoutTimeouts(t *testing.T) {
 	c := startContainer(t, []Spec{helperSpec("a", "ready", 1)}, Options{CheckInterval: time.Millisecond})
 	waitReady(t, c)
-	var buf bytes.Buffer
-	if hasGoroutine(&buf, "(*Container).ticker") {
-		t.Errorf("a ticker runs though no service has a timeout")
+	if got := alarmsAt(c); len(got) != 0 {
+		t.Errorf("alarms %v scheduled though no service has a timeout", got)
 	}
 	s := helperSpec("b", "ready", 1)
 	s.HealthCheckTimeout = time.Hour
 	c2 := startContainer(t, []Spec{s}, Options{Output: io.Discard})
 	waitReady(t, c2)
-	if !hasGoroutine(&buf, "(*Container).ticker") {
-		t.Errorf("no ticker though a service has a timeout")
+	if got := alarmsAt(c2); len(got) != 1 {
+		t.Errorf("alarms %v, want one health clock", got)
 	}
 }
 
@@ -230,9 +243,9 @@ func TestPolicyStopsContainerOnClock(t *testing.T) {
 	clk := &fakeClock{now: t0}
 	s := helperSpec("silent", "silent", 2)
 	s.StartupTimeout = time.Second
-	c := startContainer(t, []Spec{s}, Options{Policy: stopOnStartupFailure{}, CheckInterval: time.Hour, now: clk.Now})
+	c := startContainer(t, []Spec{s}, Options{Policy: stopOnStartupFailure{}, now: clk.Now, manualAlarms: true})
 	eventually(t, "started", func() bool { return len(pidsOf(c.Children())) == 2 })
-	c.checkClocks(t0.Add(2 * time.Second))
+	fire(c, t0.Add(2*time.Second))
 	select {
 	case <-c.Done():
 	case <-time.After(20 * time.Second):
@@ -248,30 +261,25 @@ func TestPolicyStopsContainerOnClock(t *testing.T) {
 	}
 }
 
-// TestNextCheck: the ticker sleeps until the earliest clock may run out,
-// and while no clock runs it does not wake at all.
-func TestNextCheck(t *testing.T) {
+// TestClockAlarms: a child's clock is scheduled just past its deadline; a
+// ready child without a health-check timeout has none.
+func TestClockAlarms(t *testing.T) {
 	t0 := time.Unix(1_000_000, 0)
 	clk := &fakeClock{now: t0}
 	ready := helperSpec("ready", "ready", 1)
 	ready.StartupTimeout = 30 * time.Second // runs only until ready
-	c := startContainer(t, []Spec{ready}, Options{CheckInterval: 10 * time.Millisecond, now: clk.Now})
+	c := startContainer(t, []Spec{ready}, Options{now: clk.Now, manualAlarms: true})
 	eventually(t, "ready", func() bool { return c.Children()[0].State == StateReady })
-	if got := c.nextCheck(); got != idleCheck {
-		t.Errorf("every child ready, no health-check timeout: next check in %v, want %v", got, idleCheck)
+	if got := alarmsAt(c); len(got) != 0 {
+		t.Errorf("every child ready, no health-check timeout: alarms %v", got)
 	}
 
 	watched := helperSpec("watched", "ready", 1)
 	watched.HealthCheckTimeout = 5 * time.Second
-	c2 := startContainer(t, []Spec{watched}, Options{CheckInterval: 10 * time.Millisecond, now: clk.Now})
+	c2 := startContainer(t, []Spec{watched}, Options{now: clk.Now, manualAlarms: true})
 	eventually(t, "ready", func() bool { return c2.Children()[0].State == StateReady })
-	clk.set(t0.Add(2 * time.Second))
-	if got, want := c2.nextCheck(), 3*time.Second+time.Millisecond; got != want {
-		t.Errorf("health clock from t0, now t0+2s: next check in %v, want %v", got, want)
-	}
-	clk.set(t0.Add(time.Hour))
-	if got := c2.nextCheck(); got != 10*time.Millisecond {
-		t.Errorf("a clock long past its deadline: next check in %v, want the check interval", got)
+	if got, want := alarmsAt(c2), t0.Add(5*time.Second+time.Millisecond); len(got) != 1 || !got[0].Equal(want) {
+		t.Errorf("health clock from t0: alarms %v, want %v", got, want)
 	}
 }
 

@@ -101,8 +101,16 @@ graceful_stop = "5s"
 		t.Errorf("probe healthy: exit %d: %s%s", code, stdout, stderr)
 	}
 
-	// reload: blue/green, every worker's pid changes.
+	// reload: the configuration changed, so web is replaced blue/green and
+	// every worker's pid changes.
 	old := opChildren(t, socket)
+	data, err := os.ReadFile(config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(config, []byte(strings.Replace(string(data), `PORT = "0"`, `PORT = "0", GENERATION = "2"`, 1)), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	if _, stderr, code := opRun(t, nil, "reload", "--socket", socket); code != 0 {
 		t.Fatalf("reload: exit %d: %s", code, stderr)
 	}

@@ -322,6 +322,11 @@ func TestRunReloadBlueGreen(t *testing.T) {
 			time.Sleep(10 * time.Millisecond)
 		}
 	}()
+	// The reload applies the configuration by difference: web's spec
+	// changes, so web is replaced blue/green; the supervisor is not.
+	if err := os.WriteFile(r.config, []byte(workerConfig(t, 2, `stable_after = "9s"`)), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	if err := r.cmd.Process.Signal(syscall.SIGHUP); err != nil {
 		t.Fatal(err)
 	}
@@ -342,8 +347,17 @@ func TestRunReloadBlueGreen(t *testing.T) {
 		t.Errorf("the supervisor was restarted by the reload: %v, then %v", sup, got)
 	}
 
-	// A broken configuration: the reload is refused, the workers stay.
+	// The same configuration again: nothing differs, nothing restarts.
 	cur := tr.pids("web", "")
+	if err := r.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, "the second reload done", func() bool { return strings.Count(r.out.String(), "reload done") == 2 })
+	if tr, _ := r.status(); !slices.Equal(tr.pids("web", "ready"), cur) {
+		t.Errorf("an unchanged configuration restarted workers: %v, then %v", cur, tr.pids("web", "ready"))
+	}
+
+	// A broken configuration: the reload is refused, the workers stay.
 	if err := os.WriteFile(r.config, []byte("[services.web]\ncommand = []\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -570,7 +584,7 @@ func TestRunRestartChildrenReply(t *testing.T) {
 }
 
 // TestRunSignals: every signal the supervisor's restart may send does what
-// vigil run's help says: USR1 logs the children, USR2 restarts blue/green,
+// vigil run's help says: USR1 logs the children, USR2 reloads (a changed service blue/green),
 // QUIT stops gracefully.
 func TestRunSignals(t *testing.T) {
 	r := startRun(t, workerConfig(t, 1, ""))
@@ -585,6 +599,9 @@ func TestRunSignals(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	c := r.dial(ctx)
+	if err := os.WriteFile(r.config, []byte(workerConfig(t, 1, `stable_after = "9s"`)), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	if err := c.Restart(ctx, "USR2"); err != nil {
 		t.Fatal(err)
 	}

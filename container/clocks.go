@@ -1,0 +1,101 @@
+package container
+
+import (
+	"syscall"
+	"time"
+
+	"github.com/vigild/vigil/notify"
+)
+
+// onMessage applies a readiness message: every message resets the child's
+// clock.
+func (c *Container) onMessage(p *proc, m notify.Message) {
+	if p.reaped {
+		return
+	}
+	p.lastActivity = c.now()
+	if m.Status != "" {
+		p.status = m.Status
+	}
+	if m.Healthy {
+		p.unhealthy = false
+	}
+	if m.Ready != nil {
+		if *m.Ready {
+			c.markReady(p)
+		} else {
+			p.ready = false
+		}
+		c.armClock(p, p.lastActivity) // the clock that applies changed
+	}
+}
+
+// markReady marks p ready; a ready replacement takes its instance's place
+// (or waits for the rest of its batch), and the old process is stopped.
+func (c *Container) markReady(p *proc) {
+	p.ready, p.everReady, p.unhealthy = true, true, false
+	p.inst.everReady = true
+	if b := p.batch; b != nil {
+		c.batchMemberReady(b, p)
+	}
+}
+
+// timeout returns the clock that applies to p now and what it is called.
+func (p *proc) timeout() (time.Duration, string) {
+	if p.ready {
+		return p.spec.HealthCheckTimeout, "health check timeout"
+	}
+	return p.spec.StartupTimeout, "startup timeout"
+}
+
+// armClock schedules p's clock check at its deadline (the last activity
+// plus the timeout that applies), or cancels it when no timeout applies.
+func (c *Container) armClock(p *proc, now time.Time) {
+	timeout, _ := p.timeout()
+	if timeout <= 0 || p.stopping || p.killed != "" || p.reaped {
+		c.cancel(p.clock)
+		return
+	}
+	// Just past the deadline: a clock runs out once it is exceeded.
+	at := p.lastActivity.Add(timeout + time.Millisecond)
+	p.clock = c.schedule(p.clock, at, func(now time.Time) { c.checkClock(p, now) })
+}
+
+// checkClock applies p's clock at now: silent for longer than its timeout,
+// it has failed its startup or health check and the policy decides.
+func (c *Container) checkClock(p *proc, now time.Time) {
+	timeout, what := p.timeout()
+	if timeout <= 0 || p.stopping || p.killed != "" || p.reaped {
+		return
+	}
+	if now.Sub(p.lastActivity) <= timeout {
+		// Re-armed by activity since: check again at the new deadline, but
+		// not sooner than the check interval.
+		at := p.lastActivity.Add(timeout + time.Millisecond)
+		if soonest := now.Add(c.interval); at.Before(soonest) {
+			at = soonest
+		}
+		p.clock = c.schedule(p.clock, at, func(now time.Time) { c.checkClock(p, now) })
+		return
+	}
+	p.lastActivity = now
+	info := c.info(p.inst, p, now)
+	var action Action
+	if p.ready {
+		p.unhealthy = true
+		action = c.policy.HealthCheckFailed(info)
+	} else {
+		action = c.policy.StartupFailed(info)
+	}
+	c.logger.Warn("child failed its "+what, "child", p.name(), "pid", p.pid, "timeout", timeout, "action", action)
+	switch action {
+	case Kill:
+		p.killed = what
+		c.signal(p, syscall.SIGKILL)
+	case StopContainer:
+		p.killed = what
+		c.stopByPolicy()
+	default:
+		c.armClock(p, now)
+	}
+}
