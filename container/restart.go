@@ -73,6 +73,12 @@ func (inst *instance) busy() bool {
 func (c *Container) startMember(b *batch, inst *instance, spec *Spec, restart bool) {
 	b.members = append(b.members, inst)
 	c.cancelRestart(inst)
+	if j := inst.spawning; j != nil && j.role == roleCur && j.batch == nil && inst.cur == nil {
+		// Its process is being started already: that start is the
+		// replacement.
+		j.batch = b
+		return
+	}
 	if inst.cur != nil {
 		c.spawn(inst, spec, roleNext, b, restart)
 	} else {
