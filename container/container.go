@@ -11,6 +11,8 @@ import (
 	"runtime"
 	"sync"
 	"time"
+
+	"github.com/vigild/vigil/logs"
 )
 
 // Sentinel errors.
@@ -70,7 +72,7 @@ type Options struct {
 	now          func() time.Time
 	jitter       func() float64
 	sys          *sysOps
-	sink         *lineSink
+	sink         *logs.Writer
 	stats        *statsRegistry
 	runID        string             // EnvRun of every child ("" = none)
 	manualAlarms bool               // tests: the timer is never armed
@@ -91,7 +93,7 @@ type Container struct {
 	logger   *slog.Logger
 	policy   Policy
 	sys      *sysOps
-	sink     *lineSink
+	sink     *logs.Writer
 	ownSink  bool
 	stats    *statsRegistry
 	interval time.Duration
@@ -185,7 +187,7 @@ func (c *Container) Start() error {
 	}
 	c.devnull = devnull
 	if c.sink == nil {
-		c.sink = newLineSink(c.opts.Output, c.opts.OutputBuffer)
+		c.sink = newOutput(c.opts.Output, c.opts.OutputBuffer)
 		c.ownSink = true
 	}
 	c.started = true
@@ -210,7 +212,7 @@ func (c *Container) finisher() {
 	c.pool.stop()
 	c.devnull.Close()
 	if c.ownSink {
-		c.sink.close()
+		closeOutput(c.sink, c.logger)
 	}
 	close(c.done)
 }

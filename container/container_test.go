@@ -300,9 +300,12 @@ func TestOutputNeverBlocksChildAndCountsDrops(t *testing.T) {
 	close(w.release)
 	dropped := c.Statistics()[0].OutputDroppedLines
 	eventually(t, "all lines accounted", func() bool {
-		return uint64(strings.Count(w.buf.String(), "\n"))+c.Statistics()[0].OutputDroppedLines == 20002 // the lines, "to stderr" and "I am ..."
+		return uint64(strings.Count(w.buf.String(), "flood.0 | "))+c.Statistics()[0].OutputDroppedLines == 20002 // the lines, "to stderr" and "I am ..."
 	})
 	t.Logf("dropped %d lines", dropped)
+	if !strings.Contains(w.buf.String(), "lines dropped: the output was not read fast enough") {
+		t.Errorf("the output does not say lines were dropped")
+	}
 }
 
 func TestNoThreadPerChild(t *testing.T) {

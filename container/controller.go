@@ -141,7 +141,7 @@ func (c *Controller) Run(ctx context.Context) (err error) {
 		c.opMu.Unlock()
 		return errors.New("controller: Run called twice")
 	}
-	sink := newLineSink(c.opts.Output, c.opts.OutputBuffer)
+	sink := newOutput(c.opts.Output, c.opts.OutputBuffer)
 	ct, err := NewContainer(nil, Options{
 		Policy: c.opts.Policy, Logger: c.logger, CheckInterval: c.opts.CheckInterval,
 		Spawners: c.opts.Spawners, sink: sink, stats: c.stats, runID: c.opts.RunID,
@@ -152,7 +152,7 @@ func (c *Controller) Run(ctx context.Context) (err error) {
 	}
 	if err != nil {
 		c.opMu.Unlock()
-		sink.close()
+		closeOutput(sink, c.logger)
 		return err
 	}
 	c.mu.Lock()
@@ -160,7 +160,7 @@ func (c *Controller) Run(ctx context.Context) (err error) {
 	c.mu.Unlock()
 	defer func() {
 		c.wg.Wait()
-		sink.close()
+		closeOutput(sink, c.logger)
 	}()
 	c.wg.Go(func() {
 		<-ct.Done()

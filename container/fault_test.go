@@ -239,3 +239,28 @@ func TestNoSignalAfterReap(t *testing.T) {
 		t.Errorf("%d pids reaped, want at least %d", len(fs.reaped), 4*3*2+4)
 	}
 }
+
+// TestStopWithStuckOutput: an output that never takes a byte (a FIFO
+// nobody reads) must not hold up Stop: what is queued is abandoned after a
+// bound and counted.
+func TestStopWithStuckOutput(t *testing.T) {
+	w := &blockedWriter{release: make(chan struct{})}
+	defer close(w.release) // lets the writer's goroutine end
+	c, err := NewContainer([]Spec{helperSpec("flood", "output", 1, "LINES=20000")}, Options{Output: w, OutputBuffer: 4096})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Start(); err != nil {
+		t.Fatal(err)
+	}
+	waitReady(t, c)
+	start := time.Now()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := c.Stop(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("Stop took %v with the output stuck", d)
+	}
+}

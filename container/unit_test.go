@@ -103,12 +103,12 @@ func TestChildEnv(t *testing.T) {
 
 func TestLineSinkDropsWhenFull(t *testing.T) {
 	w := &blockedWriter{release: make(chan struct{})}
-	s := newLineSink(w, 64)
+	s := newOutput(w, 64)
 	var dropped atomic.Uint64
 	input := strings.Repeat("0123456789\n", 20)
 	copyLines(strings.NewReader(input), s, "x.0 | ", &dropped, slog.New(slog.DiscardHandler), "x.0")
 	close(w.release)
-	s.close()
+	closeOutput(s, nil)
 	written := strings.Count(w.buf.String(), "\n")
 	if dropped.Load() == 0 || uint64(written)+dropped.Load() != 20 {
 		t.Errorf("written %d, dropped %d, want 20 in all with some dropped", written, dropped.Load())
@@ -122,11 +122,11 @@ func TestLineSinkDropsWhenFull(t *testing.T) {
 
 func TestCopyLinesSplitsLongLinesAndKeepsLastLine(t *testing.T) {
 	var buf syncBuffer
-	s := newLineSink(&buf, 1<<22)
+	s := newOutput(&buf, 1<<22)
 	var dropped atomic.Uint64
 	long := strings.Repeat("a", maxLine+10)
 	copyLines(strings.NewReader(long+"\nlast"), s, "p | ", &dropped, nil, "p")
-	s.close()
+	closeOutput(s, nil)
 	lines := strings.Split(strings.TrimSuffix(buf.String(), "\n"), "\n")
 	if len(lines) != 3 || len(lines[0]) != len("p | ")+maxLine || lines[1] != "p | aaaaaaaaaa" || lines[2] != "p | last" {
 		t.Errorf("got %d lines: %.40q...", len(lines), lines)

@@ -18,6 +18,7 @@ import (
 
 	"github.com/vigild/vigil/container"
 	"github.com/vigild/vigil/internal/config"
+	"github.com/vigild/vigil/logs"
 	"github.com/vigild/vigil/notify"
 	"github.com/vigild/vigil/worker"
 )
@@ -50,9 +51,15 @@ running. SIGUSR1 logs every child's state.`,
 				logFormat = cfg.Supervisor.LogFormat
 			}
 			// The controller logs while it restarts children: a slow stderr
-			// must not hold it up.
-			stderr := newAsyncWriter(os.Stderr)
-			defer stderr.Close()
+			// must not hold it up, nor a stuck one its exit.
+			stderr := logs.NewWriter(os.Stderr, logs.WriterOptions{Name: "vigil"})
+			defer func() {
+				// With the children's output's own 500 ms, exit comes at
+				// most 1 s after the children are gone.
+				ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+				defer cancel()
+				_, _ = stderr.Close(ctx)
+			}()
 			logger, err := newLoggerTo(stderr, logFormat)
 			if err != nil {
 				return &exitError{code: exitUsage, err: err}
