@@ -159,7 +159,7 @@ func TestOpWorkerNames(t *testing.T) {
 		t.Errorf("ambiguous pid: exit %d: %s", code, stderr)
 	}
 	_, stderr, code = opRun(t, nil, "dump", "heap", "--socket", socket, "nosuch.3")
-	if code != exitUsage || !strings.Contains(stderr, `no worker matches "nosuch.3": the workers are svc.0 (pid 4242`) {
+	if code != exitNotFound || !strings.Contains(stderr, `no worker matches "nosuch.3": the workers are svc.0 (pid 4242`) {
 		t.Errorf("unknown: exit %d: %s", code, stderr)
 	}
 }

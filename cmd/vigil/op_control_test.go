@@ -51,8 +51,13 @@ func TestOpRestartThroughController(t *testing.T) {
 
 	// Unknown: the candidates and the services.
 	_, stderr, code = opRun(t, nil, "restart", "--socket", socket, "nosuch")
-	if code != exitUsage || !strings.Contains(stderr, `no worker matches "nosuch"`) || !strings.Contains(stderr, "the services are db, web") {
+	if code != exitNotFound || !strings.Contains(stderr, `no worker matches "nosuch"`) || !strings.Contains(stderr, "the services are db, web") {
 		t.Errorf("restart nosuch: exit %d: %s", code, stderr)
+	}
+	// A service's instance that does not exist: the same.
+	_, stderr, code = opRun(t, nil, "restart", "--socket", socket, "web.7")
+	if code != exitNotFound || stderr != "vigil: no worker web.7: service web has web.0, web.1\n" {
+		t.Errorf("restart web.7: exit %d: %s", code, stderr)
 	}
 }
 
