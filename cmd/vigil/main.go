@@ -68,7 +68,10 @@ healthy, restarts them gracefully or blue/green, kills the ones that leak
 memory, and lets an operator look inside any worker through one socket.`,
 		SilenceErrors: true,
 		SilenceUsage:  true,
+		// --version and -v print what `vigil version` prints.
+		Version: versionString(),
 	}
+	root.SetVersionTemplate("{{.Version}}\n")
 	root.AddCommand(newSuperviseCmd(), newVersionCmd(), newCheckCmd(), newRunCmd())
 	root.AddCommand(operatorCommands()...)
 	return root
