@@ -5,7 +5,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"os"
 	"os/signal"
 	"runtime/debug"
 	"slices"
@@ -290,9 +289,4 @@ func runWatch(parent context.Context, o *opOptions, services []string, w io.Writ
 		case <-tick.C:
 		}
 	}
-}
-
-// stderrf writes a line to stderr.
-func stderrf(format string, args ...any) {
-	fmt.Fprintf(os.Stderr, format+"\n", args...)
 }
