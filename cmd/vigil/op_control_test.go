@@ -128,9 +128,9 @@ func TestOpProbes(t *testing.T) {
 		t.Errorf("ready with none ready: exit %d: %q", code, stderr)
 	}
 
-	// No supervisor: a probe fails (exit 1), saying why.
+	// No supervisor: a probe fails (exit 3, as every command), saying why.
 	_, stderr, code = opRun(t, nil, "probe", "ready", "--socket", socket+".none")
-	if code != exitFailed || !strings.Contains(stderr, "not ready: no supervisor at "+socket+".none") {
+	if code != exitUnreachable || !strings.Contains(stderr, "not ready: no supervisor at "+socket+".none") {
 		t.Errorf("probe without supervisor: exit %d: %s", code, stderr)
 	}
 	if _, _, code := opRun(t, nil, "probe", "alive", "--socket", socket); code != exitUsage {
