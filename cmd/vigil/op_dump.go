@@ -203,7 +203,7 @@ func runDump(parent context.Context, o *opOptions, req dumpRequest, out, errOut 
 
 	// A worker that does not say it answers inline (the original's) writes
 	// the dump into the dump directory itself, if it runs on this host.
-	local := onThisHost(target.PID)
+	local := onThisHost(target.PID) && target.ConnID != ""
 	if !target.SaysInline() && local {
 		return d.viaFile(ctx, out)
 	}

@@ -91,13 +91,10 @@ func (d *dumper) viaFile(ctx context.Context, out io.Writer) error {
 			path = named
 		}
 	}
-	rel := path
-	if r, err := filepath.Rel(".", path); err == nil && !strings.HasPrefix(r, "..") {
-		rel = r
-	}
-	writeLine(out, "wrote %s of %s to %s (%s), written by the worker", kind.what, target.Describe(), rel, formatSize(float64(len(data))))
+	shown := filepath.Join(d.req.dir, filepath.Base(path)) // as --dir names it
+	writeLine(out, "wrote %s of %s to %s (%s), written by the worker", kind.what, target.Describe(), shown, formatSize(float64(len(data))))
 	if open != "" {
-		writeLine(out, "%s %s", open, shellQuote(rel))
+		writeLine(out, "%s %s", open, shellQuote(shown))
 	} else {
 		writeLine(out, "(in the worker's own format: not a Go %s)", strings.TrimPrefix(kind.ext, "."))
 	}

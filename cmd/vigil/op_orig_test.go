@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"syscall"
@@ -100,6 +101,13 @@ func origAnswer(op string, call map[string]any) map[string]any {
 	}
 	switch op {
 	case "memory_dump":
+		if os.Getenv("ORIG_HEAP") == "pprof" { // a Go worker that does not say its outputs
+			var b strings.Builder
+			if err := pprof.Lookup("heap").WriteTo(&b, 0); err != nil {
+				return fail(map[string]any{"class": "RuntimeError", "message": err.Error()})
+			}
+			return dump(b.String(), false)
+		}
 		return dump(origHeapDump, false)
 	case "thread_dump":
 		return dump(origThreadDump, true)
@@ -210,5 +218,24 @@ func TestOpDumpRefusedInline(t *testing.T) {
 	stdout, stderr, code = opRun(t, []string{EnvDumpDir + "=/nonexistent/never-created"}, "dump", "goroutines", "--socket", socket, "mixed")
 	if code != 0 || stdout != origThreadDump {
 		t.Errorf("dump goroutines: exit %d: %q %s", code, stdout, stderr)
+	}
+}
+
+// A worker that does not say its outputs but writes a Go heap profile: the
+// file is named and opened as one.
+func TestOpDumpViaFileProfile(t *testing.T) {
+	t.Parallel()
+	socket := opShortSocket(t)
+	opSupervise(t, socket)
+	startOrigWorker(t, socket, "quiet", "ORIG_HEAP=pprof")
+	dumps := filepath.Join(t.TempDir(), "d")
+	stdout, stderr, code := opRun(t, nil, "dump", "heap", "--socket", socket, "--dir", dumps, "quiet")
+	m := regexp.MustCompile(`(?m)^go tool pprof (\S+/quiet-heap-\d{8}-\d{6}\.pprof)$`).FindStringSubmatch(stdout)
+	if code != 0 || m == nil || !strings.HasPrefix(stdout, "wrote heap profile of quiet (pid ") {
+		t.Fatalf("exit %d: %s%s", code, stdout, stderr)
+	}
+	opParseProfile(t, m[1], "inuse_space")
+	if entries, _ := os.ReadDir(dumps); len(entries) != 1 {
+		t.Errorf("the dump directory holds %v, want the profile alone", entries)
 	}
 }
