@@ -71,7 +71,13 @@ type Diagnostics struct {
 //     every allocation) trades precision for overhead; "limit" caps the
 //     entries of each aggregate (default 50). While it runs, memory_dump
 //     waits for it (both use the process-wide runtime.MemProfileRate, which
-//     the program itself should then leave alone).
+//     the program itself should then leave alone). By default it answers
+//     as the original's Ruby worker does, so that the original's tools
+//     read it: one final reply whose "data" is the report as a JSON
+//     string, with the original's keys (total_allocated, total_retained,
+//     aggregates) and vigil's alongside. With "stream": true (what vigil's
+//     own tools ask for), it sends the intermediate "started" reply and
+//     "data" as a JSON object.
 //   - scheduler_dump: goroutines, GOMAXPROCS and the /sched/ metrics, JSON.
 //   - garbage_profile_start / garbage_profile_stop: GC activity between the
 //     two, JSON.
@@ -86,22 +92,34 @@ type Diagnostics struct {
 // {"path"} with the absolute path; with "log" (a message, or true), it is logged;
 // otherwise it is inline: {"data": text} for text, {"data": base64,
 // "encoding": "base64"} for binary formats, {"data": object} for JSON; the
-// reply's "format" names the format. Operations with a duration send one
-// intermediate reply {"started": true, "duration": seconds} once the window
-// has begun. Bad parameters fail the call with class ArgumentError and a
+// reply's "format" names the format. Operations with a duration (but
+// memory_sample, unless asked for "stream") send one intermediate reply
+// {"started": true, "duration": seconds} once the window has begun. Bad parameters fail the call with class ArgumentError and a
 // message naming the parameter.
 func (d *Diagnostics) Handlers() rpc.Handlers {
 	return rpc.Handlers{
-		"thread_dump":           d.handle("thread_dump", []string{"text", "grouped", "pprof"}, false, d.threadDump),
-		"memory_dump":           d.handle("memory_dump", []string{"pprof", "text"}, false, d.memoryDump),
-		"memory_sample":         d.handle("memory_sample", []string{"json"}, true, d.memorySample),
-		"scheduler_dump":        d.handle("scheduler_dump", []string{"json"}, false, d.schedulerDump),
+		"thread_dump":           d.handle("thread_dump", opSpec{formats: []string{"text", "grouped", "pprof"}}, d.threadDump),
+		"memory_dump":           d.handle("memory_dump", opSpec{formats: []string{"pprof", "text"}}, d.memoryDump),
+		"memory_sample":         d.handle("memory_sample", opSpec{formats: []string{"json"}, duration: true, original: true}, d.memorySample),
+		"scheduler_dump":        d.handle("scheduler_dump", opSpec{formats: []string{"json"}}, d.schedulerDump),
 		"garbage_profile_start": d.garbageProfileStart,
-		"garbage_profile_stop":  d.handle("garbage_profile_stop", []string{"json"}, false, d.garbageProfileStop),
-		"cpu_profile":           d.handle("cpu_profile", []string{"pprof"}, true, d.cpuProfile),
-		"trace":                 d.handle("trace", []string{"trace"}, true, d.trace),
-		"runtime_metrics":       d.handle("runtime_metrics", []string{"json"}, false, d.runtimeMetrics),
+		"garbage_profile_stop":  d.handle("garbage_profile_stop", opSpec{formats: []string{"json"}}, d.garbageProfileStop),
+		"cpu_profile":           d.handle("cpu_profile", opSpec{formats: []string{"pprof"}, duration: true}, d.cpuProfile),
+		"trace":                 d.handle("trace", opSpec{formats: []string{"trace"}, duration: true}, d.trace),
+		"runtime_metrics":       d.handle("runtime_metrics", opSpec{formats: []string{"json"}}, d.runtimeMetrics),
 	}
+}
+
+// opSpec says how a diagnostic takes its parameters and replies.
+type opSpec struct {
+	formats  []string // the formats it produces; the first is the default
+	duration bool     // it takes a required "duration"
+	// original: it replies as the original's Ruby worker does unless the
+	// call asks for "stream": one final reply whose JSON data is a string
+	// (the original's client parses it), no intermediate reply. With
+	// "stream": true, the intermediate {"started"} reply and the JSON as an
+	// object.
+	original bool
 }
 
 // request is a diagnostic call's parsed parameters.
@@ -110,13 +128,15 @@ type request struct {
 	msg      *rpc.Message
 	format   string
 	duration time.Duration
-	started  func() // sends the intermediate "started" reply
+	started  func() // sends the intermediate "started" reply, if any
 }
 
 // result is a diagnostic's output.
 type result struct {
 	data   []byte
 	format string
+	// jsonString: JSON data goes inline as a JSON string, not an object.
+	jsonString bool
 }
 
 func (r result) binary() bool { return r.format == "pprof" || r.format == "trace" }
@@ -124,25 +144,34 @@ func (r result) binary() bool { return r.format == "pprof" || r.format == "trace
 type producer func(ctx context.Context, req *request) (result, error)
 
 // handle wraps a producer with parameter parsing and output delivery.
-func (d *Diagnostics) handle(op string, formats []string, needsDuration bool, produce producer) rpc.Handler {
+func (d *Diagnostics) handle(op string, spec opSpec, produce producer) rpc.Handler {
 	return func(ctx context.Context, call *rpc.Call) error {
 		m := call.Message()
-		req := &request{op: op, msg: m, format: formats[0]}
+		req := &request{op: op, msg: m, format: spec.formats[0], started: func() {}}
 		if raw, ok := m.Get("format"); ok && string(raw) != "null" {
 			f, ok := m.GetString("format")
-			if !ok || !slices.Contains(formats, f) {
-				return rpc.ArgumentError("%s: unknown format %s: want one of %q", op, raw, formats)
+			if !ok || !slices.Contains(spec.formats, f) {
+				return rpc.ArgumentError("%s: unknown format %s: want one of %q", op, raw, spec.formats)
 			}
 			req.format = f
 		}
-		if needsDuration {
+		stream := !spec.original
+		if raw, ok := m.Get("stream"); ok && spec.original && string(raw) != "null" {
+			if string(raw) != "true" && string(raw) != "false" {
+				return rpc.ArgumentError("%s: stream must be true or false, got %s", op, raw)
+			}
+			stream = string(raw) == "true"
+		}
+		if spec.duration {
 			dur, err := parseDuration(op, m)
 			if err != nil {
 				return err
 			}
 			req.duration = dur
-			req.started = func() {
-				_ = call.Reply(map[string]any{"started": true, "duration": dur.Seconds()})
+			if stream {
+				req.started = func() {
+					_ = call.Reply(map[string]any{"started": true, "duration": dur.Seconds()})
+				}
 			}
 		}
 		out, err := parseOutput(op, m)
@@ -182,6 +211,7 @@ func (d *Diagnostics) handle(op string, formats []string, needsDuration bool, pr
 		if err != nil {
 			return err
 		}
+		res.jsonString = !stream
 		if out.log != "" {
 			d.logOutput(out.log, op, res)
 			return call.Finish(map[string]any{"logged": true, "format": res.format})
@@ -233,7 +263,7 @@ func inline(res result) json.RawMessage {
 		enc.Write(res.data)
 		enc.Close()
 		b.WriteString(`","encoding":"base64"`)
-	case res.format == "json":
+	case res.format == "json" && !res.jsonString:
 		b.Write(res.data)
 	default:
 		b.Write(appendJSONString(b.AvailableBuffer(), res.data))

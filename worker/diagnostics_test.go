@@ -200,7 +200,8 @@ func TestAlreadyRunning(t *testing.T) {
 			var wg sync.WaitGroup
 			wg.Go(func() {
 				once := sync.OnceFunc(func() { close(started) })
-				first, firstErr = sup.Call(ctx, id, op, map[string]any{"duration": 2}, func(m *rpc.Message) error {
+				// memory_sample sends "started" only when asked to stream.
+				first, firstErr = sup.Call(ctx, id, op, map[string]any{"duration": 2, "stream": true}, func(m *rpc.Message) error {
 					if m.GetBool("started") {
 						once()
 					}

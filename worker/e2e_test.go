@@ -335,7 +335,7 @@ func TestEndToEndDiagnostics(t *testing.T) {
 
 	t.Run("memory_sample", func(t *testing.T) {
 		reply, leak := duringWindow(t, c, id,
-			map[string]any{"do": "memory_sample", "duration": 2},
+			map[string]any{"do": "memory_sample", "duration": 2, "stream": true},
 			map[string]any{"do": "leak"})
 		if !leak.Has("leaked") {
 			t.Fatalf("leak reply = %s", leak)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"cmp"
 	"context"
+	"encoding/json"
 	"fmt"
 	"runtime"
 	"runtime/pprof"
@@ -37,6 +38,50 @@ type MemorySample struct {
 	ByFile     []SiteAmount `json:"by_file"`     // by source file
 	ByLocation []SiteAmount `json:"by_location"` // by "file:line"
 	ByPackage  []SiteAmount `json:"by_package"`  // by package path
+	// Aggregates are the same sites in the original's layout, which its
+	// tools read: retained figures only, titled "By Package" (the
+	// original's "By Gem"), "By File", "By Location" and "By Function".
+	Aggregates []Aggregate `json:"aggregates"`
+}
+
+// Aggregate is one of the original's aggregates: what was retained, in
+// total and per site.
+type Aggregate struct {
+	// Title names the grouping ("By File").
+	Title string `json:"title"`
+	// Total is what was retained in all.
+	Total Amount `json:"total"`
+	// Totals are the sites that retained something, most first; each is
+	// written as the original writes it, a pair [name, {size, count}].
+	Totals []NamedAmount `json:"totals"`
+}
+
+// NamedAmount is an amount of one site; it is a JSON pair [name, amount].
+type NamedAmount struct {
+	// Name is the site.
+	Name string
+	// Amount is what it retained.
+	Amount Amount
+}
+
+// MarshalJSON writes [name, {"size", "count"}].
+func (n NamedAmount) MarshalJSON() ([]byte, error) {
+	return json.Marshal([]any{n.Name, n.Amount})
+}
+
+// UnmarshalJSON reads [name, {"size", "count"}].
+func (n *NamedAmount) UnmarshalJSON(b []byte) error {
+	var pair []json.RawMessage
+	if err := json.Unmarshal(b, &pair); err != nil {
+		return err
+	}
+	if len(pair) != 2 {
+		return fmt.Errorf("a named amount is a pair [name, amount], got %d elements", len(pair))
+	}
+	if err := json.Unmarshal(pair[0], &n.Name); err != nil {
+		return err
+	}
+	return json.Unmarshal(pair[1], &n.Amount)
 }
 
 // Amount is a number of objects and their size in bytes.
@@ -268,7 +313,25 @@ func diffSnapshots(before map[string]heapValues, after *snapshot, window time.Du
 	s.ByFile = top(aggs[1], limit)
 	s.ByLocation = top(aggs[2], limit)
 	s.ByPackage = top(aggs[3], limit)
+	s.Aggregates = []Aggregate{
+		retained("By Package", s.TotalRetained, s.ByPackage),
+		retained("By File", s.TotalRetained, s.ByFile),
+		retained("By Location", s.TotalRetained, s.ByLocation),
+		retained("By Function", s.TotalRetained, s.ByFunction),
+	}
 	return s
+}
+
+// retained is an aggregate of the original's layout: the sites that
+// retained something, in the order given (most retained first).
+func retained(title string, total Amount, sites []SiteAmount) Aggregate {
+	a := Aggregate{Title: title, Total: total, Totals: []NamedAmount{}}
+	for _, s := range sites {
+		if s.Retained.Count > 0 {
+			a.Totals = append(a.Totals, NamedAmount{Name: s.Name, Amount: s.Retained})
+		}
+	}
+	return a
 }
 
 func add(a *Amount, b Amount) { a.Size += b.Size; a.Count += b.Count }

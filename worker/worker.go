@@ -62,7 +62,8 @@ type Options struct {
 	// name of the executable).
 	Name string
 	// State is merged into the registered state after the defaults
-	// ("process_id", "name", "instance"), so it may override them.
+	// ("process_id", "name", "instance", "outputs"), so it may override
+	// them.
 	State map[string]any
 	// Handlers are the program's own operations, by name. A handler named
 	// like a diagnostic replaces it.
@@ -106,8 +107,8 @@ type Worker struct {
 
 // Start begins connecting to the supervisor in a goroutine of its own and
 // returns at once; the returned Worker owns that goroutine. The connection
-// registers the process with state {"process_id", "name", "instance"} plus
-// opts.State, serves the operations, and is re-established after any
+// registers the process with state {"process_id", "name", "instance",
+// "outputs"} plus opts.State, serves the operations, and is re-established after any
 // failure until ctx ends or Stop is called.
 //
 // Errors, all before anything is started: ErrNoSupervisor when no socket
@@ -125,7 +126,12 @@ func Start(ctx context.Context, opts Options) (*Worker, error) {
 	if socket == "" {
 		return nil, ErrNoSupervisor
 	}
-	state := map[string]any{"process_id": os.Getpid()}
+	// "outputs" tells operator tools how the diagnostics can deliver their
+	// results (see Diagnostics.Handlers): inline in the reply, to a path or
+	// to the log. The original's workers say nothing, and some refuse
+	// inline output: vigil dump asks a worker that does not say "inline" to
+	// write into a file.
+	state := map[string]any{"process_id": os.Getpid(), "outputs": []string{"inline", "path", "log"}}
 	name := opts.Name
 	if name == "" {
 		name = getenv(EnvService)

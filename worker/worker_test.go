@@ -3,6 +3,7 @@ package worker_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"os"
 	"path/filepath"
@@ -54,6 +55,10 @@ func TestRegistersStateFromEnvironment(t *testing.T) {
 	}
 	if reg.ProcessID() != os.Getpid() || reg.State["name"] != "web" || reg.State["instance"] != float64(2) || reg.State["port"] != float64(8080) {
 		t.Errorf("state = %v", reg.State)
+	}
+	// It says how its diagnostics can answer: vigil dump reads it.
+	if fmt.Sprint(reg.State["outputs"]) != "[inline path log]" {
+		t.Errorf("state outputs = %v, want [inline path log]", reg.State["outputs"])
 	}
 	deadline := time.Now().Add(5 * time.Second)
 	for w.ConnectionID() != reg.ConnectionID && time.Now().Before(deadline) {

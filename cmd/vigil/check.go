@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -16,17 +17,41 @@ import (
 const defaultConfig = "vigil.toml"
 
 // loadConfig loads the configuration; its errors are usage errors, and a
-// missing file says how to name one.
+// missing file says how to name one. Several problems are listed one a
+// line, in the file's order, after a line that counts them.
 func loadConfig(path string) (*config.Config, error) {
 	cfg, err := config.Load(path, os.Getenv)
 	if errors.Is(err, fs.ErrNotExist) {
 		err = fmt.Errorf("no configuration at %s: write one (see examples/quickstart/vigil.toml) or name it with --config FILE: %w", path, err)
+	}
+	// One problem is a *config.Error; several are joined (errors.Join).
+	if _, one := err.(*config.Error); !one {
+		if multi, ok := err.(interface{ Unwrap() []error }); ok && len(multi.Unwrap()) > 1 {
+			err = &configErrors{path: path, errs: multi.Unwrap()}
+		}
 	}
 	if err != nil {
 		return nil, &exitError{code: exitUsage, err: err}
 	}
 	return cfg, nil
 }
+
+// configErrors are the several problems of a configuration file.
+type configErrors struct {
+	path string
+	errs []error
+}
+
+func (e *configErrors) Error() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%d problems in %s:", len(e.errs), e.path)
+	for _, err := range e.errs {
+		b.WriteString("\n" + err.Error())
+	}
+	return b.String()
+}
+
+func (e *configErrors) Unwrap() []error { return e.errs }
 
 func newCheckCmd() *cobra.Command {
 	var path string

@@ -15,12 +15,14 @@ func main() {
 	os.Exit(run(os.Args[1:]))
 }
 
-// Exit codes of every subcommand.
+// Exit codes of every subcommand, the same for the same situation in
+// each (the README's table; TestExitCodes checks them command by command).
 const (
 	exitOK          = 0
-	exitFailed      = 1 // the operation failed
-	exitUsage       = 2 // a usage error
-	exitUnreachable = 3 // the supervisor cannot be reached
+	exitFailed      = 1 // the operation failed, or a probe's answer is no
+	exitUsage       = 2 // a usage error, or an invalid configuration
+	exitUnreachable = 3 // the supervisor cannot be reached, or did not answer
+	exitNotFound    = 4 // no worker or service by the name given
 )
 
 // exitError carries an exit code through cobra.
@@ -66,7 +68,10 @@ healthy, restarts them gracefully or blue/green, kills the ones that leak
 memory, and lets an operator look inside any worker through one socket.`,
 		SilenceErrors: true,
 		SilenceUsage:  true,
+		// --version and -v print what `vigil version` prints.
+		Version: versionString(),
 	}
+	root.SetVersionTemplate("{{.Version}}\n")
 	root.AddCommand(newSuperviseCmd(), newVersionCmd(), newCheckCmd(), newRunCmd())
 	root.AddCommand(operatorCommands()...)
 	return root

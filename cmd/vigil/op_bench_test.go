@@ -5,6 +5,7 @@ import (
 	"io"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/vigild/vigil/internal/statusview"
 	"github.com/vigild/vigil/rpc"
@@ -42,7 +43,7 @@ func BenchmarkOpStatusClientSide(b *testing.B) {
 				cm, _ := rpc.Parse(children)
 				fm, _ := rpc.Parse(final)
 				st := &supervisor.Status{Parts: []*rpc.Message{cm}, Final: fm}
-				if err := renderStatus(io.Discard, statusview.New(st), false); err != nil {
+				if err := renderStatus(io.Discard, statusview.New(st), false, time.Now()); err != nil {
 					b.Fatal(err)
 				}
 			}

@@ -18,6 +18,7 @@ import (
 
 	"github.com/vigild/vigil/internal/statusview"
 	"github.com/vigild/vigil/supervisor"
+	"github.com/vigild/vigil/worker"
 )
 
 // opChildren asks for the controller's children, for the tests' checks:
@@ -159,7 +160,7 @@ func TestOpWorkerNames(t *testing.T) {
 		t.Errorf("ambiguous pid: exit %d: %s", code, stderr)
 	}
 	_, stderr, code = opRun(t, nil, "dump", "heap", "--socket", socket, "nosuch.3")
-	if code != exitUsage || !strings.Contains(stderr, `no worker matches "nosuch.3": the workers are svc.0 (pid 4242`) {
+	if code != exitNotFound || !strings.Contains(stderr, `no worker matches "nosuch.3": the workers are svc.0 (pid 4242`) {
 		t.Errorf("unknown: exit %d: %s", code, stderr)
 	}
 }
@@ -185,18 +186,25 @@ func TestOpDumpHelperWorker(t *testing.T) {
 	}
 	opParseProfile(t, heap, "inuse_space")
 
-	// The default file name, in the working directory.
+	// The default file name, in the dump directory under the working
+	// directory (.gitignore covers it); what it waits for, on stderr.
 	cmd := exec.Command(vigilBin, "dump", "cpu", "--socket", socket, "--duration", "300ms", "web.0")
 	cmd.Dir = dir
-	out, err := cmd.CombinedOutput()
+	cmd.Env = append(os.Environ(), EnvDumpDir+"=")
+	var errOut bytes.Buffer
+	cmd.Stderr = &errOut
+	out, err := cmd.Output()
 	if err != nil {
-		t.Fatalf("cpu: %v: %s", err, out)
+		t.Fatalf("cpu: %v: %s%s", err, out, errOut.String())
 	}
-	m := regexp.MustCompile(`(?m)^go tool pprof (web\.0-cpu-\d{8}-\d{6}\.pprof)$`).FindStringSubmatch(string(out))
+	m := regexp.MustCompile(`(?m)^go tool pprof (vigil-dumps/web\.0-cpu-\d{8}-\d{6}\.pprof)$`).FindStringSubmatch(string(out))
 	if m == nil {
 		t.Fatalf("cpu: no pprof line:\n%s", out)
 	}
 	opParseProfile(t, filepath.Join(dir, m[1]), "samples")
+	if !regexp.MustCompile(`^CPU profile of web\.0 \(pid \d+, connection \w+\): waiting 300ms \(Ctrl-C stops early\)\.\.\.\n$`).MatchString(errOut.String()) {
+		t.Errorf("cpu: stderr %q", errOut.String())
+	}
 
 	stdout, stderr, code = opRun(t, nil, "dump", "metrics", "--socket", socket, "web.0", "--output", "json")
 	var metrics map[string]any
@@ -211,10 +219,14 @@ func TestOpDumpHelperWorker(t *testing.T) {
 	if code != 0 || !strings.Contains(stdout, "collections") {
 		t.Errorf("gc: exit %d: %s %s", code, stdout, stderr)
 	}
+	// gc says what it waits for.
+	if !strings.Contains(stderr, "garbage collector profile of web.0 (pid ") || !strings.Contains(stderr, "): waiting 100ms (Ctrl-C stops early)...") {
+		t.Errorf("gc: stderr %q", stderr)
+	}
 
 	// Flags that do not apply are usage errors.
 	if _, stderr, code := opRun(t, nil, "dump", "heap", "--socket", socket, "--duration", "1s", "web.0"); code != exitUsage ||
-		!strings.Contains(stderr, "--duration applies to cpu, trace and gc, not to heap") {
+		!strings.Contains(stderr, "--duration applies to cpu, trace, gc and sample, not to heap") {
 		t.Errorf("heap --duration: exit %d: %s", code, stderr)
 	}
 	// An existing file is never overwritten.
@@ -328,5 +340,15 @@ func TestOpDumpGoWorker(t *testing.T) {
 	}
 	if err := json.Unmarshal([]byte(run("metrics", "go.0", "--output", "json")), &metrics); err != nil || len(metrics) == 0 {
 		t.Errorf("metrics: %v %d", err, len(metrics))
+	}
+	// A memory sample in vigil's form: a table, or the report as JSON.
+	if out := run("sample", "go.0", "--duration", "200ms"); !strings.HasPrefix(out, "memory sample of go.0 (pid ") ||
+		!strings.Contains(out, "over 0.2s (every allocation recorded)\nallocated ") || !strings.Contains(out, "RETAINED  OBJECTS  ALLOCATED  OBJECTS  LOCATION\n") {
+		t.Errorf("sample: %s", out)
+	}
+	var sample worker.MemorySample
+	if err := json.Unmarshal([]byte(run("sample", "go.0", "--duration", "200ms", "--output", "json")), &sample); err != nil ||
+		sample.Duration != 0.2 || len(sample.Aggregates) != 4 {
+		t.Errorf("sample json: %v %+v", err, sample)
 	}
 }

@@ -51,8 +51,13 @@ func TestOpRestartThroughController(t *testing.T) {
 
 	// Unknown: the candidates and the services.
 	_, stderr, code = opRun(t, nil, "restart", "--socket", socket, "nosuch")
-	if code != exitUsage || !strings.Contains(stderr, `no worker matches "nosuch"`) || !strings.Contains(stderr, "the services are db, web") {
+	if code != exitNotFound || !strings.Contains(stderr, `no worker matches "nosuch"`) || !strings.Contains(stderr, "the services are db, web") {
 		t.Errorf("restart nosuch: exit %d: %s", code, stderr)
+	}
+	// A service's instance that does not exist: the same.
+	_, stderr, code = opRun(t, nil, "restart", "--socket", socket, "web.7")
+	if code != exitNotFound || stderr != "vigil: no worker web.7: service web has web.0, web.1\n" {
+		t.Errorf("restart web.7: exit %d: %s", code, stderr)
 	}
 }
 
@@ -123,9 +128,9 @@ func TestOpProbes(t *testing.T) {
 		t.Errorf("ready with none ready: exit %d: %q", code, stderr)
 	}
 
-	// No supervisor: a probe fails (exit 1), saying why.
+	// No supervisor: a probe fails (exit 3, as every command), saying why.
 	_, stderr, code = opRun(t, nil, "probe", "ready", "--socket", socket+".none")
-	if code != exitFailed || !strings.Contains(stderr, "not ready: no supervisor at "+socket+".none") {
+	if code != exitUnreachable || !strings.Contains(stderr, "not ready: no supervisor at "+socket+".none") {
 		t.Errorf("probe without supervisor: exit %d: %s", code, stderr)
 	}
 	if _, _, code := opRun(t, nil, "probe", "alive", "--socket", socket); code != exitUsage {

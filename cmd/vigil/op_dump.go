@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -43,6 +44,8 @@ var dumpKinds = []dumpKind{
 	{name: "trace", op: "trace", duration: 5 * time.Second, binary: true, ext: ".trace", open: "go tool trace", what: "execution trace"},
 	{name: "gc", op: "garbage_profile_stop", duration: 10 * time.Second, what: "garbage collector profile"},
 	{name: "metrics", op: "runtime_metrics", what: "runtime metrics"},
+	// "stream": vigil's form of the report (see worker.Diagnostics).
+	{name: "sample", op: "memory_sample", params: map[string]any{"stream": true}, duration: 10 * time.Second, what: "memory sample"},
 }
 
 func dumpKindNames() []string {
@@ -67,10 +70,11 @@ func newDumpCmd() *cobra.Command {
 		o        opOptions
 		duration time.Duration
 		file     string
+		dir      string
 		gc       bool
 	)
 	cmd := &cobra.Command{
-		Use:   "dump goroutines|heap|allocs|cpu|trace|gc|metrics WORKER",
+		Use:   "dump goroutines|heap|allocs|cpu|trace|gc|metrics|sample WORKER",
 		Short: "Take a goroutine dump, a profile, a trace or the runtime metrics of a Go worker",
 		Long: `Ask a Go worker (one built with vigil's worker library) for a diagnostic:
 
@@ -81,15 +85,25 @@ func newDumpCmd() *cobra.Command {
   trace       an execution trace over --duration (default 5s)
   gc          the garbage collector's activity over --duration (default 10s)
   metrics     every runtime/metrics value
+  sample      what was allocated over --duration (default 10s) and is still
+              live after it, by place in the source
 
-Profiles and traces are written to a file (-o FILE, default
-SERVICE.INSTANCE-KIND-TIME.pprof here), followed by the command that opens
-them; the others print on standard output unless -o is given.
+Profiles and traces are written to a file: -o FILE, or by default
+SERVICE.INSTANCE-KIND-TIME.pprof in the dump directory (--dir, else
+$` + EnvDumpDir + `, else ` + defaultDumpDir + ` here), followed by the command that opens
+them. The others print on standard output unless -o is given. The ones that
+take a while say on standard error what they wait for.
+
+The original's workers (and any that do not register "outputs" with
+"inline") are asked to write the dump into the dump directory themselves,
+when they run on this host, and vigil reads it from there: the original's
+memory_dump refuses to answer inline.
 
 ` + workerHelp,
 		Example: `  vigil dump goroutines web.0
   vigil dump heap 12345 -o heap.pprof
-  vigil dump cpu web.1 --duration 30s`,
+  vigil dump cpu web.1 --duration 30s
+  vigil dump heap ruby-worker-0    # the original's worker: its own format`,
 		Args: func(cmd *cobra.Command, args []string) error {
 			if len(args) != 2 {
 				return fmt.Errorf("expected KIND and WORKER (KIND: %s), got %d arguments", strings.Join(dumpKindNames(), ", "), len(args))
@@ -106,7 +120,7 @@ them; the others print on standard output unless -o is given.
 			}
 			if cmd.Flags().Changed("duration") {
 				if kind.duration == 0 {
-					return usageErr("--duration applies to cpu, trace and gc, not to %s", kind.name)
+					return usageErr("--duration applies to cpu, trace, gc and sample, not to %s", kind.name)
 				}
 				if duration <= 0 {
 					return usageErr("--duration %v: must be positive", duration)
@@ -116,8 +130,12 @@ them; the others print on standard output unless -o is given.
 			if gc && kind.name != "heap" {
 				return usageErr("--gc applies to heap only")
 			}
+			if dir == "" {
+				return usageErr("--dir: the path must not be empty")
+			}
 			usageDone(cmd)
-			return runDump(cmd.Context(), &o, kind, args[1], file, gc, cmd.OutOrStdout())
+			req := dumpRequest{kind: kind, arg: args[1], file: file, dir: dir, gc: gc, durationSet: cmd.Flags().Changed("duration")}
+			return runDump(cmd.Context(), &o, req, cmd.OutOrStdout(), cmd.ErrOrStderr())
 		},
 	}
 	cmd.ValidArgsFunction = completeWorkers(&o, 1, false, dumpKindNames())
@@ -125,12 +143,40 @@ them; the others print on standard output unless -o is given.
 	o.addOutputFlag(cmd)
 	cmd.Flags().DurationVar(&duration, "duration", 0, "how long to profile (cpu, trace, gc)")
 	cmd.Flags().StringVarP(&file, "file", "o", "", "write the dump to this file (- for standard output)")
+	cmd.Flags().StringVar(&dir, "dir", defaultDumpDirectory(), "where dumps go without -o ($"+EnvDumpDir+", else "+defaultDumpDir+" here)")
 	cmd.Flags().BoolVar(&gc, "gc", false, "collect garbage before a heap profile")
 	return cmd
 }
 
-// runDump takes one dump of the worker that arg names.
-func runDump(parent context.Context, o *opOptions, kind dumpKind, arg, file string, gc bool, out io.Writer) error {
+// EnvDumpDir names the dump directory of vigil dump.
+const EnvDumpDir = "VIGIL_DUMP_DIR"
+
+// defaultDumpDir is the dump directory without --dir or VIGIL_DUMP_DIR
+// (the repository's .gitignore covers it).
+const defaultDumpDir = "vigil-dumps"
+
+func defaultDumpDirectory() string {
+	if d := os.Getenv(EnvDumpDir); d != "" {
+		return d
+	}
+	return defaultDumpDir
+}
+
+// dumpRequest is what one vigil dump asks for.
+type dumpRequest struct {
+	kind dumpKind
+	arg  string // WORKER
+	file string // -o; "": the default
+	dir  string // --dir
+	gc   bool
+	// durationSet: --duration was given (else kind.duration is the default).
+	durationSet bool
+}
+
+// runDump takes one dump of the worker that req.arg names. What takes a
+// while says so on errOut.
+func runDump(parent context.Context, o *opOptions, req dumpRequest, out, errOut io.Writer) error {
+	kind := req.kind
 	// Ctrl-C stops a long profile; gc's window still gets its stop call.
 	sigctx, stop := signal.NotifyContext(parent, syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
@@ -145,7 +191,7 @@ func runDump(parent context.Context, o *opOptions, kind dumpKind, arg, file stri
 		return err
 	}
 	defer c.Close()
-	target, err := resolveWorker(v, arg)
+	target, err := resolveWorker(v, req.arg)
 	if err != nil {
 		return err
 	}
@@ -153,44 +199,82 @@ func runDump(parent context.Context, o *opOptions, kind dumpKind, arg, file stri
 	if o.timeout > 0 {
 		withDuration.timeout = o.timeout + kind.duration
 	}
-	progress := func(m *rpc.Message) error {
-		if m.GetBool("started") && writerIsTerminal(os.Stderr) {
-			stderrf("%s of %s: %v...", kind.what, target.Describe(), kind.duration)
-		}
-		return nil
-	}
+	d := &dumper{o: &withDuration, c: c, req: req, target: target, errOut: errOut, now: time.Now()}
 
-	var reply *rpc.Message
-	if kind.name == "gc" {
-		reply, err = gcProfile(ctx, &withDuration, c, target, kind)
-	} else {
-		params := make(map[string]any, len(kind.params)+2)
-		for k, v := range kind.params {
-			params[k] = v
-		}
-		if kind.duration > 0 {
-			params["duration"] = kind.duration.Seconds()
-		}
-		if gc {
-			params["gc"] = true
-		}
-		reply, err = withDuration.forward(ctx, c, target, kind.op, params, progress)
+	// A worker that does not say it answers inline (the original's) writes
+	// the dump into the dump directory itself, if it runs on this host.
+	local := onThisHost(target.PID) && target.ConnID != ""
+	if !target.SaysInline() && local {
+		return d.viaFile(ctx, out)
+	}
+	reply, err := d.call(ctx, nil)
+	if err != nil && local && refusesInline(err) {
+		return d.viaFile(ctx, out)
 	}
 	if err != nil {
 		return dumpError(kind, err)
 	}
-	return writeDump(out, o.output, kind, target, reply, file)
+	return writeDump(out, o.output, kind, target, reply, req.file, req.dir, d.now)
+}
+
+// dumper takes one dump: the call, its progress, where it goes.
+type dumper struct {
+	o      *opOptions // --timeout includes the dump's duration
+	c      *supervisor.Client
+	req    dumpRequest
+	target *statusview.Worker
+	errOut io.Writer
+	now    time.Time
+}
+
+// call asks the worker for the dump, with extra parameters.
+func (d *dumper) call(ctx context.Context, extra map[string]any) (*rpc.Message, error) {
+	kind := d.req.kind
+	if kind.name == "gc" {
+		return d.gcProfile(ctx, extra)
+	}
+	params := make(map[string]any, len(kind.params)+len(extra)+2)
+	for k, v := range kind.params {
+		params[k] = v
+	}
+	for k, v := range extra {
+		params[k] = v
+	}
+	if kind.duration > 0 {
+		params["duration"] = kind.duration.Seconds()
+	}
+	if d.req.gc {
+		params["gc"] = true
+	}
+	said := false
+	progress := func(m *rpc.Message) error {
+		if m.GetBool("started") && !said {
+			said = true
+			d.waiting()
+		}
+		return nil
+	}
+	return d.o.forward(ctx, d.c, d.target, kind.op, params, progress)
+}
+
+// waiting says on standard error what the dump waits for.
+func (d *dumper) waiting() {
+	kind := d.req.kind
+	how := "Ctrl-C stops early"
+	if !d.req.durationSet {
+		how = "the default; --duration to change, " + how
+	}
+	fmt.Fprintf(d.errOut, "%s of %s: waiting %v (%s)...\n", kind.what, d.target.Describe(), kind.duration, how)
 }
 
 // gcProfile starts the garbage profile, waits, and stops it, even when
 // interrupted.
-func gcProfile(ctx context.Context, o *opOptions, c *supervisor.Client, target *statusview.Worker, kind dumpKind) (*rpc.Message, error) {
-	if _, err := o.forward(ctx, c, target, "garbage_profile_start", nil, nil); err != nil {
+func (d *dumper) gcProfile(ctx context.Context, extra map[string]any) (*rpc.Message, error) {
+	kind := d.req.kind
+	if _, err := d.o.forward(ctx, d.c, d.target, "garbage_profile_start", nil, nil); err != nil {
 		return nil, err
 	}
-	if writerIsTerminal(os.Stderr) {
-		stderrf("%s of %s: %v...", kind.what, target.Describe(), kind.duration)
-	}
+	d.waiting()
 	t := time.NewTimer(kind.duration)
 	defer t.Stop()
 	select {
@@ -199,9 +283,9 @@ func gcProfile(ctx context.Context, o *opOptions, c *supervisor.Client, target *
 	}
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
-	reply, err := o.forward(sctx, c, target, kind.op, nil, nil)
+	reply, err := d.o.forward(sctx, d.c, d.target, kind.op, extra, nil)
 	if ctx.Err() != nil && err == nil {
-		err = failed(ctx.Err(), "%s of %s: interrupted after %v (the profile was stopped)", kind.what, target.Describe(), kind.duration)
+		err = failed(ctx.Err(), "%s of %s: interrupted after %v (the profile was stopped)", kind.what, d.target.Describe(), kind.duration)
 	}
 	return reply, err
 }
@@ -225,8 +309,9 @@ type dumpReply struct {
 	Path     string          `json:"path"`
 }
 
-// writeDump writes the dump where asked and says where it went.
-func writeDump(out io.Writer, output string, kind dumpKind, target *statusview.Worker, reply *rpc.Message, file string) error {
+// writeDump writes the dump of an inline reply where asked and says where
+// it went.
+func writeDump(out io.Writer, output string, kind dumpKind, target *statusview.Worker, reply *rpc.Message, file, dir string, now time.Time) error {
 	var r dumpReply
 	if err := reply.Decode(&r); err != nil {
 		return failed(err, "%s of %s: unreadable reply: %v", kind.what, target.Describe(), err)
@@ -253,15 +338,27 @@ func writeDump(out io.Writer, output string, kind dumpKind, target *statusview.W
 			}
 		}
 	default: // JSON
-		if output == "json" {
+		switch {
+		case output == "json":
 			data = append(bytes.Clone(r.Data), '\n')
-		} else {
+		case kind.name == "sample":
+			data = sampleTable(r.Data, target)
+		default:
 			data = jsonTable(r.Data)
 		}
 	}
 	if file == "" && kind.binary {
-		file = defaultDumpFile(kind, target, time.Now())
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return failed(err, "%s of %s: dump directory: %v (nothing written; -o FILE or --dir DIR to choose)", kind.what, target.Describe(), err)
+		}
+		file = filepath.Join(dir, defaultDumpFile(kind, target, now))
 	}
+	return deliver(out, kind, target, data, file, kind.open)
+}
+
+// deliver writes a dump's bytes to standard output (file "" or "-") or to
+// a new file, and says where it went and what opens it.
+func deliver(out io.Writer, kind dumpKind, target *statusview.Worker, data []byte, file, open string) error {
 	if file == "" || file == "-" {
 		if _, err := out.Write(data); err != nil {
 			return failed(err, "writing the %s: %v", kind.what, err)
@@ -285,8 +382,8 @@ func writeDump(out io.Writer, output string, kind dumpKind, target *statusview.W
 		return failed(err, "%s of %s: writing %s: %v", kind.what, target.Describe(), file, err)
 	}
 	writeLine(out, "wrote %s of %s to %s (%s)", kind.what, target.Describe(), file, formatSize(float64(len(data))))
-	if kind.open != "" {
-		writeLine(out, "%s %s", kind.open, shellQuote(file))
+	if open != "" {
+		writeLine(out, "%s %s", open, shellQuote(file))
 	}
 	return nil
 }

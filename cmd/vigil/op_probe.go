@@ -25,7 +25,8 @@ func newProbeCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "probe ready|healthy",
 		Short: "Exit 0 when vigil is ready (or healthy), 1 otherwise, with a one-line reason: for exec probes",
-		Long: `For Kubernetes exec probes and scripts: exit 0 or 1 with a one-line reason.
+		Long: `For Kubernetes exec probes and scripts: exit 0 or 1 with a one-line reason
+(3 when the supervisor cannot be reached; any non-zero code fails a probe).
 
   ready    every service has at least one ready worker
   healthy  the supervisor answers within --timeout (1s) and no worker is
@@ -63,7 +64,13 @@ says ready; healthy unless its last message says it is stopping or failed.`,
 				reason, err = probeSocket(cmd.Context(), &o, kind)
 			}
 			if err != nil {
-				return &exitError{code: exitFailed, err: err}
+				// Not ready or not healthy: 1; no supervisor to ask: 3, as
+				// for every command. Any non-zero code fails a probe.
+				code := exitFailed
+				if e := (*exitError)(nil); errors.As(err, &e) && e.code == exitUnreachable {
+					code = exitUnreachable
+				}
+				return &exitError{code: code, err: err}
 			}
 			writeLine(cmd.OutOrStdout(), "%s", reason)
 			return nil

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"slices"
@@ -191,13 +192,26 @@ func restartTarget(v *statusview.View, arg string) (map[string]any, string, erro
 		return map[string]any{"service": arg}, "service " + arg, nil
 	}
 	if svc, n, ok := statusview.ParseName(arg); ok && slices.Contains(services, svc) {
-		return map[string]any{"service": svc, "instance": n}, arg, nil
+		var instances []string
+		for _, ch := range v.Children {
+			if ch.Service == svc {
+				if ch.Instance == n {
+					return map[string]any{"service": svc, "instance": n}, arg, nil
+				}
+				name := svc + "." + strconv.Itoa(ch.Instance)
+				if !slices.Contains(instances, name) {
+					instances = append(instances, name)
+				}
+			}
+		}
+		slices.SortFunc(instances, compareWorkerNames)
+		return nil, "", notFound(nil, "no worker %s: service %s has %s", arg, svc, strings.Join(instances, ", "))
 	}
 	w, err := resolveWorker(v, arg)
 	if err != nil {
 		slices.Sort(services)
-		if len(services) > 0 {
-			err = usageErr("%v; the services are %s", err, strings.Join(services, ", "))
+		if e := (*exitError)(nil); len(services) > 0 && errors.As(err, &e) {
+			err = &exitError{code: e.code, err: fmt.Errorf("%w; the services are %s", e.err, strings.Join(services, ", "))}
 		}
 		return nil, "", err
 	}

@@ -5,7 +5,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"os"
 	"os/signal"
 	"runtime/debug"
 	"slices"
@@ -27,22 +26,33 @@ func newStatusCmd() *cobra.Command {
 		watch bool
 	)
 	cmd := &cobra.Command{
-		Use:   "status",
+		Use:   "status [SERVICE...]",
 		Short: "Show every worker: state, uptime, CPU, memory, restarts",
 		Long: `Show one row per worker (service, instance, pid, connection, state, uptime,
 CPU %, private and resident memory, restarts, last exit), then a line per
-service with its totals and the memory monitor's kills.
+service with its totals and the memory monitor's kills. With SERVICE, only
+that service's workers (an unknown one exits 4).
 
---output json prints the supervisor's raw replies (a JSON array).
+--output json prints the same rows as a JSON array, one object per worker
+with a stable schema for scripts (service, instance, name, pid,
+connection_id, state, status, uptime, restarts, last_exit, last_error,
+next_restart, restart_in, cpu, memory.private, memory.resident; null when
+unknown). --output raw prints the supervisor's replies as they came.
 --watch redraws every second until interrupted.`,
-		Args: cobra.NoArgs,
+		Example: `  vigil status
+  vigil status web
+  vigil status --output json | jq '.[] | select(.state != "ready") | .name'`,
+		Args: cobra.ArbitraryArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := o.check(); err != nil {
 				return err
 			}
+			if len(args) > 0 && o.output == "raw" {
+				return usageErr("--output raw prints the supervisor's replies whole: SERVICE applies to table and json")
+			}
 			usageDone(cmd)
 			if watch {
-				return runWatch(cmd.Context(), &o, cmd.OutOrStdout())
+				return runWatch(cmd.Context(), &o, args, cmd.OutOrStdout())
 			}
 			// One answer, then exit: its garbage (a few MiB with 1,000
 			// workers) is not worth collecting, unless it grows large.
@@ -60,14 +70,12 @@ service with its totals and the memory monitor's kills.
 				return o.callError("status", err)
 			}
 			out := cmd.OutOrStdout()
-			if o.output == "json" {
-				return writeRawReplies(out, st)
-			}
-			return renderStatus(out, statusview.New(st), useColour(out))
+			return writeStatus(out, o.output, st, args, useColour(out), time.Now())
 		},
 	}
+	cmd.ValidArgsFunction = completeServices(&o)
 	o.addSocketFlag(cmd, 5*time.Second, "how long to wait for the supervisor's answer")
-	o.addOutputFlag(cmd)
+	o.addOutputFlag(cmd, "table", "json", "raw")
 	cmd.Flags().BoolVarP(&watch, "watch", "w", false, "redraw every second until interrupted")
 	return cmd
 }
@@ -112,8 +120,9 @@ func withoutID(m *rpc.Message) []byte {
 // statusHeaders are the table's columns.
 var statusHeaders = []string{"SERVICE", "#", "PID", "CONNECTION", "STATE", "UPTIME", "CPU", "PRIVATE", "RESIDENT", "RESTARTS", "LAST EXIT"}
 
-// renderStatus writes the status table, the services' lines and warnings.
-func renderStatus(w io.Writer, v *statusview.View, colour bool) error {
+// renderStatus writes the status table, the services' lines and warnings,
+// as they stand at now (a backing-off worker's countdown).
+func renderStatus(w io.Writer, v *statusview.View, colour bool, now time.Time) error {
 	t := &table{
 		headers: statusHeaders,
 		// Minimum widths keep the layout still as the values change.
@@ -141,11 +150,10 @@ func renderStatus(w io.Writer, v *statusview.View, colour bool) error {
 		if service == "" {
 			service = "-"
 		}
-		state := wk.State
-		cells := []string{service, inst, pid, conn, state, formatUptime(wk.Uptime), formatCPU(wk.CPU),
+		cells := []string{service, inst, pid, conn, wk.StateText(now), formatUptime(wk.Uptime), formatCPU(wk.CPU),
 			formatSize(wk.Private), formatSize(wk.Resident), restarts, last}
 		colours := make([]string, len(cells))
-		colours[4] = stateColour(state)
+		colours[4] = stateColour(wk.State)
 		if wk.LastExit != "" {
 			colours[10] = ansiDim
 		}
@@ -226,7 +234,7 @@ const watchInterval = time.Second
 
 // runWatch redraws the status every second until SIGINT or SIGTERM. It
 // keeps one connection, and dials again when the supervisor goes away.
-func runWatch(parent context.Context, o *opOptions, w io.Writer) error {
+func runWatch(parent context.Context, o *opOptions, services []string, w io.Writer) error {
 	ctx, stop := signal.NotifyContext(parent, syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	term := writerIsTerminal(w)
@@ -241,7 +249,7 @@ func runWatch(parent context.Context, o *opOptions, w io.Writer) error {
 	defer tick.Stop()
 	for {
 		var frame bytes.Buffer
-		if o.output != "json" { // JSON frames stay parseable, one array each
+		if o.output == "table" { // JSON frames stay parseable, one array each
 			fmt.Fprintf(&frame, "vigil status --socket %s, every %v: %s\n\n", o.socket, watchInterval, time.Now().Format(time.TimeOnly))
 		}
 		err := func() error {
@@ -259,10 +267,7 @@ func runWatch(parent context.Context, o *opOptions, w io.Writer) error {
 				c = nil
 				return o.callError("status", err)
 			}
-			if o.output == "json" {
-				return writeRawReplies(&frame, st)
-			}
-			return renderStatus(&frame, statusview.New(st), colour)
+			return writeStatus(&frame, o.output, st, services, colour, time.Now())
 		}()
 		if ctx.Err() != nil {
 			return nil
@@ -284,9 +289,4 @@ func runWatch(parent context.Context, o *opOptions, w io.Writer) error {
 		case <-tick.C:
 		}
 	}
-}
-
-// stderrf writes a line to stderr.
-func stderrf(format string, args ...any) {
-	fmt.Fprintf(os.Stderr, format+"\n", args...)
 }

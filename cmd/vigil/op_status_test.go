@@ -4,12 +4,15 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/json"
+	"errors"
 	"flag"
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/vigild/vigil/internal/statusview"
 	"github.com/vigild/vigil/rpc"
@@ -66,13 +69,17 @@ func opStatusFromFile(t *testing.T, path string) *supervisor.Status {
 	return st
 }
 
+// opFixtureNow is the time the fixture's status is rendered at: its
+// backing-off web.2 starts again at 16:05:00, 3.2 s later.
+var opFixtureNow = time.Date(2026, 1, 2, 16, 4, 56, 800e6, time.UTC)
+
 // The join of the controller's children, the connections and both
 // monitors' figures, rendered exactly.
 func TestOpStatusRenderFixture(t *testing.T) {
 	st := opStatusFromFile(t, "testdata/op_status_fixture.jsonl")
 	v := statusview.New(st)
 	var b bytes.Buffer
-	if err := renderStatus(&b, v, false); err != nil {
+	if err := renderStatus(&b, v, false, opFixtureNow); err != nil {
 		t.Fatal(err)
 	}
 	opGolden(t, "op_status_fixture.golden", b.String())
@@ -82,7 +89,7 @@ func TestOpStatusRenderFixture(t *testing.T) {
 		t.Error("colour without a terminal")
 	}
 	b.Reset()
-	renderStatus(&b, v, true)
+	renderStatus(&b, v, true, opFixtureNow)
 	if !strings.Contains(b.String(), ansiGreen+"ready") || !strings.Contains(b.String(), ansiRed+"unhealthy") {
 		t.Errorf("coloured output lacks the states' colours:\n%q", b.String())
 	}
@@ -101,7 +108,7 @@ func TestOpStatusKillsPerService(t *testing.T) {
 		}
 	}
 	var b bytes.Buffer
-	renderStatus(&b, statusview.New(st), false)
+	renderStatus(&b, statusview.New(st), false, opFixtureNow)
 	if !strings.Contains(b.String(), "memory kills 3 (increase_limit 1, maximum_size_limit 2)") {
 		t.Errorf("per-service kills missing:\n%s", b.String())
 	}
@@ -205,13 +212,30 @@ func TestOpStatusEndToEnd(t *testing.T) {
 		t.Errorf("status with %s: exit %d: %s%s", EnvSupervisorSocket, code, stdout2, stderr)
 	}
 
-	stdout, stderr, code = opRun(t, nil, "status", "--socket", socket, "--output", "json")
+	// Rows for scripts, and SERVICE.
+	stdout, stderr, code = opRun(t, nil, "status", "--socket", socket, "--output", "json", "web")
+	var rows []statusRow
+	if code != 0 || json.Unmarshal([]byte(stdout), &rows) != nil || len(rows) != 2 {
+		t.Fatalf("status --output json web: exit %d: %s%s", code, stdout, stderr)
+	}
+	for i, r := range rows {
+		if r.Service != "web" || r.Instance == nil || *r.Instance != i || r.PID == nil || r.ConnectionID == nil ||
+			r.State != "ready" || r.Uptime == nil || r.Restarts == nil || *r.Restarts != 0 {
+			t.Errorf("row %d: %s", i, stdout)
+		}
+	}
+	_, stderr, code = opRun(t, nil, "status", "--socket", socket, "cache")
+	if code != exitNotFound || stderr != "vigil: no service cache: the services are db, web\n" {
+		t.Errorf("status cache: exit %d: %s", code, stderr)
+	}
+
+	stdout, stderr, code = opRun(t, nil, "status", "--socket", socket, "--output", "raw")
 	if code != 0 {
-		t.Fatalf("status --output json: exit %d: %s", code, stderr)
+		t.Fatalf("status --output raw: exit %d: %s", code, stderr)
 	}
 	var replies []map[string]json.RawMessage
 	if err := json.Unmarshal([]byte(stdout), &replies); err != nil {
-		t.Fatalf("status --output json: %v\n%s", err, stdout)
+		t.Fatalf("status --output raw: %v\n%s", err, stdout)
 	}
 	var children []statusview.Child
 	var conns []map[string]any
@@ -248,5 +272,53 @@ func TestOpStatusWithoutController(t *testing.T) {
 		if !strings.Contains(stdout, want) {
 			t.Errorf("missing %q:\n%s", want, stdout)
 		}
+	}
+}
+
+// `vigil status --output json`: one object per worker, every key present,
+// the same schema whatever is known; a status text that names a state the
+// worker has left is not shown; SERVICE filters.
+func TestOpStatusRowsFixture(t *testing.T) {
+	st := opStatusFromFile(t, "testdata/op_status_fixture.jsonl")
+	var b bytes.Buffer
+	if err := writeStatus(&b, "json", st, nil, false, opFixtureNow); err != nil {
+		t.Fatal(err)
+	}
+	opGolden(t, "op_status_rows.golden", b.String())
+	var rows []map[string]any
+	if err := json.Unmarshal(b.Bytes(), &rows); err != nil {
+		t.Fatal(err)
+	}
+	keys := func(m map[string]any) string {
+		var ks []string
+		for k := range m {
+			ks = append(ks, k)
+		}
+		slices.Sort(ks)
+		return strings.Join(ks, ",")
+	}
+	for _, r := range rows[1:] {
+		if keys(r) != keys(rows[0]) {
+			t.Errorf("rows differ in keys: %s and %s", keys(r), keys(rows[0]))
+		}
+	}
+	if len(rows) != 5 || rows[1]["name"] != "web.0" || rows[1]["status"] != nil || rows[0]["status"] != "draining queue 3" {
+		t.Errorf("rows: %v", rows)
+	}
+	if rows[3]["state"] != "backing off" || rows[3]["restart_in"] != 3.2 || rows[3]["pid"] != nil {
+		t.Errorf("backing-off row: %v", rows[3])
+	}
+
+	b.Reset()
+	if err := writeStatus(&b, "table", st, []string{"jobs"}, false, opFixtureNow); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(b.String(), "web") || !strings.Contains(b.String(), "jobs: 1 worker") {
+		t.Errorf("status jobs:\n%s", b.String())
+	}
+	err := writeStatus(&b, "json", st, []string{"nosuch"}, false, opFixtureNow)
+	var ee *exitError
+	if !errors.As(err, &ee) || ee.code != exitNotFound || err.Error() != "no service nosuch: the services are jobs, web" {
+		t.Errorf("unknown service: %v", err)
 	}
 }

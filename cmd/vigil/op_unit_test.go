@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"strings"
@@ -56,5 +57,19 @@ func TestOpFormats(t *testing.T) {
 	got = string(jsonTable(json.RawMessage(`{"metrics":{"/gc/heap/goal:bytes":4194304,"/sched/goroutines:goroutines":7}}`)))
 	if want := "/gc/heap/goal:bytes" + strings.Repeat(" ", 11) + "4194304\n/sched/goroutines:goroutines  7\n"; got != want {
 		t.Errorf("jsonTable unwrapping:\n%q\nwant\n%q", got, want)
+	}
+}
+
+// Without --duration, a dump says its wait is a default and how to change
+// it (vigil dump gc waits 10 s).
+func TestDumpWaitingMessage(t *testing.T) {
+	kind, _ := findDumpKind("gc")
+	w := &statusview.Worker{Service: "web", Instance: 0, PID: 7, ConnID: "0123456789"}
+	var b bytes.Buffer
+	d := &dumper{req: dumpRequest{kind: kind}, target: w, errOut: &b}
+	d.waiting()
+	want := "garbage collector profile of web.0 (pid 7, connection 01234567): waiting 10s (the default; --duration to change, Ctrl-C stops early)...\n"
+	if b.String() != want {
+		t.Errorf("%q, want %q", b.String(), want)
 	}
 }

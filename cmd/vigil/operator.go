@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -30,7 +32,8 @@ func operatorCommands() []*cobra.Command {
 // opOptions are the flags the operator's commands share.
 type opOptions struct {
 	socket  string
-	output  string // "table" or "json"; "" for commands that print no data
+	output  string   // "table", "json" or "raw"; "" for commands that print no data
+	outputs []string // the --output values the command takes
 	timeout time.Duration
 }
 
@@ -50,17 +53,28 @@ func (o *opOptions) addSocketFlag(cmd *cobra.Command, timeout time.Duration, tim
 	cmd.Flags().DurationVar(&o.timeout, "timeout", timeout, timeoutHelp)
 }
 
-// addOutputFlag adds --output.
-func (o *opOptions) addOutputFlag(cmd *cobra.Command) {
-	cmd.Flags().StringVar(&o.output, "output", "table", "output format: table or json")
+// addOutputFlag adds --output, which takes the given formats (the first
+// is the default; none: table and json).
+func (o *opOptions) addOutputFlag(cmd *cobra.Command, formats ...string) {
+	if len(formats) == 0 {
+		formats = []string{"table", "json"}
+	}
+	o.outputs = formats
+	cmd.Flags().StringVar(&o.output, "output", formats[0], "output format: "+orList(formats))
+}
+
+// orList writes "a, b or c".
+func orList(items []string) string {
+	if len(items) < 2 {
+		return strings.Join(items, "")
+	}
+	return strings.Join(items[:len(items)-1], ", ") + " or " + items[len(items)-1]
 }
 
 // check validates the shared flags; its error is a usage error.
 func (o *opOptions) check() error {
-	switch o.output {
-	case "", "table", "json":
-	default:
-		return usageErr("--output %q: expected table or json", o.output)
+	if o.output != "" && !slices.Contains(o.outputs, o.output) {
+		return usageErr("--output %q: expected %s", o.output, orList(o.outputs))
 	}
 	if o.socket == "" {
 		return usageErr("--socket: the path must not be empty")
@@ -97,6 +111,11 @@ func usageErr(format string, args ...any) error {
 // failed is an operation's failure (exit 1) with a message for a person.
 func failed(cause error, format string, args ...any) error {
 	return &exitError{code: exitFailed, err: &opError{msg: fmt.Sprintf(format, args...), cause: cause}}
+}
+
+// notFound is a name that matches no worker or service (exit 4).
+func notFound(cause error, format string, args ...any) error {
+	return &exitError{code: exitNotFound, err: &opError{msg: fmt.Sprintf(format, args...), cause: cause}}
 }
 
 // unreachable is a failure to reach the supervisor (exit 3).

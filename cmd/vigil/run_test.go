@@ -82,12 +82,19 @@ env = { %s = "run-worker", GORACE = "atexit_sleep_ms=0" }
 // startRun writes the config and starts `vigil run` on it.
 func startRun(t *testing.T, toml string, env ...string) *runner {
 	t.Helper()
-	dir := t.TempDir()
-	r := &runner{t: t, dir: dir, config: filepath.Join(dir, "vigil.toml"), socket: filepath.Join(dir, "supervisor.ipc"),
-		out: &lockedBuffer{}, exited: make(chan error, 1)}
-	if err := os.WriteFile(r.config, []byte(toml), 0o644); err != nil {
+	config := filepath.Join(t.TempDir(), "vigil.toml")
+	if err := os.WriteFile(config, []byte(toml), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	return startRunFile(t, config, filepath.Join(filepath.Dir(config), "supervisor.ipc"), env...)
+}
+
+// startRunFile starts `vigil run` on a config file whose supervisor
+// listens on socket.
+func startRunFile(t *testing.T, config, socket string, env ...string) *runner {
+	t.Helper()
+	r := &runner{t: t, dir: filepath.Dir(config), config: config, socket: socket,
+		out: &lockedBuffer{}, exited: make(chan error, 1)}
 	r.cmd = exec.Command(vigilBin, "run", "-c", r.config)
 	r.cmd.Env = append(os.Environ(), env...)
 	r.cmd.Stdout, r.cmd.Stderr = r.out, r.out
@@ -489,55 +496,6 @@ func waitUntil(t *testing.T, what string, cond func() bool) {
 }
 
 func errorsAs(err error, target any) bool { return errors.As(err, target) }
-
-// TestQuickstart runs the README's quick start: examples/quickstart/vigil.toml
-// with the example workers built by TestMain, and its Python worker turned
-// on as the file says, when python3 is there.
-func TestQuickstart(t *testing.T) {
-	goworker := filepath.Join(binDir, "goworker")
-	if _, err := os.Stat(goworker); err != nil {
-		t.Fatalf("the example Go worker was not built: %v", err)
-	}
-	dir, err := filepath.Abs("../../examples/quickstart")
-	if err != nil {
-		t.Fatal(err)
-	}
-	src, err := os.ReadFile(filepath.Join(dir, "vigil.toml"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	toml := strings.ReplaceAll(string(src), `"../../bin/goworker"`, fmt.Sprintf("%q", goworker))
-	toml = strings.ReplaceAll(toml, `"shworker.sh"`, fmt.Sprintf("%q", filepath.Join(dir, "shworker.sh")))
-	toml = strings.ReplaceAll(toml, `dump_directory = "dumps"`, fmt.Sprintf("dump_directory = %q", t.TempDir()))
-	_, err = exec.LookPath("python3")
-	python := err == nil
-	if python {
-		// Uncomment the block that starts at "# [services.python]".
-		head, block, _ := strings.Cut(toml, "# [services.python]")
-		toml = head + strings.ReplaceAll("# [services.python]"+block, "# ", "")
-		toml = strings.ReplaceAll(toml, `"pyworker.py"`, fmt.Sprintf("%q", filepath.Join(dir, "pyworker.py")))
-		if !strings.Contains(toml, "\n[services.python]\n") {
-			t.Fatal("the quick start's Python service is not where the file says")
-		}
-	} else {
-		t.Log("python3 is missing: the Python worker stays off")
-	}
-	r := startRun(t, toml)
-	r.waitTree("the quick start's workers, ready, the supervised ones registered", func(tr tree) bool {
-		registered := len(tr.pids("web", "ready"))
-		if python {
-			if len(tr.pids("python", "ready")) != 1 {
-				return false
-			}
-			registered++
-		}
-		return len(tr.pids("web", "ready")) == 2 && len(tr.pids("shell", "ready")) == 1 &&
-			len(tr.registered()) == registered
-	})
-	if !containsAll(r.out.String(), "web.1 | ", "shell.0 | shworker: pid") {
-		t.Errorf("the workers' output is not prefixed:\n%s", r.out.String())
-	}
-}
 
 func TestRunRestartChildrenReply(t *testing.T) {
 	r := startRun(t, workerConfig(t, 2, ""))

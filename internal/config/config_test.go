@@ -316,8 +316,82 @@ func TestSeveralErrors(t *testing.T) {
 	}
 	doc = "x = 1\n[supervisor]\ny = 2\n"
 	_, err = Parse([]byte(doc), "/", nil)
-	if err == nil || !strings.Contains(err.Error(), "line 1: x: unknown key\nline 3: supervisor.y: unknown key") {
+	if err == nil || !strings.Contains(err.Error(), "line 1: x: unknown key x: the top-level tables are services and supervisor\n"+
+		"line 3: supervisor.y: unknown key y: the keys of [supervisor] are allow_groups, allow_uids, log_format, monitors, socket, socket_group") {
 		t.Fatalf("want both unknown keys, got %v", err)
+	}
+}
+
+// Every problem of a document, of every kind, in the document's order;
+// a misspelt key gets the nearest one as a suggestion (and the key it
+// meant is not reported missing as well).
+func TestEveryErrorInFileOrder(t *testing.T) {
+	doc := `verbose = true
+[supervisor]
+sokcet = "x"
+log_format = 5
+[services.web]
+comand = ["w"]
+count = "4"
+restart_delay = "1 s"
+env = { B = "ok", A = 1 }
+[services.api]
+command = ["a", 2]
+count = 0
+[supervisor.monitors.memory]
+memory_sample = { duration = "1s", timout = "5s" }
+`
+	_, err := Parse([]byte(doc), "/", env(EnvProcessorCount, "2"))
+	if err == nil {
+		t.Fatal("no error")
+	}
+	want := []string{
+		"line 1: verbose: unknown key verbose: the top-level tables are services and supervisor",
+		"line 3: supervisor.sokcet: unknown key sokcet: did you mean socket?",
+		"line 4: supervisor.log_format: wrong type: a TOML integer where a string is wanted",
+		"line 6: services.web.comand: unknown key comand: did you mean command?",
+		"line 7: services.web.count: wrong type: a TOML string where an integer is wanted",
+		"line 8: services.web.restart_delay: invalid duration",
+		"line 9: services.web.env.A: wrong type: a TOML integer where a string is wanted",
+		"line 11: services.api.command: wrong type: element 2 is a TOML integer where a string is wanted",
+		"line 12: services.api.count: must be between 1 and 1048576, got 0",
+		"line 14: supervisor.monitors.memory.memory_sample.timout: unknown key timout: did you mean timeout?",
+	}
+	got := strings.Split(err.Error(), "\n")
+	if len(got) != len(want) {
+		t.Fatalf("%d errors, want %d:\n%s", len(got), len(want), err)
+	}
+	for i := range want {
+		if !strings.HasPrefix(got[i], want[i]) {
+			t.Errorf("error %d:\n got %s\nwant %s...", i+1, got[i], want[i])
+		}
+	}
+	var first *Error
+	if !errors.As(err, &first) || first.Line != 1 || !errors.Is(err, ErrUnknownKey) || !errors.Is(err, ErrInvalid) {
+		t.Errorf("errors.As finds %+v; errors.Is both kinds: %v, %v", first, errors.Is(err, ErrUnknownKey), errors.Is(err, ErrInvalid))
+	}
+}
+
+func TestNearestKey(t *testing.T) {
+	keys := []string{"command", "count", "restart_delay", "restart_delay_max", "health_check_timeout", "dir", "env", "socket", "timeout"}
+	for name, want := range map[string]string{
+		"comand":               "command",
+		"Command":              "command",
+		"cuont":                "count",
+		"sokcet":               "socket",
+		"timout":               "timeout",
+		"restart_dealy":        "restart_delay",
+		"health_check_timout":  "health_check_timeout",
+		"verbose":              "",
+		"x":                    "",
+		"dri":                  "dir",
+		"health_timeout":       "",
+		"restart_delay_maxxxx": "restart_delay_max",
+		"stop_signal":          "",
+	} {
+		if got := nearest(name, keys); got != want {
+			t.Errorf("nearest(%q) = %q, want %q", name, got, want)
+		}
 	}
 }
 

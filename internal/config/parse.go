@@ -1,7 +1,6 @@
 package config
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"os"
@@ -95,24 +94,66 @@ var serviceName = regexp.MustCompile(`^[A-Za-z0-9_-]+$`)
 // maxSocketPath is the longest path a Unix socket address holds.
 const maxSocketPath = 107
 
-// validator collects the errors found after decoding.
+// validator collects every problem of a document: those of decoding (see
+// decode.go) and those of the checks that follow, each at its key's place.
+// A check reports a problem with fail, naming the key; Parse returns them
+// all, in the order of the document.
 type validator struct {
 	path string
 	pos  positions
 	errs []*Error
+	// bad holds the keys whose value could not be decoded: they are left
+	// out of the result, and fail says nothing more about them.
+	bad map[string]bool
+	// suggested holds the keys an unknown key was taken for a misspelling
+	// of: when such a key is absent, its absence is that misspelling,
+	// already reported.
+	suggested map[string]bool
 }
 
+// fail records a problem with the value at key (a dotted path such as
+// services.web.count): ErrInvalid, placed at the key's line and column, or
+// its nearest ancestor's when the key is not in the document (a default).
+// A key whose value had the wrong type was already reported, and so was an
+// absent key that an unknown key is a misspelling of ("comand" for
+// command): fail skips them.
 func (v *validator) fail(key []string, format string, args ...any) {
+	for n := len(key); n > 0; n-- {
+		if v.bad[pathKey(key[:n])] {
+			return
+		}
+	}
+	if _, present := v.pos.first[pathKey(key)]; !present && v.suggested[pathKey(key)] {
+		return
+	}
+	v.add(key, ErrInvalid, fmt.Errorf(format, args...))
+}
+
+// add records a problem of a kind at key's place.
+func (v *validator) add(key []string, kind, err error) {
 	p := v.pos.lookup(key)
 	v.errs = append(v.errs, &Error{Path: v.path, Line: p.line, Column: p.column,
-		Key: formatKey(key), Err: fmt.Errorf(format, args...), kind: ErrInvalid})
+		Key: formatKey(key), Err: err, kind: kind})
 }
 
+// markBad marks a key whose value was not decoded.
+func (v *validator) markBad(key []string) {
+	if v.bad == nil {
+		v.bad = make(map[string]bool)
+	}
+	v.bad[pathKey(key)] = true
+}
+
+// err returns the problems in the document's order (problems without a
+// place first): nil, one *Error, or several joined with errors.Join.
 func (v *validator) err() error {
 	if len(v.errs) == 0 {
 		return nil
 	}
-	sort.SliceStable(v.errs, func(i, j int) bool { return v.errs[i].Line < v.errs[j].Line })
+	sort.SliceStable(v.errs, func(i, j int) bool {
+		a, b := v.errs[i], v.errs[j]
+		return a.Line < b.Line || a.Line == b.Line && a.Column < b.Column
+	})
 	if len(v.errs) == 1 {
 		return v.errs[0]
 	}
@@ -135,21 +176,21 @@ func parse(data []byte, dir, path string, getenv func(string) string) (*Config, 
 		return nil, fmt.Errorf("config: %w", err)
 	}
 	var f fileConfig
-	dec := toml.NewDecoder(bytes.NewReader(data)).DisallowUnknownFields()
-	if err := dec.Decode(&f); err != nil {
+	v := &validator{path: path}
+	if err := decodeDocument(data, &f, v); err != nil {
 		return nil, decodeError(path, data, err)
 	}
-	v := &validator{path: path, pos: indexPositions(data)}
 	c := &Config{Dir: dir}
 
 	defaultCount := runtime.NumCPU()
 	if s := getenv(EnvProcessorCount); s != "" {
 		n, err := strconv.Atoi(strings.TrimSpace(s))
 		if err != nil || n < 1 {
-			return nil, &Error{Path: path, Key: EnvProcessorCount, kind: ErrInvalid,
-				Err: fmt.Errorf("environment variable %s=%q is not a positive integer", EnvProcessorCount, s)}
+			v.errs = append(v.errs, &Error{Path: path, Key: EnvProcessorCount, kind: ErrInvalid,
+				Err: fmt.Errorf("environment variable %s=%q is not a positive integer", EnvProcessorCount, s)})
+		} else {
+			defaultCount = n
 		}
-		defaultCount = n
 	}
 
 	c.Supervisor = v.supervisor(f.Supervisor, dir)
@@ -174,63 +215,16 @@ func parse(data []byte, dir, path string, getenv func(string) string) (*Config, 
 	return c, nil
 }
 
-// decodeError turns go-toml's errors into *Error values.
+// decodeError turns go-toml's parse error (a syntax error, a key defined
+// twice) into an *Error.
 func decodeError(path string, data []byte, err error) error {
-	pos := indexPositions(data)
-	var missing *toml.StrictMissingError
-	if errors.As(err, &missing) {
-		errs := make([]error, 0, len(missing.Errors))
-		for i := range missing.Errors {
-			de := &missing.Errors[i]
-			line, col := de.Position()
-			errs = append(errs, &Error{Path: path, Line: line, Column: col, Key: formatKey(fullKey(pos, de.Key(), line, col)),
-				Err: errors.New("unknown key"), kind: ErrUnknownKey})
-		}
-		if len(errs) == 1 {
-			return errs[0]
-		}
-		return errors.Join(errs...)
-	}
 	var de *toml.DecodeError
 	if errors.As(err, &de) {
 		line, col := de.Position()
-		return &Error{Path: path, Line: line, Column: col, Key: formatKey(fullKey(pos, de.Key(), line, col)),
-			Err: errors.New(friendly(strings.TrimPrefix(de.Error(), "toml: "))), kind: ErrInvalid}
+		return &Error{Path: path, Line: line, Column: col, Key: formatKey(fullKey(indexPositions(data), de.Key(), line, col)),
+			Err: errors.New(strings.TrimPrefix(de.Error(), "toml: ")), kind: ErrInvalid}
 	}
 	return &Error{Path: path, Err: err, kind: ErrInvalid}
-}
-
-var mismatch = regexp.MustCompile(`^cannot decode TOML (\w+) into (?:struct field \S+ of type )?(.+)$`)
-
-// friendly rewrites go-toml's type mismatch messages, which name Go types,
-// in the document's terms.
-func friendly(msg string) string {
-	m := mismatch.FindStringSubmatch(msg)
-	if m == nil {
-		return msg
-	}
-	want := m[2]
-	switch {
-	case want == "int64":
-		want = "an integer"
-	case want == "bool":
-		want = "a boolean"
-	case want == "string":
-		want = "a string"
-	case want == "[]string":
-		want = "an array of strings"
-	case want == "[]int64":
-		want = "an array of integers"
-	case strings.HasPrefix(want, "[]"):
-		want = "an array"
-	case strings.HasSuffix(want, "tomlDuration"):
-		want = `a duration string such as "30s"`
-	case strings.HasSuffix(want, "tomlSize"):
-		want = `a size string such as "500MiB"`
-	case strings.HasPrefix(want, "map[") || strings.Contains(want, "config.file"):
-		want = "a table"
-	}
-	return fmt.Sprintf("wrong type: a TOML %s where %s is wanted", m[1], want)
 }
 
 // fullKey completes the key of a go-toml error at (line, col): go-toml

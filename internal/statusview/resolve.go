@@ -46,8 +46,11 @@ func ParseName(name string) (service string, instance int, ok bool) {
 }
 
 // Resolve finds the one worker that arg names, trying in turn:
-// SERVICE.INSTANCE, a pid (the controller's own registration included), and
-// a connection id or a unique prefix of one (case-insensitive). An empty,
+// SERVICE.INSTANCE, a registered name (a worker that registered a name and
+// no instance is named by it; a service's name alone matches all its
+// workers, so names one only if it has one), a pid (the controller's own
+// registration included), and a connection id or a unique prefix of one
+// (case-insensitive). An empty,
 // unknown or ambiguous arg is an error (ErrEmptyName, ErrNoMatch,
 // ErrAmbiguous) whose message lists the candidates, at most MaxCandidates.
 func (v *View) Resolve(arg string) (*Worker, error) {
@@ -58,6 +61,15 @@ func (v *View) Resolve(arg string) (*Worker, error) {
 	if svc, n, ok := ParseName(arg); ok {
 		for _, w := range v.Workers {
 			if w.Service == svc && w.Instance == n {
+				matches = append(matches, w)
+			}
+		}
+	}
+	if len(matches) == 0 {
+		// A registered name: the original's workers register only
+		// {process_id, name}, and their rows are named by it.
+		for _, w := range v.Workers {
+			if w.Service != "" && w.Service == arg {
 				matches = append(matches, w)
 			}
 		}

@@ -79,3 +79,31 @@ func TestResolveCandidates(t *testing.T) {
 		t.Errorf("bounded list: %v", err)
 	}
 }
+
+// The original's workers register {process_id, name} and no instance: the
+// name they registered names them, and an unknown name lists what would
+// have matched.
+func TestResolveRegisteredName(t *testing.T) {
+	v := New(replies(t, `{"finished":true,"connections":[`+
+		`{"connection_id":"e1e1e1e1-0000-4000-8000-000000000001","process_id":501,"state":{"process_id":501,"name":"ruby-worker-0"}},`+
+		`{"connection_id":"e2e2e2e2-0000-4000-8000-000000000002","process_id":502,"state":{"process_id":502,"name":"ruby-worker-1"}},`+
+		`{"connection_id":"f1f1f1f1-0000-4000-8000-000000000003","process_id":601,"state":{"process_id":601,"name":"web","instance":0}},`+
+		`{"connection_id":"f2f2f2f2-0000-4000-8000-000000000004","process_id":602,"state":{"process_id":602,"name":"web","instance":1}}]}`))
+	w, err := v.Resolve("ruby-worker-0")
+	if err != nil || w.PID != 501 || w.Describe() != "ruby-worker-0 (pid 501, connection e1e1e1e1)" {
+		t.Errorf("ruby-worker-0: %v, %v", w, err)
+	}
+	// A service's name alone is ambiguous when it has several workers.
+	if _, err := v.Resolve("web"); !errors.Is(err, ErrAmbiguous) ||
+		!strings.Contains(err.Error(), `"web" is ambiguous: it matches web.0 (pid 601, connection f1f1f1f1), web.1 (pid 602, connection f2f2f2f2)`) {
+		t.Errorf("web: %v", err)
+	}
+	// SERVICE.INSTANCE still comes first.
+	if w, err := v.Resolve("web.1"); err != nil || w.PID != 602 {
+		t.Errorf("web.1: %v, %v", w, err)
+	}
+	_, err = v.Resolve("ruby-worker-7")
+	if !errors.Is(err, ErrNoMatch) || !strings.Contains(err.Error(), `no worker matches "ruby-worker-7": the workers are ruby-worker-0 (pid 501, connection e1e1e1e1), ruby-worker-1 (pid 502`) {
+		t.Errorf("ruby-worker-7: %v", err)
+	}
+}

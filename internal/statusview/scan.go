@@ -81,6 +81,13 @@ func decodeConnections(raw []byte) []connection {
 						c.State.Instance = val
 					case "process_id":
 						c.State.ProcessID = val
+					case "outputs":
+						c.State.Outputs = []string{}
+						eachElement(val, func(elem []byte) {
+							if s, ok := scanStringValue(elem); ok {
+								c.State.Outputs = append(c.State.Outputs, s)
+							}
+						})
 					}
 				})
 			}
@@ -123,6 +130,10 @@ func decodeChildren(raw []byte) []Child {
 				if s, ok := scanStringValue(val); ok {
 					ch.NextRestart = &s
 				}
+			case "status":
+				ch.Status, _ = scanStringValue(val)
+			case "last_error":
+				ch.LastError, _ = scanStringValue(val)
 			}
 		})
 		children = append(children, ch)

@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/vigild/vigil/supervisor"
 )
@@ -31,6 +32,8 @@ type Child struct {
 	StartedAt   *string  `json:"started_at"`   // RFC 3339 time, as sent; nil: no process
 	Uptime      *float64 `json:"uptime"`       // seconds the current process has run; nil: not sent
 	NextRestart *string  `json:"next_restart"` // RFC 3339 time, as sent; nil: none scheduled
+	Status      string   `json:"status"`       // the last status text the process sent; "": none
+	LastError   string   `json:"last_error"`   // the last error starting the instance; "": none
 }
 
 // ServiceStats is one service's entry of the controller's "statistics".
@@ -73,6 +76,7 @@ type state struct {
 	Name      string          `json:"name"`
 	Instance  json.RawMessage `json:"instance"`
 	ProcessID json.RawMessage `json:"process_id"`
+	Outputs   []string        `json:"outputs"`
 }
 
 // Worker is one row of the status table: a child of the controller, a
@@ -89,6 +93,19 @@ type Worker struct {
 	Resident float64 // bytes; -1: unknown
 	Restarts int     // -1: unknown
 	LastExit string  // how the last process of this instance ended; "": none
+	// LastError is the controller's last error starting this instance.
+	LastError string
+	// Status is the last status text the process sent, left out when it
+	// names a state the worker is no longer in ("starting" once ready):
+	// see StatusText.
+	Status string
+	// NextRestart is when a backing-off instance starts again; zero: none
+	// scheduled.
+	NextRestart time.Time
+	// Outputs are the ways the worker says its diagnostics can deliver a
+	// result (its registered "outputs": "inline", "path", "log"); nil when
+	// it does not say (the original's workers).
+	Outputs []string
 	// Controller marks the controller's own registration (never a row).
 	Controller bool
 }
@@ -229,7 +246,7 @@ func New(st *supervisor.Status) *View {
 		s := &c.State
 		w := &Worker{
 			Service: s.Name, Instance: scanInt(s.Instance, -1), PID: scanInt(c.ProcessID, 0), ConnID: c.ConnectionID,
-			State: "connected", Uptime: -1, CPU: -1, Private: -1, Resident: -1, Restarts: -1,
+			State: "connected", Uptime: -1, CPU: -1, Private: -1, Resident: -1, Restarts: -1, Outputs: s.Outputs,
 		}
 		if w.PID == 0 {
 			w.PID = scanInt(s.ProcessID, 0)
@@ -248,6 +265,7 @@ func New(st *supervisor.Status) *View {
 		w := &Worker{
 			Service: ch.Service, Instance: ch.Instance, PID: ch.PID, State: ch.State,
 			Uptime: -1, CPU: -1, Private: -1, Resident: -1, Restarts: ch.Restarts,
+			LastError: ch.LastError, Status: StatusText(ch.State, ch.Status),
 		}
 		if ch.Uptime != nil {
 			w.Uptime = *ch.Uptime
@@ -255,11 +273,17 @@ func New(st *supervisor.Status) *View {
 		if ch.LastExit != nil {
 			w.LastExit = *ch.LastExit
 		}
+		if ch.NextRestart != nil {
+			if t, err := time.Parse(time.RFC3339Nano, *ch.NextRestart); err == nil {
+				w.NextRestart = t
+			}
+		}
 		if ch.PID > 0 {
 			for _, c := range byPID[ch.PID] {
 				if !claimed[c] {
 					claimed[c] = true
 					w.ConnID = c.ConnID
+					w.Outputs = c.Outputs
 					c.Service, c.Instance = ch.Service, ch.Instance
 					break
 				}
