@@ -74,9 +74,9 @@ type Options struct {
 	sys          *sysOps
 	sink         *logs.Writer
 	stats        *statsRegistry
-	runID        string             // EnvRun of every child ("" = none)
-	manualAlarms bool               // tests: the timer is never armed
-	afterReap    func(spawn uint64) // called on the loop once a process is reaped
+	runID        string     // EnvRun of every child ("" = none)
+	reaper       *Subreaper // nil: none
+	manualAlarms bool       // tests: the timer is never armed
 }
 
 // Container runs the children of a set of services. Create it with

@@ -36,14 +36,11 @@ type ControllerOptions struct {
 	CheckInterval time.Duration
 	// Spawners is how many threads start children (0 = the number of CPUs).
 	Spawners int
-	// RunID, when set, is given to every child as VIGIL_RUN (EnvRun), with
-	// VIGIL_SPAWN numbering the processes: what is left of a run can be
-	// found by it.
-	RunID string
-	// AfterReap, when set, is called on the container's loop after each
-	// child has been reaped, with its VIGIL_SPAWN number. It must return
-	// quickly.
-	AfterReap func(spawn uint64)
+	// Subreaper, when set, makes the controller an init for its children's
+	// descendants: every child gets the subreaper's run id (EnvRun) and,
+	// where cgroups are in force, a cgroup; descendants that outlive their
+	// child are stopped, orphans reaped. The caller closes it after Run.
+	Subreaper *Subreaper
 }
 
 // Controller runs services in one container: persistent services (such as
@@ -144,9 +141,11 @@ func (c *Controller) Run(ctx context.Context) (err error) {
 	sink := newOutput(c.opts.Output, c.opts.OutputBuffer)
 	ct, err := NewContainer(nil, Options{
 		Policy: c.opts.Policy, Logger: c.logger, CheckInterval: c.opts.CheckInterval,
-		Spawners: c.opts.Spawners, sink: sink, stats: c.stats, runID: c.opts.RunID,
-		afterReap: c.opts.AfterReap,
+		Spawners: c.opts.Spawners, sink: sink, stats: c.stats, reaper: c.opts.Subreaper,
 	})
+	if c.opts.Subreaper != nil && err == nil {
+		ct.opts.runID = c.opts.Subreaper.RunID()
+	}
 	if err == nil {
 		err = ct.Start()
 	}

@@ -17,29 +17,6 @@ import (
 	"time"
 )
 
-// ownChildren lists this process's children (alive or zombie).
-func ownChildren(t *testing.T) []int {
-	t.Helper()
-	tasks, err := os.ReadDir("/proc/self/task")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out []int
-	for _, task := range tasks {
-		b, err := os.ReadFile(filepath.Join("/proc/self/task", task.Name(), "children"))
-		if err != nil {
-			continue // the thread has exited
-		}
-		for _, f := range strings.Fields(string(b)) {
-			if pid, err := strconv.Atoi(f); err == nil {
-				out = append(out, pid)
-			}
-		}
-	}
-	slices.Sort(out)
-	return out
-}
-
 // TestReplacementThatCannotStartLosesNothing is defect 1 of the process
 // core: the binary is gone during a restart (a deploy), the replacement
 // cannot be started; once the binary is back, the instance must still
@@ -56,7 +33,7 @@ func TestReplacementThatCannotStartLosesNothing(t *testing.T) {
 	}
 	s := helperSpec("web", "ready", 1)
 	s.Command = []string{bin}
-	before := ownChildren(t)
+	before := sortedChildren()
 	c, err := NewContainer([]Spec{s}, Options{Output: io.Discard})
 	if err != nil {
 		t.Fatal(err)
@@ -83,7 +60,7 @@ func TestReplacementThatCannotStartLosesNothing(t *testing.T) {
 	if len(kids) != 1 || kids[0].PID != old || kids[0].State != StateReady {
 		t.Errorf("children after a failed replacement = %+v, want only the old pid %d, ready", kids, old)
 	}
-	mine := slices.DeleteFunc(ownChildren(t), func(pid int) bool { return slices.Contains(before, pid) })
+	mine := slices.DeleteFunc(sortedChildren(), func(pid int) bool { return slices.Contains(before, pid) })
 	if !slices.Equal(mine, []int{old}) {
 		t.Errorf("processes of the container %v, want only %d", mine, old)
 	}
@@ -98,6 +75,13 @@ func TestReplacementThatCannotStartLosesNothing(t *testing.T) {
 		t.Fatalf("Stop = %v after %v", err, time.Since(start))
 	}
 	noChildren(t)
+}
+
+// sortedChildren lists this process's children, sorted.
+func sortedChildren() []int {
+	out := ownChildren()
+	slices.Sort(out)
+	return out
 }
 
 // faultySys wraps the real system calls, failing spawns as told and
@@ -119,7 +103,7 @@ func newFaultySys(fail ...error) *faultySys {
 func (f *faultySys) ops() *sysOps {
 	return &sysOps{
 		lookPath: f.real.lookPath,
-		start: func(path string, argv, env []string, dir string, files []uintptr) (int, *os.File, error) {
+		start: func(req startRequest) (int, *os.File, error) {
 			f.mu.Lock()
 			f.starts = append(f.starts, time.Now())
 			var err error
@@ -128,9 +112,9 @@ func (f *faultySys) ops() *sysOps {
 			}
 			f.mu.Unlock()
 			if err != nil {
-				return 0, nil, &os.PathError{Op: "fork/exec", Path: path, Err: err}
+				return 0, nil, &os.PathError{Op: "fork/exec", Path: req.path, Err: err}
 			}
-			return f.real.start(path, argv, env, dir, files)
+			return f.real.start(req)
 		},
 		signal: func(pid int, sig syscall.Signal) error {
 			f.mu.Lock()

@@ -19,10 +19,9 @@ type sysOps struct {
 	// lookPath resolves a command without a slash in PATH.
 	lookPath func(file string) (string, error)
 	// start forks and execs a child, on the calling (locked) thread, in a
-	// process group of its own with SIGKILL as its parent-death signal;
-	// files become its descriptors 0, 1, 2, ... It returns the pid and a
-	// pidfd for it.
-	start func(path string, argv, env []string, dir string, files []uintptr) (int, *os.File, error)
+	// process group of its own with SIGKILL as its parent-death signal. It
+	// returns the pid and a pidfd for it.
+	start func(req startRequest) (int, *os.File, error)
 	// signal sends sig to the process group led by pid.
 	signal func(pid int, sig syscall.Signal) error
 	// waitExit blocks until the process has exited, without reaping it.
@@ -44,19 +43,30 @@ func defaultSys() *sysOps {
 // lockThread locks the calling goroutine to its thread for good.
 func lockThread() { runtime.LockOSThread() }
 
-func startProcess(path string, argv, env []string, dir string, files []uintptr) (int, *os.File, error) {
-	attr := &syscall.ProcAttr{
-		Dir:   dir,
-		Env:   env,
-		Files: files,
-		Sys: &syscall.SysProcAttr{
-			Setpgid:   true,
-			Pdeathsig: syscall.SIGKILL,
-		},
+// startRequest is one process to start.
+type startRequest struct {
+	path  string
+	argv  []string
+	env   []string
+	dir   string
+	files []uintptr // its descriptors 0, 1, 2, ...
+	// cgroupFD, when not -1, is the cgroup v2 directory the child starts in
+	// (CLONE_INTO_CGROUP).
+	cgroupFD int
+}
+
+func startProcess(req startRequest) (int, *os.File, error) {
+	sys := &syscall.SysProcAttr{
+		Setpgid:   true,
+		Pdeathsig: syscall.SIGKILL,
 	}
-	pid, err := syscall.ForkExec(path, argv, attr)
+	if req.cgroupFD >= 0 {
+		sys.UseCgroupFD, sys.CgroupFD = true, req.cgroupFD
+	}
+	attr := &syscall.ProcAttr{Dir: req.dir, Env: req.env, Files: req.files, Sys: sys}
+	pid, err := syscall.ForkExec(req.path, req.argv, attr)
 	if err != nil {
-		return 0, nil, fmt.Errorf("start %s: %w", path, err)
+		return 0, nil, fmt.Errorf("start %s: %w", req.path, err)
 	}
 	// The child cannot be reaped before we wait for it, so pid still names it.
 	fd, err := unix.PidfdOpen(pid, unix.PIDFD_NONBLOCK)

@@ -15,7 +15,7 @@ var ErrUnsupported = errors.New("container: unsupported on this platform (Linux 
 
 type sysOps struct {
 	lookPath func(file string) (string, error)
-	start    func(path string, argv, env []string, dir string, files []uintptr) (int, *os.File, error)
+	start    func(req startRequest) (int, *os.File, error)
 	signal   func(pid int, sig syscall.Signal) error
 	waitExit func(pid int, pidfd *os.File) error
 	reap     func(pid int) (ExitStatus, error)
@@ -26,7 +26,7 @@ func unsupported() error { return ErrUnsupported }
 func defaultSys() *sysOps {
 	return &sysOps{
 		lookPath: func(string) (string, error) { return "", unsupported() },
-		start: func(string, []string, []string, string, []uintptr) (int, *os.File, error) {
+		start: func(startRequest) (int, *os.File, error) {
 			return 0, nil, unsupported()
 		},
 		signal:   func(int, syscall.Signal) error { return unsupported() },
@@ -36,3 +36,12 @@ func defaultSys() *sysOps {
 }
 
 func lockThread() {}
+
+type startRequest struct {
+	path     string
+	argv     []string
+	env      []string
+	dir      string
+	files    []uintptr
+	cgroupFD int
+}

@@ -90,7 +90,7 @@ func (c *Container) onExit(p *proc) {
 // afterReap is called once p has been reaped; descendants of p that left
 // its process group are dealt with here (see the subreaper).
 func (c *Container) afterReap(p *proc) {
-	if c.opts.afterReap != nil {
-		c.opts.afterReap(p.seq)
+	if c.opts.reaper != nil {
+		c.opts.reaper.reaped(p.pid, p.seq)
 	}
 }

@@ -77,6 +77,7 @@ type spawnJob struct {
 	notifyR, outR *os.File
 	err           error
 	devnull       *os.File
+	reaper        *Subreaper // nil: none
 	done          func(*spawnJob)
 	restart       bool
 }
@@ -102,7 +103,7 @@ func (c *Container) spawn(inst *instance, spec *Spec, r role, b *batch, restart 
 	job := &spawnJob{
 		inst: inst, spec: &s, role: r, batch: b, seq: c.st.seq, restart: restart,
 		env:   childEnv(os.Environ(), append(env, s.Env...)),
-		files: s.Files, devnull: c.devnull,
+		files: s.Files, devnull: c.devnull, reaper: c.opts.reaper,
 		done: func(j *spawnJob) { c.send(evSpawned{j}) },
 	}
 	inst.spawning = job
@@ -149,7 +150,16 @@ func (j *spawnJob) run(sys *sysOps) {
 		fds = append(fds, fd)
 	}
 	if j.err == nil {
-		j.pid, j.pidfd, j.err = sys.start(path, s.Command, j.env, s.Dir, fds)
+		req := startRequest{path: path, argv: s.Command, env: j.env, dir: s.Dir, files: fds, cgroupFD: -1}
+		if j.reaper == nil {
+			j.pid, j.pidfd, j.err = sys.start(req)
+		} else {
+			j.err = j.reaper.startChild(j.seq, fmt.Sprintf("%s.%d", s.Name, j.inst.index), func(cgroupFD int) (int, error) {
+				req.cgroupFD = cgroupFD
+				j.pid, j.pidfd, j.err = sys.start(req)
+				return j.pid, j.err
+			})
+		}
 	}
 	notifyW.Close()
 	outW.Close()

@@ -1,0 +1,156 @@
+//go:build linux
+
+package container
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+
+	"golang.org/x/sys/unix"
+)
+
+// cgroups keeps a cgroup v2 per child under the run's own cgroup
+// (vigil-RUNID, made beside nothing, under this process's cgroup): what is
+// left of a child when it exits is killed through its cgroup.kill,
+// whatever became of its process group or environment.
+type cgroups struct {
+	base string
+
+	mu   sync.Mutex
+	dirs map[uint64]string // spawn number -> the child's cgroup
+	dead []string          // killed, removed once empty
+}
+
+// newCgroups makes the run's cgroup, or says why it cannot: no cgroup v2
+// hierarchy mounted, not writable, or no cgroup.kill (Linux before 5.14).
+func newCgroups(runID string) (*cgroups, error) {
+	mount, err := cgroup2Mount()
+	if err != nil {
+		return nil, err
+	}
+	own, err := ownCgroup()
+	if err != nil {
+		return nil, err
+	}
+	base := filepath.Join(mount, own, "vigil-"+runID)
+	if err := os.Mkdir(base, 0o755); err != nil {
+		return nil, fmt.Errorf("cgroup %s: %w", base, err)
+	}
+	if _, err := os.Stat(filepath.Join(base, "cgroup.kill")); err != nil {
+		_ = os.Remove(base)
+		return nil, fmt.Errorf("cgroup %s has no cgroup.kill (Linux 5.14 or later): %w", base, err)
+	}
+	return &cgroups{base: base, dirs: map[uint64]string{}}, nil
+}
+
+// cgroup2Mount is where the cgroup v2 hierarchy is mounted.
+func cgroup2Mount() (string, error) {
+	f, err := os.Open("/proc/self/mountinfo")
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		// ID PARENT MAJ:MIN ROOT MOUNTPOINT OPTIONS ... - FSTYPE SOURCE SUPER
+		pre, post, ok := strings.Cut(sc.Text(), " - ")
+		fields := strings.Fields(pre)
+		if !ok || len(fields) < 5 || !strings.HasPrefix(post, "cgroup2 ") {
+			continue
+		}
+		return fields[4], nil
+	}
+	return "", errors.New("no cgroup v2 hierarchy mounted")
+}
+
+// ownCgroup is this process's cgroup v2 path ("0::PATH").
+func ownCgroup() (string, error) {
+	b, err := os.ReadFile("/proc/self/cgroup")
+	if err != nil {
+		return "", err
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if p, ok := strings.CutPrefix(line, "0::"); ok {
+			return p, nil
+		}
+	}
+	return "", errors.New("this process is in no cgroup v2")
+}
+
+// make creates the cgroup of a child and opens it for CLONE_INTO_CGROUP.
+func (g *cgroups) make(seq uint64, name string) (*os.File, error) {
+	dir := filepath.Join(g.base, fmt.Sprintf("%s-%d", name, seq))
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		return nil, err
+	}
+	f, err := os.OpenFile(dir, unix.O_DIRECTORY|unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		_ = os.Remove(dir)
+		return nil, err
+	}
+	g.mu.Lock()
+	g.dirs[seq] = dir
+	g.mu.Unlock()
+	return f, nil
+}
+
+// remove removes the cgroup of a child that could not be started.
+func (g *cgroups) remove(seq uint64) {
+	g.mu.Lock()
+	dir := g.dirs[seq]
+	delete(g.dirs, seq)
+	g.mu.Unlock()
+	if dir != "" {
+		_ = os.Remove(dir)
+	}
+}
+
+// kill kills whatever is left in a reaped child's cgroup; the cgroup is
+// removed by a later sweep once empty.
+func (g *cgroups) kill(seq uint64) {
+	g.mu.Lock()
+	dir := g.dirs[seq]
+	delete(g.dirs, seq)
+	if dir != "" {
+		g.dead = append(g.dead, dir)
+	}
+	g.mu.Unlock()
+	if dir != "" {
+		_ = os.WriteFile(filepath.Join(dir, "cgroup.kill"), []byte("1"), 0)
+	}
+}
+
+// sweep removes the killed cgroups that are empty now.
+func (g *cgroups) sweep() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	kept := g.dead[:0]
+	for _, dir := range g.dead {
+		if err := os.Remove(dir); err != nil && !errors.Is(err, os.ErrNotExist) {
+			kept = append(kept, dir)
+		}
+	}
+	g.dead = kept
+}
+
+// killAll kills every process of the run's cgroups.
+func (g *cgroups) killAll() {
+	_ = os.WriteFile(filepath.Join(g.base, "cgroup.kill"), []byte("1"), 0)
+}
+
+// close removes every cgroup of the run (they must be empty by now).
+func (g *cgroups) close() {
+	g.mu.Lock()
+	for _, dir := range g.dirs {
+		g.dead = append(g.dead, dir)
+	}
+	g.dirs = map[uint64]string{}
+	g.mu.Unlock()
+	g.sweep()
+	_ = os.Remove(g.base)
+}

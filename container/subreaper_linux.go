@@ -1,0 +1,316 @@
+//go:build linux
+
+package container
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// Subreaper makes this process an init for everything its children start:
+// with PR_SET_CHILD_SUBREAPER, a process whose parent dies is re-parented
+// here (as it would be to PID 1), and the Subreaper reaps those orphans
+// when they exit (no zombie is left behind, also when this process is PID
+// 1 of a container) and stops the ones that outlived the child they came
+// from.
+//
+// An orphan is traced to the child it came from by the environment every
+// child gets (EnvRun and EnvSpawn), which descendants inherit; where a
+// writable cgroup v2 is available, every child also runs in a cgroup of its
+// own, and what is left of it when it exits is killed through cgroup.kill,
+// whatever its environment says.
+//
+// The container's own children are reaped by the container; the Subreaper
+// reaps only the processes it does not know. Create it with NewSubreaper
+// before starting any child, give it to the Controller (ControllerOptions),
+// and Close it after the Controller's Run has returned.
+type Subreaper struct {
+	logger *slog.Logger
+	runID  string
+	cg     *cgroups // nil: not in force
+
+	// spawnMu is held for reading from before a fork until the child is
+	// tracked, and for writing by a scan, so that a scan never takes a
+	// child being started for an orphan.
+	spawnMu sync.RWMutex
+	mu      sync.Mutex
+	known   map[int]uint64  // pid -> spawn number of the container's live children
+	live    map[uint64]bool // spawn numbers of processes not yet reaped
+	traced  map[int]uint64  // other children: pid -> the spawn number they came from (0: none)
+	stopped map[int]bool    // orphans already killed
+	dead    []uint64        // spawn numbers reaped since the last scan, whose cgroups to kill
+	adopted int             // orphans reaped, for tests and logs
+	killed  int             // descendants stopped
+
+	wake chan struct{}
+	sigs chan os.Signal
+	quit chan struct{}
+	done chan struct{}
+}
+
+// NewSubreaper makes the calling process a child subreaper and starts
+// reaping. Where a cgroup v2 hierarchy is writable (and opts allow), a
+// cgroup per child is made under this process's own cgroup (see Tracking).
+func NewSubreaper(opts SubreaperOptions) (*Subreaper, error) {
+	logger, runID := opts.Logger, opts.RunID
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	if runID == "" {
+		return nil, errors.New("subreaper: empty run id")
+	}
+	if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
+		return nil, fmt.Errorf("subreaper: prctl(PR_SET_CHILD_SUBREAPER): %w", err)
+	}
+	s := &Subreaper{
+		logger: logger, runID: runID,
+		known: map[int]uint64{}, live: map[uint64]bool{}, traced: map[int]uint64{}, stopped: map[int]bool{},
+		wake: make(chan struct{}, 1), sigs: make(chan os.Signal, 1),
+		quit: make(chan struct{}), done: make(chan struct{}),
+	}
+	if opts.NoCgroups {
+		logger.Info("children tracked by process group and descent (cgroups off)")
+	} else if cg, err := newCgroups(runID); err != nil {
+		logger.Info("children tracked by process group and descent (no writable cgroup v2)", "reason", err)
+	} else {
+		s.cg = cg
+	}
+	signal.Notify(s.sigs, syscall.SIGCHLD)
+	go s.run()
+	return s, nil
+}
+
+// RunID is the run's id, as every child's EnvRun says.
+func (s *Subreaper) RunID() string { return s.runID }
+
+// Tracking says how a child's descendants are found: "cgroup PATH" or
+// "process group and descent".
+func (s *Subreaper) Tracking() string {
+	if s.cg != nil {
+		return "cgroup " + s.cg.base
+	}
+	return "process group and descent"
+}
+
+// Counts returns how many orphans were reaped and how many descendants
+// that outlived their child were stopped.
+func (s *Subreaper) Counts() (reaped, stopped int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.adopted, s.killed
+}
+
+// startChild runs start (a fork) so that no scan runs meanwhile, with a
+// cgroup for the child when cgroups are in force (-1 otherwise), and
+// tracks the child it started.
+func (s *Subreaper) startChild(seq uint64, name string, start func(cgroupFD int) (int, error)) error {
+	s.spawnMu.RLock()
+	defer s.spawnMu.RUnlock()
+	fd := -1
+	if s.cg != nil {
+		f, err := s.cg.make(seq, name)
+		if err != nil {
+			s.logger.Warn("cgroup for a child failed: it is tracked by descent only", "child", name, "error", err)
+		} else {
+			defer f.Close()
+			fd = int(f.Fd())
+		}
+	}
+	pid, err := start(fd)
+	if err != nil {
+		if s.cg != nil {
+			s.cg.remove(seq)
+		}
+		return err
+	}
+	s.mu.Lock()
+	s.known[pid] = seq
+	s.live[seq] = true
+	s.mu.Unlock()
+	return nil
+}
+
+// reaped tells the Subreaper that the container reaped pid (spawn number
+// seq): what is left of it is stopped by the next scan.
+func (s *Subreaper) reaped(pid int, seq uint64) {
+	s.mu.Lock()
+	delete(s.known, pid)
+	delete(s.live, seq)
+	s.dead = append(s.dead, seq)
+	s.mu.Unlock()
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (s *Subreaper) run() {
+	defer close(s.done)
+	for {
+		select {
+		case <-s.quit:
+			return
+		case <-s.sigs:
+		case <-s.wake:
+		}
+		s.scan()
+	}
+}
+
+// scan reaps the orphans that have exited, stops the live ones whose child
+// is gone, and kills the cgroups of children reaped since the last scan.
+func (s *Subreaper) scan() {
+	s.spawnMu.Lock()
+	defer s.spawnMu.Unlock()
+	s.mu.Lock()
+	dead := s.dead
+	s.dead = nil
+	s.mu.Unlock()
+	if s.cg != nil {
+		for _, seq := range dead {
+			s.cg.kill(seq)
+		}
+		s.cg.sweep()
+	}
+	for _, pid := range ownChildren() {
+		s.mu.Lock()
+		_, known := s.known[pid]
+		s.mu.Unlock()
+		if known {
+			continue
+		}
+		if s.reapOrphan(pid) {
+			continue
+		}
+		s.mu.Lock()
+		seq, ok := s.traced[pid]
+		if !ok {
+			seq = s.trace(pid)
+			s.traced[pid] = seq
+		}
+		outlived := seq != 0 && !s.live[seq] && !s.stopped[pid]
+		if outlived {
+			s.stopped[pid] = true
+			s.killed++
+		}
+		s.mu.Unlock()
+		if outlived {
+			s.logger.Info("stopping a descendant that outlived its child", "pid", pid, "spawn", seq, "command", commandOf(pid))
+			_ = unix.Kill(-pid, unix.SIGKILL)
+			_ = unix.Kill(pid, unix.SIGKILL)
+		}
+	}
+}
+
+// reapOrphan reaps pid if it has exited, and reports whether it did.
+func (s *Subreaper) reapOrphan(pid int) bool {
+	var ws unix.WaitStatus
+	got, err := unix.Wait4(pid, &ws, unix.WNOHANG, nil)
+	if err != nil || got != pid {
+		return false
+	}
+	s.mu.Lock()
+	delete(s.traced, pid)
+	delete(s.stopped, pid)
+	s.adopted++
+	s.mu.Unlock()
+	s.logger.Debug("reaped an orphan", "pid", pid, "status", exitStatusOf(syscall.WaitStatus(ws)).String())
+	return true
+}
+
+// trace returns the spawn number an orphan of this run came from (its
+// environment's EnvSpawn), 0 if it does not say it is of this run.
+func (s *Subreaper) trace(pid int) uint64 {
+	env, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "environ"))
+	if err != nil {
+		return 0
+	}
+	var run string
+	var seq uint64
+	for _, kv := range bytes.Split(env, []byte{0}) {
+		k, v, _ := strings.Cut(string(kv), "=")
+		switch k {
+		case EnvRun:
+			run = v
+		case EnvSpawn:
+			seq, _ = strconv.ParseUint(v, 10, 64)
+		}
+	}
+	if run != s.runID {
+		return 0
+	}
+	return seq
+}
+
+// Close stops what is left (every process this one still has as a child,
+// and every cgroup of the run), reaps them within timeout, removes the
+// cgroups, and stops reaping. Call it once the container has stopped.
+func (s *Subreaper) Close(timeout time.Duration) {
+	close(s.quit)
+	<-s.done
+	signal.Stop(s.sigs)
+	deadline := time.Now().Add(timeout)
+	if s.cg != nil {
+		s.cg.killAll()
+	}
+	for {
+		left := ownChildren()
+		for _, pid := range left {
+			_ = unix.Kill(pid, unix.SIGKILL)
+			s.reapOrphan(pid)
+		}
+		if len(left) == 0 || time.Now().After(deadline) {
+			if len(left) > 0 {
+				s.logger.Warn("processes still there at exit", "pids", left)
+			}
+			break
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if s.cg != nil {
+		s.cg.close()
+	}
+}
+
+// ownChildren lists this process's children, alive or zombie, from
+// /proc/self/task/*/children.
+func ownChildren() []int {
+	tasks, err := os.ReadDir("/proc/self/task")
+	if err != nil {
+		return nil
+	}
+	var out []int
+	for _, t := range tasks {
+		b, err := os.ReadFile(filepath.Join("/proc/self/task", t.Name(), "children"))
+		if err != nil {
+			continue
+		}
+		for _, f := range strings.Fields(string(b)) {
+			if pid, err := strconv.Atoi(f); err == nil {
+				out = append(out, pid)
+			}
+		}
+	}
+	return out
+}
+
+// commandOf is pid's command name, for logs.
+func commandOf(pid int) string {
+	b, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "comm"))
+	if err != nil {
+		return "?"
+	}
+	return strings.TrimSpace(string(b))
+}

@@ -1,0 +1,30 @@
+//go:build !linux
+
+package container
+
+import "time"
+
+// Subreaper is Linux-only; elsewhere NewSubreaper fails.
+type Subreaper struct{}
+
+// NewSubreaper returns ErrUnsupported.
+func NewSubreaper(SubreaperOptions) (*Subreaper, error) { return nil, ErrUnsupported }
+
+// RunID returns "".
+func (s *Subreaper) RunID() string { return "" }
+
+// Tracking returns "none".
+func (s *Subreaper) Tracking() string { return "none" }
+
+// Counts returns zeros.
+func (s *Subreaper) Counts() (reaped, stopped int) { return 0, 0 }
+
+// Close does nothing.
+func (s *Subreaper) Close(time.Duration) {}
+
+func (s *Subreaper) startChild(seq uint64, name string, start func(int) (int, error)) error {
+	_, err := start(-1)
+	return err
+}
+
+func (s *Subreaper) reaped(int, uint64) {}
