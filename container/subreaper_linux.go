@@ -104,6 +104,14 @@ func (s *Subreaper) Tracking() string {
 	return "process group and descent"
 }
 
+// CgroupBase is the run's cgroup, "" when cgroups are not in force.
+func (s *Subreaper) CgroupBase() string {
+	if s.cg == nil {
+		return ""
+	}
+	return s.cg.base
+}
+
 // Counts returns how many orphans were reaped and how many descendants
 // that outlived their child were stopped.
 func (s *Subreaper) Counts() (reaped, stopped int) {

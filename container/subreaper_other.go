@@ -16,6 +16,9 @@ func (s *Subreaper) RunID() string { return "" }
 // Tracking returns "none".
 func (s *Subreaper) Tracking() string { return "none" }
 
+// CgroupBase returns "".
+func (s *Subreaper) CgroupBase() string { return "" }
+
 // Counts returns zeros.
 func (s *Subreaper) Counts() (reaped, stopped int) { return 0, 0 }
 

@@ -72,7 +72,7 @@ memory, and lets an operator look inside any worker through one socket.`,
 		Version: versionString(),
 	}
 	root.SetVersionTemplate("{{.Version}}\n")
-	root.AddCommand(newSuperviseCmd(), newVersionCmd(), newCheckCmd(), newRunCmd())
+	root.AddCommand(newSuperviseCmd(), newVersionCmd(), newCheckCmd(), newRunCmd(), newGuardCmd())
 	root.AddCommand(operatorCommands()...)
 	return root
 }

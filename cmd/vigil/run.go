@@ -97,10 +97,17 @@ func runController(ctx context.Context, path string, cfg *config.Config, signals
 	}
 	defer up.Close()
 
+	core, err := startRunCore(exe, cfg, logger)
+	if err != nil {
+		return err
+	}
+	defer core.finish()
+
 	ctrl, err := container.NewController(specs(exe, cfg), container.ControllerOptions{
-		Notify: up,
-		Logger: logger,
-		Output: os.Stdout,
+		Notify:    up,
+		Logger:    logger,
+		Output:    os.Stdout,
+		Subreaper: core.reaper,
 	})
 	if err != nil {
 		return &exitError{code: exitUsage, err: err}

@@ -1,0 +1,177 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// shConfig is a vigil.toml with one service running sh -c script, not
+// supervised, ready once started.
+func shConfig(script string, extra string) string {
+	return fmt.Sprintf(`
+[services.sh]
+command = ["sh", "-c", %q]
+count = 1
+readiness = "started"
+supervised = false
+graceful_stop = "1s"
+%s`, script, extra)
+}
+
+// shUp: the sh service's one worker and the supervisor are ready.
+func shUp(tr tree) bool {
+	return len(tr.pids("sh", "ready")) == 1 && len(tr.pids("sh", "")) == 1 && len(tr.pids(SupervisorService, "ready")) == 1
+}
+
+// readPID waits for a pid written to path.
+func readPID(t *testing.T, path string) int {
+	t.Helper()
+	var pid int
+	waitUntil(t, "a pid in "+path, func() bool {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return false
+		}
+		pid, err = strconv.Atoi(strings.TrimSpace(string(b)))
+		return err == nil && pid > 0
+	})
+	return pid
+}
+
+// procGone reports whether pid no longer exists, not even as a zombie.
+func procGone(pid int) bool {
+	_, err := os.Stat(filepath.Join("/proc", strconv.Itoa(pid)))
+	return errors.Is(err, os.ErrNotExist)
+}
+
+// childrenOf lists pid's children, from every thread's children file.
+func childrenOf(pid int) []int {
+	tasks, _ := os.ReadDir(filepath.Join("/proc", strconv.Itoa(pid), "task"))
+	var out []int
+	for _, task := range tasks {
+		b, _ := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "task", task.Name(), "children"))
+		for _, f := range strings.Fields(string(b)) {
+			if c, err := strconv.Atoi(f); err == nil {
+				out = append(out, c)
+			}
+		}
+	}
+	return out
+}
+
+// stateOf is pid's state letter (R, S, Z, ...), "" when gone.
+func stateOf(pid int) string {
+	b, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "stat"))
+	if err != nil {
+		return ""
+	}
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	if i < 0 || i+2 >= len(s) {
+		return ""
+	}
+	return s[i+2 : i+3]
+}
+
+// TestRunSecondRunRefused: a second vigil run on the same configuration
+// ends at once with one clear line naming the socket and the first run.
+func TestRunSecondRunRefused(t *testing.T) {
+	r := startRun(t, shConfig("exec sleep 300", ""))
+	r.waitTree("the worker", shUp)
+	cmd := exec.Command(vigilBin, "run", "-c", r.config)
+	out, err := cmd.CombinedOutput()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != exitFailed {
+		t.Fatalf("second vigil run: %v: %s", err, out)
+	}
+	want := fmt.Sprintf("vigil: a supervisor is already listening on %s (vigil run pid %d)\n", r.socket, r.cmd.Process.Pid)
+	if string(out) != want {
+		t.Errorf("second vigil run said\n%q\nwant\n%q", out, want)
+	}
+	if tr, ok := r.status(); !ok || !shUp(tr) {
+		t.Errorf("the first run is hurt: %+v", tr)
+	}
+}
+
+// TestRunKilledLeavesNothing is defect 5 of the process core: after
+// SIGKILL of vigil run, a worker's own child (not in reach of the
+// parent-death signal) does not survive.
+func TestRunKilledLeavesNothing(t *testing.T) {
+	pidfile := filepath.Join(t.TempDir(), "sleep.pid")
+	r := startRun(t, shConfig(`sleep 300 & echo $! > `+pidfile+`; wait`, ""))
+	r.waitTree("the worker", shUp)
+	sleeper := readPID(t, pidfile)
+	if err := r.cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	<-r.exited
+	r.exited <- nil // for the cleanup
+	waitUntil(t, "the worker's child gone after vigil run was killed", func() bool { return procGone(sleeper) })
+}
+
+// TestRunAfterKilledRunStopsLeftovers: with both vigil run and its guard
+// killed, the next vigil run on the same configuration finds what is left
+// of the dead run, stops it, and says so.
+func TestRunAfterKilledRunStopsLeftovers(t *testing.T) {
+	pidfile := filepath.Join(t.TempDir(), "sleep.pid")
+	// setsid: out of the worker's process group, and its own session.
+	cfg := shConfig(`setsid sleep 300 & echo $! > `+pidfile+`; wait`, "")
+	r := startRun(t, cfg)
+	r.waitTree("the worker", shUp)
+	sleeper := readPID(t, pidfile)
+	var guard int
+	for _, c := range childrenOf(r.cmd.Process.Pid) {
+		if b, _ := os.ReadFile(filepath.Join("/proc", strconv.Itoa(c), "cmdline")); strings.Contains(string(b), "guard\x00") {
+			guard = c
+		}
+	}
+	if guard == 0 {
+		t.Fatal("no guard among vigil run's children")
+	}
+	_ = syscall.Kill(guard, syscall.SIGKILL)
+	_ = r.cmd.Process.Kill()
+	<-r.exited
+	r.exited <- nil
+	time.Sleep(200 * time.Millisecond)
+	if procGone(sleeper) {
+		t.Fatal("the sleeper died with vigil run and its guard: nothing left to test")
+	}
+	r2 := startRunFile(t, r.config, r.socket)
+	r2.waitTree("the new worker", shUp)
+	waitUntil(t, "the dead run's sleeper stopped", func() bool { return procGone(sleeper) })
+	if !strings.Contains(r2.out.String(), "stopped processes left by a previous vigil run that was killed") {
+		t.Errorf("the new run did not say it stopped leftovers:\n%s", r2.out.String())
+	}
+}
+
+// TestRunReapsLikeInit is defect 3 of the process core: a worker's
+// children, killed with its process group when it dies, are re-parented
+// to vigil run and must be reaped (no zombie), and one that left the
+// group is stopped.
+func TestRunReapsLikeInit(t *testing.T) {
+	dir := t.TempDir()
+	grouped, escaped := filepath.Join(dir, "grouped.pid"), filepath.Join(dir, "escaped.pid")
+	r := startRun(t, shConfig(`sleep 300 & echo $! > `+grouped+`; setsid sleep 301 & echo $! > `+escaped+`; wait`, ""))
+	tr := r.waitTree("the worker", shUp)
+	pids := []int{readPID(t, grouped), readPID(t, escaped)}
+	if err := syscall.Kill(tr.pids("sh", "")[0], syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	for _, pid := range pids {
+		waitUntil(t, fmt.Sprintf("%d gone, not a zombie", pid), func() bool { return procGone(pid) })
+	}
+	r.waitTree("the replacement", shUp)
+	for _, c := range childrenOf(r.cmd.Process.Pid) {
+		if stateOf(c) == "Z" {
+			t.Errorf("zombie child %d of vigil run", c)
+		}
+	}
+}

@@ -1,0 +1,48 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/vigild/vigil/container"
+)
+
+func newGuardCmd() *cobra.Command {
+	var (
+		runID, cgroup string
+		controller    int
+	)
+	cmd := &cobra.Command{
+		Use:   "guard",
+		Short: "Stop a run's processes once its controller is gone (vigil run starts it)",
+		Long: `The guard reads descriptor 3, a pipe only vigil run writes to. When the
+pipe ends without vigil run saying it stopped cleanly (it was killed), the
+guard kills every process of the run: those whose environment carries the
+run's VIGIL_RUN, and everything in the run's cgroup.`,
+		Hidden: true,
+		Args:   cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			usageDone(cmd)
+			signal.Ignore(syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGQUIT, syscall.SIGPIPE)
+			b, _ := io.ReadAll(os.NewFile(3, "controller"))
+			if strings.Contains(string(b), guardDone) {
+				return nil
+			}
+			killed := container.StopRun(runID, cgroup, 5*time.Second)
+			fmt.Fprintf(os.Stderr, "vigil guard: vigil run (pid %d) is gone: stopped %d processes of its run %s\n", controller, len(killed), runID)
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&runID, "run-id", "", "the run whose processes to stop")
+	cmd.Flags().StringVar(&cgroup, "cgroup", "", "the run's cgroup")
+	cmd.Flags().IntVar(&controller, "controller-pid", 0, "the controller (for the message)")
+	_ = cmd.MarkFlagRequired("run-id")
+	return cmd
+}
