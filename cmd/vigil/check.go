@@ -9,6 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/vigild/vigil/container"
 	"github.com/vigild/vigil/internal/config"
 )
 
@@ -19,10 +20,20 @@ const defaultConfig = "vigil.toml"
 // loadConfig loads the configuration; its errors are usage errors, and a
 // missing file says how to name one. Several problems are listed one a
 // line, in the file's order, after a line that counts them.
+//
+// What vigil run would refuse at start is refused here too: a program not
+// found or not executable, a socket that cannot be made there (see
+// config.Preflight), counts that do not fit under the process limits.
 func loadConfig(path string) (*config.Config, error) {
 	cfg, err := config.Load(path, os.Getenv)
 	if errors.Is(err, fs.ErrNotExist) {
 		err = fmt.Errorf("no configuration at %s: write one (see examples/quickstart/vigil.toml) or name it with --config FILE: %w", path, err)
+	}
+	if err == nil {
+		err = cfg.Preflight()
+	}
+	if err == nil {
+		err = checkRoom(cfg)
 	}
 	// One problem is a *config.Error; several are joined (errors.Join).
 	if _, one := err.(*config.Error); !one {
@@ -70,4 +81,27 @@ func newCheckCmd() *cobra.Command {
 	}
 	cmd.Flags().StringVarP(&path, "config", "c", defaultConfig, "the configuration file")
 	return cmd
+}
+
+// processReserve is how many processes and threads vigil needs besides its
+// workers: its own threads, the supervisor's and the guard's.
+const processReserve = 64
+
+// checkRoom refuses counts that cannot fit under the process limits in
+// force (RLIMIT_NPROC, a cgroup's pids.max): vigil would fill the limit
+// with workers and then fail to start the rest, or its own threads.
+func checkRoom(cfg *config.Config) error {
+	need := 1 + processReserve // the supervisor, and vigil's own
+	var counts []string
+	for _, s := range cfg.Services {
+		need += s.Count
+		counts = append(counts, fmt.Sprintf("services.%s.count = %d", s.Name, s.Count))
+	}
+	for _, r := range container.ProcessRooms() {
+		if need > r.Free {
+			return fmt.Errorf("%s: the services need %d processes at least (%s, and %d for vigil itself), but %s leaves room for %d: lower the counts or raise the limit",
+				cfg.Path, need, strings.Join(counts, ", "), 1+processReserve, r, max(r.Free, 0))
+		}
+	}
+	return nil
 }

@@ -70,3 +70,15 @@ func helperCmd(t testing.TB, name string, args ...string) *exec.Cmd {
 	cmd.Env = append(os.Environ(), helperEnv+"="+name, "GORACE=atexit_sleep_ms=0")
 	return cmd
 }
+
+// linkVigil puts the vigil binary in dir, where another uid may execute
+// it: a hard link, not a copy, since a copy's write descriptor, inherited
+// by a parallel test's fork, makes exec fail with "text file busy".
+func linkVigil(t *testing.T, dir string) string {
+	t.Helper()
+	bin := filepath.Join(dir, "vigil")
+	if err := os.Link(vigilBin, bin); err != nil {
+		t.Skipf("cannot link the vigil binary into %s: %v", dir, err)
+	}
+	return bin
+}

@@ -205,15 +205,7 @@ func TestOpRefusedUID(t *testing.T) {
 		t.Fatal(err)
 	}
 	opSupervise(t, socket)
-	// A copy of vigil that uid 65534 may execute.
-	bin := filepath.Join(filepath.Dir(socket), "vigil")
-	data, err := os.ReadFile(vigilBin)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(bin, data, 0o755); err != nil {
-		t.Fatal(err)
-	}
+	bin := linkVigil(t, filepath.Dir(socket))
 	cmd := exec.Command(bin, "status", "--socket", socket)
 	cmd.Dir = filepath.Dir(socket)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}

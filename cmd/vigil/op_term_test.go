@@ -167,12 +167,7 @@ func TestOpRefusedBySupervisor(t *testing.T) {
 	if err := os.Chmod(socket, 0o666); err != nil {
 		t.Fatal(err)
 	}
-	// A hard link, not a copy: a copy's write descriptor, inherited by a
-	// parallel test's fork, makes exec fail with "text file busy".
-	bin := filepath.Join(dir, "vigil")
-	if err := os.Link(vigilBin, bin); err != nil {
-		t.Skipf("cannot link the vigil binary where uid 65534 can reach it: %v", err)
-	}
+	bin := linkVigil(t, dir)
 	cmd := exec.Command(bin, "status", "--socket", socket)
 	cmd.Dir = dir
 	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}

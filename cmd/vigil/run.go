@@ -65,6 +65,9 @@ running. SIGUSR1 logs every child's state.`,
 				return &exitError{code: exitUsage, err: err}
 			}
 			usageDone(cmd)
+			// Threads the runtime will need, made now: a process limit the
+			// children fill later cannot make it abort.
+			container.ReserveThreads(reserveThreads)
 			// Every signal the supervisor's restart may send is handled from
 			// here on, before anything starts.
 			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM, syscall.SIGQUIT)
@@ -82,6 +85,10 @@ running. SIGUSR1 logs every child's state.`,
 	cmd.Flags().StringVar(&logFormat, "log-format", "", "log format on stderr: text or json (default: supervisor.log_format)")
 	return cmd
 }
+
+// reserveThreads is how many threads vigil run and vigil supervise make
+// at start and keep (see container.ReserveThreads).
+const reserveThreads = 16
 
 // runController runs the controller until ctx ends, reloading on SIGHUP
 // and SIGUSR2 and logging its children on SIGUSR1 (from signals).
@@ -183,6 +190,12 @@ func runController(ctx context.Context, path string, cfg *config.Config, signals
 func reload(ctx context.Context, ctrl *container.Controller, path, exe string, up notify.Client, logger *slog.Logger) {
 	logger.Info("SIGHUP: reloading", "config", path)
 	cfg, err := config.Load(path, os.Getenv)
+	if err == nil {
+		err = cfg.Preflight()
+	}
+	if err == nil {
+		err = checkRoom(cfg)
+	}
 	if err != nil {
 		logger.Error("reload refused: the configuration is invalid; the running children stay", "error", err)
 		_ = notify.Error(up, "Reload refused: "+err.Error(), -1)

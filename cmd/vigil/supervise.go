@@ -11,6 +11,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/vigild/vigil/container"
 	"github.com/vigild/vigil/internal/config"
 	"github.com/vigild/vigil/notify"
 	"github.com/vigild/vigil/supervisor"
@@ -69,6 +70,9 @@ SIGINT or SIGTERM, then removes its socket.`,
 				}
 			}
 			usageDone(cmd)
+			// Threads the runtime will need, made now: a process limit the
+			// children fill later cannot make it abort.
+			container.ReserveThreads(reserveThreads)
 			opts := supervisor.ListenOptions{AllowUIDs: allowUIDs, AllowGIDs: allowGIDs, Logger: logger}
 			if cmd.Flags().Changed("socket-group") {
 				opts.Group = &group

@@ -212,6 +212,7 @@ func parse(data []byte, dir, path string, getenv func(string) string) (*Config, 
 	if err := v.err(); err != nil {
 		return nil, err
 	}
+	c.src = &source{path: path, pos: v.pos}
 	return c, nil
 }
 
@@ -476,6 +477,11 @@ func (v *validator) service(name string, f *fileService, dir string, defaultCoun
 		v.fail(key("command"), "the program (the command's first element) must not be empty")
 	default:
 		s.Command = append([]string(nil), f.Command...)
+		for i, arg := range f.Command {
+			if strings.ContainsRune(arg, 0) {
+				v.fail(key("command"), "argument %d (%q) contains a NUL byte, which no program can be given", i, arg)
+			}
+		}
 	}
 	if f.Count != nil {
 		if *f.Count < 1 || *f.Count > 1<<20 {
