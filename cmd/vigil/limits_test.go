@@ -18,7 +18,7 @@ import (
 func TestCheckRefusesWhatRunRefuses(t *testing.T) {
 	for _, tc := range []struct {
 		name, toml, want string
-		setup        func(dir string)
+		setup            func(dir string)
 	}{
 		{"program not found", "[services.web]\ncommand = [\"no-such-program-vigil\"]\n",
 			`:2: services.web.command: program "no-such-program-vigil" not found in PATH`, nil},
