@@ -17,6 +17,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/vigild/vigil/container"
+	"github.com/vigild/vigil/control"
 	"github.com/vigild/vigil/internal/config"
 	"github.com/vigild/vigil/logs"
 	"github.com/vigild/vigil/notify"
@@ -128,7 +129,11 @@ func runController(ctx context.Context, path string, cfg *config.Config, signals
 	// The controller registers with its supervisor like a worker, and
 	// serves its children's state and restarts through it, once the
 	// supervisor is up.
-	link := &controllerLink{ctrl: ctrl}
+	tracking := ""
+	if core.reaper != nil {
+		tracking = core.reaper.Tracking()
+	}
+	handlers := control.Handlers(ctrl, control.Options{Tracking: tracking})
 	wg.Go(func() {
 		if ctrl.WaitReady(ctx) != nil {
 			return
@@ -137,7 +142,7 @@ func runController(ctx context.Context, path string, cfg *config.Config, signals
 			Socket:   cfg.Supervisor.Socket,
 			Name:     "controller",
 			State:    map[string]any{"role": "controller"},
-			Handlers: link.handlers(),
+			Handlers: handlers,
 			Logger:   logger.With("component", "controller-link"),
 			MinPause: 50 * time.Millisecond,
 			MaxPause: time.Second,

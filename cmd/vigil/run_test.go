@@ -19,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vigild/vigil/control"
 	"github.com/vigild/vigil/internal/testutil"
 	"github.com/vigild/vigil/supervisor"
 	"github.com/vigild/vigil/worker"
@@ -119,7 +120,7 @@ func startRunFile(t *testing.T, config, socket string, env ...string) *runner {
 
 // tree is the state of a running tree, from one status call.
 type tree struct {
-	children    []childJSON
+	children    []control.Child
 	connections []supervisor.ConnectionInfo
 }
 

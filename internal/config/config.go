@@ -79,8 +79,6 @@ type Config struct {
 	// Services are the [services.NAME] tables, sorted by name. There may be
 	// none.
 	Services []Service
-
-	src *source // where the keys are, for Preflight's errors
 }
 
 // Service returns the service called name.

@@ -212,7 +212,6 @@ func parse(data []byte, dir, path string, getenv func(string) string) (*Config, 
 	if err := v.err(); err != nil {
 		return nil, err
 	}
-	c.src = &source{path: path, pos: v.pos}
 	return c, nil
 }
 

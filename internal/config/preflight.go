@@ -10,13 +10,6 @@ import (
 	"strings"
 )
 
-// source is where a Config was read from, so that problems found after
-// parsing still name their key's line.
-type source struct {
-	path string
-	pos  positions
-}
-
 // Preflight checks what `vigil run` needs of the machine before it starts
 // anything, so that `vigil check` refuses what run would: every service's
 // program exists and is executable (looked up in PATH when it has no
@@ -25,9 +18,12 @@ type source struct {
 // exists; the path is not a directory). Problems are *Error values naming
 // the key and its line, joined in the document's order, as Parse's are.
 func (c *Config) Preflight() error {
-	v := &validator{}
-	if c.src != nil {
-		v.path, v.pos = c.src.path, c.src.pos
+	// The keys' lines come from the file the configuration was loaded from.
+	v := &validator{path: c.Path, pos: positions{first: map[string]position{}, at: map[position][]string{}}}
+	if c.Path != "" {
+		if data, err := os.ReadFile(c.Path); err == nil {
+			v.pos = indexPositions(data)
+		}
 	}
 	sock := c.Supervisor.Socket
 	if st, err := os.Stat(filepath.Dir(sock)); err != nil {

@@ -2,6 +2,7 @@ package statusview
 
 import (
 	"strconv"
+	"time"
 
 	"github.com/vigild/vigil/rpc"
 )
@@ -119,16 +120,16 @@ func decodeChildren(raw []byte) []Child {
 					ch.LastExit = &s
 				}
 			case "started_at":
-				if s, ok := scanStringValue(val); ok {
-					ch.StartedAt = &s
+				if t, ok := scanTime(val); ok {
+					ch.StartedAt = &t
 				}
 			case "uptime":
 				if f, ok := scanNumber(val); ok {
 					ch.Uptime = &f
 				}
 			case "next_restart":
-				if s, ok := scanStringValue(val); ok {
-					ch.NextRestart = &s
+				if t, ok := scanTime(val); ok {
+					ch.NextRestart = &t
 				}
 			case "status":
 				ch.Status, _ = scanStringValue(val)
@@ -139,4 +140,14 @@ func decodeChildren(raw []byte) []Child {
 		children = append(children, ch)
 	})
 	return children
+}
+
+// scanTime reads an RFC 3339 time string.
+func scanTime(val []byte) (time.Time, bool) {
+	s, ok := scanStringValue(val)
+	if !ok {
+		return time.Time{}, false
+	}
+	t, err := time.Parse(time.RFC3339Nano, s)
+	return t, err == nil
 }

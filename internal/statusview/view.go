@@ -14,27 +14,17 @@ import (
 	"strings"
 	"time"
 
+	"github.com/vigild/vigil/control"
 	"github.com/vigild/vigil/supervisor"
 )
 
 // The shapes of the status replies, as the controller and the monitors send
 // them. Every field is optional: a missing part leaves its columns blank.
 
-// Child is one entry of the controller's {"children": [...]}, as it came
-// (Instance is -1 and PID 0 when the entry lacks them).
-type Child struct {
-	Service     string   `json:"service"`      // the service's name
-	Instance    int      `json:"instance"`     // 0-based within the service; -1: unknown
-	PID         int      `json:"pid"`          // 0: unknown, or no process running
-	State       string   `json:"state"`        // "starting", "ready", "backing off"... as sent
-	Restarts    int      `json:"restarts"`     // processes started after the instance's first
-	LastExit    *string  `json:"last_exit"`    // e.g. "exit 3", "signal killed"; nil: none
-	StartedAt   *string  `json:"started_at"`   // RFC 3339 time, as sent; nil: no process
-	Uptime      *float64 `json:"uptime"`       // seconds the current process has run; nil: not sent
-	NextRestart *string  `json:"next_restart"` // RFC 3339 time, as sent; nil: none scheduled
-	Status      string   `json:"status"`       // the last status text the process sent; "": none
-	LastError   string   `json:"last_error"`   // the last error starting the instance; "": none
-}
+// Child is one entry of the controller's {"children": [...]}: the wire
+// type of package control, decoded field by field (a field that does not
+// parse is left zero).
+type Child = control.Child
 
 // ServiceStats is one service's entry of the controller's "statistics".
 type ServiceStats struct {
@@ -274,9 +264,7 @@ func New(st *supervisor.Status) *View {
 			w.LastExit = *ch.LastExit
 		}
 		if ch.NextRestart != nil {
-			if t, err := time.Parse(time.RFC3339Nano, *ch.NextRestart); err == nil {
-				w.NextRestart = t
-			}
+			w.NextRestart = *ch.NextRestart
 		}
 		if ch.PID > 0 {
 			for _, c := range byPID[ch.PID] {

@@ -1,0 +1,80 @@
+// Package control is the controller's side of the supervisor's socket:
+// the one wire description of a child ([Child]), and the operations a
+// controller serves through the supervisor ([Handlers]): "children" (what
+// `vigil status` shows) and "restart_children" (`vigil restart`).
+//
+// A Go program that embeds a container.Controller and registers with a
+// supervisor (role "controller") serves the same operations by giving
+// Handlers to its worker connection, as `vigil run` does.
+package control
+
+import (
+	"time"
+
+	"github.com/vigild/vigil/container"
+)
+
+// Child is one child of the controller, as the "children" operation sends
+// it. Pointer fields are null when there is nothing to say.
+type Child struct {
+	// Service is the service's name.
+	Service string `json:"service"`
+	// Instance is the 0-based instance number within the service.
+	Instance int `json:"instance"`
+	// PID is the process id, 0 when no process runs.
+	PID int `json:"pid"`
+	// State is "starting", "ready", "unhealthy", "backing off", "stopping"
+	// or "exited".
+	State string `json:"state"`
+	// Restarts counts the processes started for this instance after its
+	// first one.
+	Restarts int `json:"restarts"`
+	// LastExit is how the instance's previous process ended ("exit 3",
+	// "signal killed"), null if none.
+	LastExit *string `json:"last_exit"`
+	// LastError is the last error starting the instance, if any.
+	LastError string `json:"last_error,omitempty"`
+	// Status is the last status text the process sent, if any.
+	Status string `json:"status,omitempty"`
+	// StartedAt is when the current process started, null without one.
+	StartedAt *time.Time `json:"started_at"`
+	// Uptime is how long the current process has run, in seconds.
+	Uptime *float64 `json:"uptime"`
+	// NextRestart is when a backing-off instance starts again, null if
+	// none is scheduled.
+	NextRestart *time.Time `json:"next_restart"`
+}
+
+// FromInfo describes a container's child on the wire.
+func FromInfo(c container.ChildInfo) Child {
+	up := c.Uptime.Seconds()
+	j := Child{
+		Service: c.Service, Instance: c.Instance, PID: c.PID, State: c.State.String(),
+		Restarts: c.Restarts, LastError: c.LastError, Status: c.Status, Uptime: &up,
+	}
+	if c.LastExit != nil {
+		s := c.LastExit.String()
+		j.LastExit = &s
+	}
+	if !c.Started.IsZero() {
+		t := c.Started
+		j.StartedAt = &t
+	}
+	if !c.NextRestart.IsZero() {
+		t := c.NextRestart
+		j.NextRestart = &t
+	}
+	return j
+}
+
+// Children is the "children" operation's reply.
+type Children struct {
+	// Children are every child, by service and instance.
+	Children []Child `json:"children"`
+	// Statistics are each configured service's, by name.
+	Statistics map[string]container.Statistics `json:"statistics"`
+	// Tracking says how descendants of the children are tracked: "cgroup
+	// PATH", "process group and descent", or "" when the controller does
+	// not say.
+	Tracking string `json:"tracking,omitempty"`
+}
