@@ -36,6 +36,8 @@ type ControllerOptions struct {
 	CheckInterval time.Duration
 	// Spawners is how many threads start children (0 = the number of CPUs).
 	Spawners int
+	// Strict makes every service Required.
+	Strict bool
 	// Subreaper, when set, makes the controller an init for its children's
 	// descendants: every child gets the subreaper's run id (EnvRun) and,
 	// where cgroups are in force, a cgroup; descendants that outlive their
@@ -59,8 +61,12 @@ type Controller struct {
 	specs      []Spec // the configuration in force
 	ct         *Container
 	running    bool
-	ready      chan struct{} // closed once Run has everything ready
-	stopping   chan struct{} // closed when Run begins to stop
+	started    chan struct{} // closed once the persistent services are ready
+	ready      chan struct{} // closed once Run has every service ready or failed
+	shutdown   chan struct{} // closed by Shutdown
+	shutOnce   sync.Once
+	failed     []ServiceOutcome // services that failed at start
+	stopping   chan struct{}    // closed when Run begins to stop
 	policyStop chan error
 	wg         sync.WaitGroup // the container's watcher
 }
@@ -74,6 +80,7 @@ func NewController(specs []Spec, opts ControllerOptions) (*Controller, error) {
 	c := &Controller{
 		opts: opts, logger: opts.Logger, notify: opts.Notify, stats: new(statsRegistry),
 		specs: cloneSpecs(specs), ready: make(chan struct{}), stopping: make(chan struct{}),
+		started: make(chan struct{}), shutdown: make(chan struct{}),
 		policyStop: make(chan error, 1),
 	}
 	if c.logger == nil {
@@ -125,13 +132,16 @@ func (c *Controller) container() *Container {
 }
 
 // Run starts the persistent services, one after the other, each once the
-// one before is ready, then the other services together, waits until they
-// are ready, then notifies ready ("Running with N children."). It runs
-// until ctx ends, then stops everything gracefully, persistent services
-// last, and returns nil. If a service fails to become ready at start (see
-// Container.WaitReady), Run notifies the error, stops everything and
-// returns it; if the policy stops the container, Run stops everything and
-// returns an error wrapping ErrStoppedByPolicy. Run may be called once.
+// one before is ready, then the other services together, waits until each
+// has become ready or failed, then notifies ready ("Running with N
+// children.", and which services failed). A service that fails at start is
+// a state of that service: it is retried as its Spec says and the others
+// run on, unless it is Required (or the controller Strict): then Run
+// notifies the error, stops everything and returns it, as it does when a
+// persistent service fails. Run runs until ctx ends or Shutdown, then stops
+// everything gracefully, persistent services last, and returns nil; if the
+// policy stops the container, Run stops everything and returns an error
+// wrapping ErrStoppedByPolicy. Run may be called once.
 func (c *Controller) Run(ctx context.Context) (err error) {
 	c.opMu.Lock()
 	if c.container() != nil {
@@ -184,6 +194,7 @@ func (c *Controller) Run(ctx context.Context) (err error) {
 	if err == nil {
 		select {
 		case <-ctx.Done():
+		case <-c.shutdown:
 		case err = <-c.policyStop:
 			c.logger.Error("container stopped by its policy", "error", err)
 			c.sendError(err)
@@ -211,11 +222,30 @@ func (c *Controller) start(ctx context.Context, ct *Container) error {
 			return fmt.Errorf("start %s: %w", s.Name, err)
 		}
 	}
-	if len(other) > 0 {
-		if err := ct.AddServices(ctx, other); err != nil {
-			return fmt.Errorf("start: %w", err)
-		}
+	close(c.started)
+	if len(other) == 0 {
+		return nil
 	}
+	outcomes, err := ct.StartServices(ctx, other)
+	if err != nil {
+		return fmt.Errorf("start: %w", err)
+	}
+	var failed []ServiceOutcome
+	for _, o := range outcomes {
+		if o.Err == nil {
+			continue
+		}
+		for _, s := range other {
+			if s.Name == o.Service && (s.Required || c.opts.Strict) {
+				return fmt.Errorf("start: required service %s: %w: %w", o.Service, ErrNotReady, o.Err)
+			}
+		}
+		c.logger.Error("service failed to start; the others run on, and it is retried", "service", o.Service, "error", o.Err)
+		failed = append(failed, o)
+	}
+	c.mu.Lock()
+	c.failed = failed
+	c.mu.Unlock()
 	return nil
 }
 
@@ -226,11 +256,44 @@ func (c *Controller) runningStatus() string {
 			n++
 		}
 	}
-	return fmt.Sprintf("Running with %d children.", n)
+	status := fmt.Sprintf("Running with %d children.", n)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for i, f := range c.failed {
+		if i == 0 {
+			status += " Failed:"
+		} else {
+			status += ";"
+		}
+		status += fmt.Sprintf(" %s (%v)", f.Service, f.Err)
+	}
+	return status
 }
 
-// WaitReady waits until Run has started every service and they were all
-// ready. It returns ErrNotRunning if Run stops first, ctx's error if ctx ends.
+// WaitStarted waits until the persistent services (vigil's supervisor)
+// are ready: from then on the controller can be reached through them,
+// while the other services are still starting. It returns ErrNotRunning
+// if Run stops first, ctx's error if ctx ends.
+func (c *Controller) WaitStarted(ctx context.Context) error {
+	select {
+	case <-c.started:
+		return nil
+	case <-c.stopping:
+		return ErrNotRunning
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Shutdown makes Run stop everything gracefully and return, as if its
+// context had ended.
+func (c *Controller) Shutdown() {
+	c.shutOnce.Do(func() { close(c.shutdown) })
+}
+
+// WaitReady waits until Run has started every service and each has become
+// ready or failed (a failed service that is not Required does not stop Run;
+// FailedAtStart lists them). It returns ErrNotRunning if Run stops first, ctx's error if ctx ends.
 func (c *Controller) WaitReady(ctx context.Context) error {
 	select {
 	case <-c.ready:
@@ -380,4 +443,46 @@ func (c *Controller) RestartChildren(ctx context.Context, service string, instan
 	ctx, done := c.abortOnStop(ctx)
 	defer done()
 	return ct.RestartChildren(ctx, service, instance)
+}
+
+// FailedAtStart lists the services that failed when Run started them and
+// were left failed (retried as their Spec says).
+func (c *Controller) FailedAtStart() []ServiceOutcome {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return slices.Clone(c.failed)
+}
+
+// StopService stops a service's instances (index -1: all) and keeps them
+// stopped, across reloads, until StartService: see Container.StopService.
+func (c *Controller) StopService(ctx context.Context, service string, index int) error {
+	ct := c.container()
+	if ct == nil {
+		return fmt.Errorf("stop %q: %w", service, ErrNotRunning)
+	}
+	return ct.StopService(ctx, service, index)
+}
+
+// StartService starts a service's stopped or failed instances (index -1:
+// all) and waits until they are ready: see Container.StartService.
+func (c *Controller) StartService(ctx context.Context, service string, index int) error {
+	ct := c.container()
+	if ct == nil {
+		return fmt.Errorf("start %q: %w", service, ErrNotRunning)
+	}
+	ctx, done := c.abortOnStop(ctx)
+	defer done()
+	return ct.StartService(ctx, service, index)
+}
+
+// Scale sets a service's number of instances: see Container.Scale. The new
+// count holds across reloads that do not change the service.
+func (c *Controller) Scale(ctx context.Context, service string, n int) error {
+	ct := c.container()
+	if ct == nil {
+		return fmt.Errorf("scale %q: %w", service, ErrNotRunning)
+	}
+	ctx, done := c.abortOnStop(ctx)
+	defer done()
+	return ct.Scale(ctx, service, n)
 }

@@ -252,7 +252,9 @@ func TestControllerStartFailure(t *testing.T) {
 	sup := helperSpec("sup", "ready", 1)
 	sup.Persistent = true
 	client := new(recordingClient)
-	c, err := NewController([]Spec{sup, helperSpec("web", "crash", 2)}, ControllerOptions{Notify: client, Output: io.Discard})
+	web := helperSpec("web", "crash", 2)
+	web.Required = true
+	c, err := NewController([]Spec{sup, web}, ControllerOptions{Notify: client, Output: io.Discard})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -274,6 +276,56 @@ func TestControllerStartFailure(t *testing.T) {
 	if err := c.WaitReady(context.Background()); !errors.Is(err, ErrNotRunning) {
 		t.Errorf("WaitReady after failed Run = %v", err)
 	}
+}
+
+// TestControllerFailingServiceStaysAlone: a service that cannot start is a
+// state of that service; the others run, the controller is ready and says
+// which failed, and the failed one is retried.
+func TestControllerFailingServiceStaysAlone(t *testing.T) {
+	sup := helperSpec("sup", "ready", 1)
+	sup.Persistent = true
+	client := new(recordingClient)
+	bad := helperSpec("bad", "crash", 1)
+	c, err := NewController([]Spec{sup, bad, helperSpec("web", "ready", 2)}, ControllerOptions{Notify: client, Output: io.Discard})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop := runController(t, c)
+	waitReady(t, c)
+	kids := c.Children()
+	if countState(kids, "web", StateReady) != 2 || countState(kids, "sup", StateReady) != 1 {
+		t.Errorf("children = %+v", kids)
+	}
+	if f := c.FailedAtStart(); len(f) != 1 || f[0].Service != "bad" || !strings.Contains(f[0].Err.Error(), "exited before it was ready") {
+		t.Errorf("failed at start = %+v", f)
+	}
+	var ready string
+	for _, m := range client.messages() {
+		if m.IsReady() {
+			ready = m.Status
+		}
+	}
+	if !strings.Contains(ready, "Failed: bad (") {
+		t.Errorf("ready status %q does not name the failed service", ready)
+	}
+	eventually(t, "bad retried", func() bool { return c.Statistics()[1].Spawns >= 3 })
+	if err := stop(); err != nil {
+		t.Fatalf("Run = %v", err)
+	}
+	noChildren(t)
+}
+
+// TestControllerStrict: with Strict, any service failing at start stops
+// everything, as in the original.
+func TestControllerStrict(t *testing.T) {
+	c, err := NewController([]Spec{helperSpec("bad", "crash", 1), helperSpec("web", "ready", 1)}, ControllerOptions{Strict: true, Output: io.Discard})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Run(context.Background()); !errors.Is(err, ErrNotReady) {
+		t.Fatalf("Run = %v, want ErrNotReady", err)
+	}
+	noChildren(t)
 }
 
 func TestControllerRestartChildren(t *testing.T) {

@@ -23,12 +23,18 @@ const (
 	StateStopping
 	// StateExited: its process exited and will not be restarted.
 	StateExited
+	// StateStopped: stopped by an operator (StopService), or never started
+	// (Spec.Stopped); StartService starts it.
+	StateStopped
+	// StateFailed: it failed to start too often (Spec.StartLimitBurst
+	// within StartLimitInterval) and is not retried until StartService.
+	StateFailed
 )
 
-var stateNames = [...]string{"starting", "ready", "unhealthy", "backing off", "stopping", "exited"}
+var stateNames = [...]string{"starting", "ready", "unhealthy", "backing off", "stopping", "exited", "stopped", "failed"}
 
 // String returns "starting", "ready", "unhealthy", "backing off",
-// "stopping" or "exited".
+// "stopping", "exited", "stopped" or "failed".
 func (s State) String() string {
 	if s >= 0 && int(s) < len(stateNames) {
 		return stateNames[s]

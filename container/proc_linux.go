@@ -53,6 +53,8 @@ type startRequest struct {
 	// cgroupFD, when not -1, is the cgroup v2 directory the child starts in
 	// (CLONE_INTO_CGROUP).
 	cgroupFD int
+	// credential, when set, is who the child runs as.
+	credential *syscall.Credential
 }
 
 func startProcess(req startRequest) (int, *os.File, error) {
@@ -63,6 +65,7 @@ func startProcess(req startRequest) (int, *os.File, error) {
 	if req.cgroupFD >= 0 {
 		sys.UseCgroupFD, sys.CgroupFD = true, req.cgroupFD
 	}
+	sys.Credential = req.credential
 	attr := &syscall.ProcAttr{Dir: req.dir, Env: req.env, Files: req.files, Sys: sys}
 	pid, err := syscall.ForkExec(req.path, req.argv, attr)
 	if err != nil {

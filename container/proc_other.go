@@ -38,10 +38,11 @@ func defaultSys() *sysOps {
 func lockThread() {}
 
 type startRequest struct {
-	path     string
-	argv     []string
-	env      []string
-	dir      string
-	files    []uintptr
-	cgroupFD int
+	path       string
+	argv       []string
+	env        []string
+	dir        string
+	files      []uintptr
+	cgroupFD   int
+	credential *syscall.Credential
 }

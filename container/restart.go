@@ -2,6 +2,7 @@ package container
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 )
@@ -9,8 +10,26 @@ import (
 // scheduleRestart starts inst again after its back-off delay for a process
 // that lived lifetime (0 for one that could not be started).
 func (c *Container) scheduleRestart(inst *instance, lifetime time.Duration) {
-	if c.st.stopping || inst.removed {
+	if c.st.stopping || inst.removed || inst.stopped {
 		return
+	}
+	if s := inst.svc.spec; s.StartLimitBurst > 0 {
+		now := c.now()
+		kept := inst.starts[:0]
+		for _, t := range inst.starts {
+			if now.Sub(t) < s.StartLimitInterval {
+				kept = append(kept, t)
+			}
+		}
+		inst.starts = kept
+		if len(kept) >= s.StartLimitBurst {
+			inst.failed = fmt.Sprintf("started %d times within %v (start_limit): not restarted until started again", len(kept), s.StartLimitInterval)
+			c.logger.Error("child failed: start limit reached", "child", inst.name(), "starts", len(kept), "interval", s.StartLimitInterval)
+			if !inst.everReady && inst.startErr == nil {
+				inst.startErr = errors.New(inst.failed)
+			}
+			return
+		}
 	}
 	d := inst.bo.next(lifetime, inst.svc.spec, c.opts.jitter)
 	if lifetime == 0 && inst.cur == nil && inst.lastErr != "" {

@@ -3,6 +3,7 @@ package container
 import (
 	"context"
 	"fmt"
+	"slices"
 )
 
 // AddService starts a new service and waits until every instance of it has
@@ -16,11 +17,28 @@ func (c *Container) AddService(ctx context.Context, spec Spec) error {
 // AddServices starts several new services at once and waits until all are
 // ready; on failure they are all removed again.
 func (c *Container) AddServices(ctx context.Context, specs []Spec) error {
-	if err := validateSpecs(specs); err != nil {
+	names, err := c.addServices(specs)
+	if err != nil {
 		return err
 	}
+	err = c.wait(ctx, func() (bool, error) { return c.readyState(names) })
+	if err != nil {
+		for _, n := range names {
+			_ = c.RemoveService(context.WithoutCancel(ctx), n)
+		}
+		return err
+	}
+	return nil
+}
+
+// addServices adds services and starts their instances (those not
+// Stopped), without waiting; it returns their names.
+func (c *Container) addServices(specs []Spec) ([]string, error) {
+	if err := validateSpecs(specs); err != nil {
+		return nil, err
+	}
 	if !c.isStarted() {
-		return ErrStopped
+		return nil, ErrStopped
 	}
 	names := make([]string, len(specs))
 	var err error
@@ -45,19 +63,59 @@ func (c *Container) AddServices(ctx context.Context, specs []Spec) error {
 		}
 	})
 	if !ok {
-		return ErrStopped
+		return nil, ErrStopped
 	}
+	return names, err
+}
+
+// ServiceOutcome is where a service stands after its start: ready, or the
+// error of its first instance that failed before it was ever ready.
+type ServiceOutcome struct {
+	// Service is the service's name.
+	Service string
+	// Err is nil once every instance has been ready (or is stopped);
+	// otherwise why one failed before it was ever ready. A failed service
+	// keeps being restarted as its Spec says.
+	Err error
+}
+
+// StartServices adds services and waits until each one has either become
+// ready or failed (see ServiceOutcome), whichever comes first for each:
+// one that never becomes ready (and has no startup timeout) holds it until
+// ctx ends. Nothing is removed on failure.
+func (c *Container) StartServices(ctx context.Context, specs []Spec) ([]ServiceOutcome, error) {
+	names, err := c.addServices(specs)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	err = c.wait(ctx, func() (bool, error) { return c.readyState(names) })
-	if err != nil {
-		for _, n := range names {
-			_ = c.RemoveService(context.WithoutCancel(ctx), n)
+	var out []ServiceOutcome
+	err = c.wait(ctx, func() (bool, error) {
+		out = out[:0]
+		for _, name := range names {
+			svc := c.service(name)
+			if svc == nil {
+				continue
+			}
+			o := ServiceOutcome{Service: name}
+			settled := true
+			for _, inst := range svc.instances {
+				switch {
+				case inst.startErr != nil:
+					if o.Err == nil {
+						o.Err = inst.startErr
+					}
+				case !inst.everReady && !inst.stopped:
+					settled = false
+				}
+			}
+			if !settled && o.Err == nil {
+				return false, nil
+			}
+			out = append(out, o)
 		}
-		return err
-	}
-	return nil
+		return true, nil
+	})
+	return out, err
 }
 
 // RemoveService stops every process of a service gracefully, forgets the
@@ -297,6 +355,122 @@ func (c *Container) Scale(ctx context.Context, name string, n int) error {
 		}
 		for _, p := range c.st.retiring {
 			if p.inst.svc == svc && p.inst.removed && !p.reaped {
+				return false, nil
+			}
+		}
+		return true, nil
+	})
+}
+
+// instances resolves a service and an instance (-1: all of them) on the
+// loop.
+func (c *Container) instances(name string, index int) ([]*instance, error) {
+	svc := c.service(name)
+	switch {
+	case svc == nil:
+		return nil, fmt.Errorf("%q: %w", name, ErrUnknownService)
+	case index == -1:
+		return svc.instances, nil
+	case index < 0 || index >= len(svc.instances):
+		return nil, fmt.Errorf("%s.%d: service has %d instances: %w", name, index, len(svc.instances), ErrUnknownInstance)
+	}
+	return svc.instances[index : index+1], nil
+}
+
+// StopService stops a service's instances (index -1: all) gracefully and
+// keeps them stopped (state "stopped") until StartService; it returns once
+// their processes have been reaped, or ctx ends.
+func (c *Container) StopService(ctx context.Context, name string, index int) error {
+	if !c.isStarted() {
+		return ErrStopped
+	}
+	var (
+		targets []*instance
+		err     error
+	)
+	ok := c.do(func() {
+		if targets, err = c.instances(name, index); err != nil {
+			return
+		}
+		for _, inst := range targets {
+			if b := inst.svc.batch; b != nil {
+				c.failBatch(b, fmt.Errorf("%s stopped: %w", name, ErrStopped))
+			}
+			inst.stopped = true
+			c.cancelRestart(inst)
+			for _, p := range []*proc{inst.cur, inst.next} {
+				if p != nil {
+					if p.batch != nil {
+						c.failBatch(p.batch, fmt.Errorf("%s stopped: %w", inst.name(), ErrStopped))
+					}
+					c.retire(p)
+				}
+			}
+			inst.cur, inst.next = nil, nil
+		}
+	})
+	if !ok {
+		return ErrStopped
+	}
+	if err != nil {
+		return fmt.Errorf("stop %w", err)
+	}
+	return c.wait(ctx, func() (bool, error) {
+		for _, p := range c.st.retiring {
+			if !p.reaped && slices.Contains(targets, p.inst) {
+				return false, nil
+			}
+		}
+		for _, inst := range targets {
+			if inst.spawning != nil {
+				return false, nil
+			}
+		}
+		return true, nil
+	})
+}
+
+// StartService starts a service's instances (index -1: all) that were
+// stopped or failed (their back-off and start limit forgotten), and waits
+// until each is ready; an instance that fails before it is ready makes it
+// return the error (it keeps being restarted as its Spec says).
+func (c *Container) StartService(ctx context.Context, name string, index int) error {
+	if !c.isStarted() {
+		return ErrStopped
+	}
+	var (
+		targets []*instance
+		err     error
+	)
+	ok := c.do(func() {
+		if targets, err = c.instances(name, index); err != nil {
+			return
+		}
+		for _, inst := range targets {
+			if inst.stopped || inst.failed != "" {
+				inst.stopped, inst.failed, inst.starts, inst.startErr = false, "", nil, nil
+				inst.everReady = inst.cur != nil && inst.cur.ready
+				inst.bo = backoff{}
+				c.cancelRestart(inst)
+			}
+			c.ensure(inst)
+		}
+	})
+	if !ok {
+		return ErrStopped
+	}
+	if err != nil {
+		return fmt.Errorf("start %w", err)
+	}
+	return c.wait(ctx, func() (bool, error) {
+		for _, inst := range targets {
+			if inst.startErr != nil {
+				return true, fmt.Errorf("start %s: %w: %w", inst.name(), ErrNotReady, inst.startErr)
+			}
+			if c.st.stopping {
+				return true, ErrStopped
+			}
+			if inst.cur == nil || !inst.cur.ready {
 				return false, nil
 			}
 		}

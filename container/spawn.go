@@ -85,7 +85,7 @@ type spawnJob struct {
 // ensure starts inst's process if it should run and nothing runs or is
 // being started for it, and no restart is scheduled.
 func (c *Container) ensure(inst *instance) {
-	if c.st.stopping || inst.removed || inst.cur != nil || inst.spawning != nil ||
+	if c.st.stopping || inst.removed || inst.stopped || inst.failed != "" || inst.cur != nil || inst.spawning != nil ||
 		(inst.restartAt != nil && inst.restartAt.index >= 0) {
 		return
 	}
@@ -150,7 +150,7 @@ func (j *spawnJob) run(sys *sysOps) {
 		fds = append(fds, fd)
 	}
 	if j.err == nil {
-		req := startRequest{path: path, argv: s.Command, env: j.env, dir: s.Dir, files: fds, cgroupFD: -1}
+		req := startRequest{path: path, argv: s.Command, env: j.env, dir: s.Dir, files: fds, cgroupFD: -1, credential: s.Credential}
 		if j.reaper == nil {
 			j.pid, j.pidfd, j.err = sys.start(req)
 		} else {
@@ -221,6 +221,9 @@ func (c *Container) onSpawned(j *spawnJob) {
 		inst.spawning = nil
 	}
 	now := c.now()
+	if inst.svc.spec.StartLimitBurst > 0 && j.role == roleCur {
+		inst.starts = append(inst.starts, now)
+	}
 	if j.err != nil {
 		c.spawnFailed(j, now)
 		return
@@ -232,7 +235,7 @@ func (c *Container) onSpawned(j *spawnJob) {
 	}
 	c.st.live++
 	switch {
-	case c.st.stopping || inst.removed || (j.batch != nil && j.batch.ended):
+	case c.st.stopping || inst.removed || (inst.stopped && j.role == roleCur) || (j.batch != nil && j.batch.ended):
 		// Nobody wants it any more: it is stopped at once.
 		p.role = roleOld
 		c.st.retiring = append(c.st.retiring, p)

@@ -6,6 +6,7 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -84,6 +85,25 @@ type Spec struct {
 	// StableAfter: an instance that ran at least this long has its delay
 	// reset (0 = DefaultStableAfter).
 	StableAfter time.Duration
+	// StopSignal is the first signal of a graceful stop (0 = SIGINT, as in
+	// the original); SIGTERM and SIGKILL follow as GracefulStop passes.
+	StopSignal syscall.Signal
+	// Credential, when set, is the user and groups the children run as
+	// (the controller must be allowed to switch to them: root).
+	Credential *syscall.Credential
+	// StartLimitBurst and StartLimitInterval: an instance started more than
+	// StartLimitBurst times within StartLimitInterval has failed (state
+	// "failed") and is not restarted until StartService. 0 = no limit.
+	StartLimitBurst    int
+	StartLimitInterval time.Duration
+	// Stopped services are added without starting any process (autostart
+	// off); StartService starts them.
+	Stopped bool
+	// Required services must become ready for a Controller's Run to start
+	// at all: if one fails at start, Run stops everything and fails (the
+	// original's behaviour for every service). Others that fail are left
+	// failed, and retried as their Spec says. A Container ignores it.
+	Required bool
 	// Files are inherited by every child as descriptors 4, 5, ... (after
 	// the readiness pipe on 3), e.g. a listening socket the controller
 	// holds. The container never closes them.
@@ -144,6 +164,10 @@ func (s Spec) validate() error {
 		return bad("RestartDelay %v exceeds RestartDelayMax %v", s.RestartDelay, s.RestartDelayMax)
 	case s.StableAfter < 0:
 		return bad("StableAfter %v is negative", s.StableAfter)
+	case s.StartLimitBurst < 0 || s.StartLimitInterval < 0:
+		return bad("StartLimitBurst %d or StartLimitInterval %v is negative", s.StartLimitBurst, s.StartLimitInterval)
+	case s.StartLimitBurst > 0 && s.StartLimitInterval == 0:
+		return bad("StartLimitBurst %d needs a StartLimitInterval", s.StartLimitBurst)
 	}
 	for i, kv := range s.Env {
 		if !strings.Contains(kv, "=") || strings.HasPrefix(kv, "=") {
@@ -177,5 +201,14 @@ func equalSpec(a, b Spec) bool {
 		a.StartupTimeout == b.StartupTimeout && a.HealthCheckTimeout == b.HealthCheckTimeout &&
 		a.GracefulStop == b.GracefulStop && a.RestartDelay == b.RestartDelay &&
 		a.RestartDelayMax == b.RestartDelayMax && a.StableAfter == b.StableAfter &&
-		slices.Equal(a.Files, b.Files)
+		slices.Equal(a.Files, b.Files) && a.StopSignal == b.StopSignal &&
+		equalCredential(a.Credential, b.Credential) && a.StartLimitBurst == b.StartLimitBurst &&
+		a.StartLimitInterval == b.StartLimitInterval
+}
+
+func equalCredential(a, b *syscall.Credential) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	return a.Uid == b.Uid && a.Gid == b.Gid && slices.Equal(a.Groups, b.Groups) && a.NoSetGroups == b.NoSetGroups
 }

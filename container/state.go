@@ -20,10 +20,13 @@ type service struct {
 type instance struct {
 	svc      *service
 	index    int
-	cur      *proc     // the instance's process
-	next     *proc     // its replacement, not yet ready
-	spawning *spawnJob // a spawn in flight for cur or next
-	removed  bool      // scaled away or its service removed: never started again
+	cur      *proc       // the instance's process
+	next     *proc       // its replacement, not yet ready
+	spawning *spawnJob   // a spawn in flight for cur or next
+	removed  bool        // scaled away or its service removed: never started again
+	stopped  bool        // stopped by an operator: not started until StartService
+	failed   string      // why it failed for good (the start limit), "" if it has not
+	starts   []time.Time // its recent starts, for the start limit
 
 	restarts  int
 	bo        backoff
@@ -80,7 +83,7 @@ func (p *proc) name() string { return fmt.Sprintf("%s.%d", p.spec.Name, p.inst.i
 func (c *Container) newService(s Spec) *service {
 	svc := &service{spec: s, stats: c.stats.get(s.Name)}
 	for i := range s.Count {
-		svc.instances = append(svc.instances, &instance{svc: svc, index: i})
+		svc.instances = append(svc.instances, &instance{svc: svc, index: i, stopped: s.Stopped})
 	}
 	return svc
 }
@@ -105,6 +108,10 @@ func (c *Container) info(inst *instance, p *proc, now time.Time) ChildInfo {
 		switch {
 		case inst.spawning != nil:
 			ci.State = StateStarting
+		case inst.failed != "":
+			ci.State, ci.LastError = StateFailed, inst.failed
+		case inst.stopped:
+			ci.State = StateStopped
 		case inst.restartAt != nil && inst.restartAt.index >= 0:
 			ci.State, ci.NextRestart = StateBackingOff, inst.nextStart
 		default:

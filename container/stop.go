@@ -16,7 +16,8 @@ func (c *Container) stopProc(p *proc) {
 	c.escalate(p, c.now())
 }
 
-// escalate takes p's next stop step: the stop signal (SIGINT) to its
+// escalate takes p's next stop step: the stop signal (Spec.StopSignal,
+// SIGINT by default) to its
 // process group, then, if it is still there after Spec.GracefulStop,
 // SIGTERM, then after GracefulStop again SIGKILL. A GracefulStop below zero,
 // or a container being killed, goes straight to SIGKILL.
@@ -28,11 +29,15 @@ func (c *Container) escalate(p *proc, now time.Time) {
 	if grace <= 0 || c.st.killing {
 		p.stopStep = 2
 	}
+	first := p.spec.StopSignal
+	if first == 0 {
+		first = syscall.SIGINT
+	}
 	switch p.stopStep {
 	case 0:
-		c.signal(p, syscall.SIGINT)
+		c.signal(p, first)
 	case 1:
-		c.logger.Warn("child did not stop in time: SIGTERM", "child", p.name(), "pid", p.pid, "after", grace, "signal", "SIGINT")
+		c.logger.Warn("child did not stop in time: SIGTERM", "child", p.name(), "pid", p.pid, "after", grace, "signal", first.String())
 		c.signal(p, syscall.SIGTERM)
 	default:
 		if p.stopStep == 2 && grace > 0 && !c.st.killing {
