@@ -301,6 +301,13 @@ func (c *Conn) State() map[string]any {
 	return s
 }
 
+// Value returns one value of the connection's state, or nil.
+func (c *Conn) Value(key string) any {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.state[key]
+}
+
 // MergeState merges values into the connection's state.
 func (c *Conn) MergeState(values map[string]any) {
 	c.mu.Lock()

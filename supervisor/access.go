@@ -3,6 +3,7 @@ package supervisor
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"slices"
 
 	"github.com/vigild/vigil/rpc"
@@ -89,7 +90,7 @@ func (a *Access) allows(c Credentials, r Role, owners []int) bool {
 // peerOf returns the credentials of the call's peer; a peer whose
 // credentials are unknown has pid 0 and uid and gid -1.
 func peerOf(call *rpc.Call) Credentials {
-	if p, ok := call.Conn().State()["peer"].(Credentials); ok {
+	if p, ok := call.Conn().Value("peer").(Credentials); ok {
 		return p
 	}
 	return unknownPeer
@@ -103,12 +104,14 @@ var unknownPeer = Credentials{UID: -1, GID: -1}
 // diagnostics it logs an audit line, refused or not, with the caller's uid
 // and pid and the attributes given. A refusal is an error that names the
 // role needed and the key that grants it.
-func (s *Server) authorize(ctx context.Context, call *rpc.Call, r Role, attrs ...any) error {
+func (s *Server) authorize(ctx context.Context, call *rpc.Call, r Role, attrs ...slog.Attr) error {
 	peer := peerOf(call)
 	ok := s.Access.allows(peer, r, s.owners)
-	if r != RoleRead {
-		s.logger.Info("audit", append([]any{"operation", call.Operation(), "role", string(r),
-			"allowed", ok, "uid", peer.UID, "pid", peer.PID}, attrs...)...)
+	if r != RoleRead && s.logger.Enabled(ctx, slog.LevelInfo) {
+		line := make([]slog.Attr, 0, 5+len(attrs))
+		line = append(line, slog.String("operation", call.Operation()), slog.String("role", string(r)),
+			slog.Bool("allowed", ok), slog.Int("uid", peer.UID), slog.Int("pid", peer.PID))
+		s.logger.LogAttrs(ctx, slog.LevelInfo, "audit", append(line, attrs...)...)
 	}
 	if ok {
 		return nil

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"syscall"
 	"time"
@@ -140,8 +141,8 @@ func (s *Server) doForward(ctx context.Context, call *rpc.Call) error {
 	if !isCall || name == "" {
 		return call.Fail(map[string]any{"error": "Missing 'do' in 'operation'", "connection_id": id})
 	}
-	if err := s.authorize(ctx, call, forwardRole(target, name),
-		"connection_id", id, "target_pid", target.ProcessID(), "forwarded", logName(name)); err != nil {
+	if err := s.authorize(ctx, call, forwardRole(target, name), slog.String("connection_id", id),
+		slog.Int("target_pid", target.ProcessID()), slog.String("forwarded", logName(name))); err != nil {
 		return err
 	}
 	var timeout float64
@@ -202,7 +203,7 @@ func (s *Server) doRestart(ctx context.Context, call *rpc.Call) error {
 		return rpc.ArgumentError("restart: %v", err)
 	}
 	pid := s.controllerPID()
-	if err := s.authorize(ctx, call, RoleControl, "signal", SignalName(sig), "controller_pid", pid); err != nil {
+	if err := s.authorize(ctx, call, RoleControl, slog.String("signal", SignalName(sig)), slog.Int("controller_pid", pid)); err != nil {
 		return err
 	}
 	if s.ParentPID <= 0 && pid <= 1 {
@@ -297,8 +298,7 @@ func (s *Server) doStatus(ctx context.Context, call *rpc.Call) error {
 			}
 		}
 	}
-	buf := make([]byte, 0, 32+len(conns)*(briefAbove/2))
-	buf = append(buf, `{"connections":`...)
+	buf := append(make([]byte, 0, 32), `{"connections":`...)
 	buf = appendEntries(buf, conns, statusRoom(s.limits.MaxLineSize))
 	buf = append(buf, '}')
 	return call.Finish(json.RawMessage(buf))

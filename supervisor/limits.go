@@ -116,6 +116,7 @@ func appendEntries(buf []byte, conns []*Connection, room int) []byte {
 			total -= len(c.entry) - len(c.brief)
 		}
 	}
+	buf = slices.Grow(buf, total+2)
 	buf = append(buf, '[')
 	for i, c := range conns {
 		if i > 0 {

@@ -63,7 +63,11 @@ service with its totals and the memory monitor's kills.
 			if o.output == "json" {
 				return writeRawReplies(out, st)
 			}
-			return renderStatus(out, statusview.New(st), useColour(out))
+			if err := renderStatus(out, statusview.New(st), useColour(out)); err != nil {
+				return err
+			}
+			_, err = io.WriteString(out, unverifiedLine(st))
+			return err
 		},
 	}
 	o.addSocketFlag(cmd, 5*time.Second, "how long to wait for the supervisor's answer")
@@ -193,6 +197,43 @@ func renderStatus(w io.Writer, v *statusview.View, colour bool) error {
 	return err
 }
 
+// unverifiedLine says which registrations the supervisor could not verify
+// (their "verified" is false): it did not know who made them, so its
+// monitors leave their processes alone. "" when there are none.
+func unverifiedLine(st *supervisor.Status) string {
+	var ids []string
+	for _, e := range rpc.Elements(mustGet(st.Final, "connections")) {
+		entry, ok := rpc.Object(e)
+		if !ok {
+			continue
+		}
+		state, ok := entry.GetObject("state")
+		if !ok {
+			continue
+		}
+		if v, _ := state.Get("verified"); string(v) == "false" {
+			id, _ := entry.GetString("connection_id")
+			ids = append(ids, statusview.ShortID(id))
+		}
+	}
+	if len(ids) == 0 {
+		return ""
+	}
+	return fmt.Sprintf("%d %s unverified (%s): the supervisor cannot tell which process made %s "+
+		"(a peer outside its pid namespace), so its monitors leave %s process alone\n",
+		len(ids), plural(len(ids), "registration", "registrations"), listShort(ids),
+		plural(len(ids), "it", "them"), plural(len(ids), "its", "their"))
+}
+
+// mustGet returns a field of m, or nil.
+func mustGet(m *rpc.Message, key string) []byte {
+	if m == nil {
+		return nil
+	}
+	v, _ := m.Get(key)
+	return v
+}
+
 // formatKills formats kills by reason: "0", or "3 (maximum_size_limit 2, increase_limit 1)".
 func formatKills(k map[string]int) string {
 	total := 0
@@ -262,7 +303,11 @@ func runWatch(parent context.Context, o *opOptions, w io.Writer) error {
 			if o.output == "json" {
 				return writeRawReplies(&frame, st)
 			}
-			return renderStatus(&frame, statusview.New(st), colour)
+			if err := renderStatus(&frame, statusview.New(st), colour); err != nil {
+				return err
+			}
+			frame.WriteString(unverifiedLine(st))
+			return nil
 		}()
 		if ctx.Err() != nil {
 			return nil
