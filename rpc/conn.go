@@ -30,9 +30,14 @@ const DefaultMaxInFlight = 64
 // newline unless [Options.LineTimeout] says otherwise.
 const DefaultLineTimeout = 10 * time.Second
 
-// readBufferSize is the reader's buffer. Longer lines are gathered in a
-// separate slice, so that an idle connection costs little memory.
-const readBufferSize = 4096
+// readBufferSize is the reader's buffer while lines are short; it grows
+// (doubling) up to readBufferMax for a longer line, and longer lines still
+// are gathered in a separate slice, so that an idle connection, and one
+// whose reading waits, cost little memory.
+const (
+	readBufferSize = 1 << 10
+	readBufferMax  = 64 << 10
+)
 
 // Handler serves one incoming call. It may send intermediate replies with
 // [Call.Reply] and end the call with [Call.Finish] or [Call.Fail]. If it
@@ -90,7 +95,7 @@ type Conn struct {
 	opts   Options
 	logger *slog.Logger
 
-	wmu sync.Mutex // serialises writes
+	out outbox // the write side
 
 	mu      sync.Mutex
 	nextID  uint64
@@ -134,6 +139,7 @@ func NewConn(rwc io.ReadWriteCloser, opts Options) *Conn {
 		done:    make(chan struct{}),
 		exited:  make(chan struct{}, 1),
 	}
+	c.out.room.L = &c.out.mu
 	if opts.MaxInFlight > 0 {
 		c.slots = make(chan struct{}, opts.MaxInFlight)
 	}
@@ -166,6 +172,7 @@ func (c *Conn) shutdown() {
 		}
 		_ = c.rwc.Close()
 		close(c.done)
+		c.wakeWriters()
 	})
 }
 
@@ -246,16 +253,17 @@ func (c *Conn) Run(ctx context.Context) error {
 // run is checked for the peer having gone altogether.
 const hangupCheck = time.Second
 
-// drain waits, after the end of the peer's input, for the running handlers
-// to answer, unless the peer has gone altogether (nobody to answer) or the
-// connection is shut down meanwhile.
+// drain waits, after the end of the peer's input, for the calls read to be
+// answered (their final replies written), unless the peer has gone
+// altogether (nobody to answer) or the connection is shut down meanwhile.
 func (c *Conn) drain() {
-	if c.running.Load() == 0 || peerGone(c.rwc) {
+	busy := func() bool { return c.running.Load() > 0 || c.writing() }
+	if !busy() || peerGone(c.rwc) {
 		return
 	}
 	t := time.NewTicker(hangupCheck)
 	defer t.Stop()
-	for c.running.Load() > 0 {
+	for busy() {
 		select {
 		case <-c.exited:
 		case <-c.done:
@@ -266,27 +274,6 @@ func (c *Conn) drain() {
 			}
 		}
 	}
-}
-
-// write sends one encoded message. A failed write closes the connection.
-func (c *Conn) write(b []byte) error {
-	select {
-	case <-c.done:
-		return ErrClosed
-	default:
-	}
-	c.wmu.Lock()
-	defer c.wmu.Unlock()
-	if d, ok := c.rwc.(deadliner); ok && c.opts.WriteTimeout > 0 {
-		_ = d.SetWriteDeadline(time.Now().Add(c.opts.WriteTimeout))
-		// An armed deadline wakes the process when it expires, write or not.
-		defer d.SetWriteDeadline(time.Time{})
-	}
-	if _, err := c.rwc.Write(b); err != nil {
-		c.shutdown()
-		return fmt.Errorf("%w: write: %w", ErrClosed, err)
-	}
-	return nil
 }
 
 // State returns a copy of the connection's state: values that its owner

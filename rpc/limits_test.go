@@ -3,6 +3,7 @@ package rpc
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"strconv"
@@ -167,6 +168,32 @@ func TestLogsCarryNoContent(t *testing.T) {
 		}
 		if got := strings.Contains(out, "hunter2"); got != debug {
 			t.Errorf("debug=%v: client data in the log: %v\n%s", debug, got, out)
+		}
+	}
+}
+
+// Lines of every size around the reader's buffer sizes, sent in one go,
+// keep their framing.
+func TestLinesOfEverySize(t *testing.T) {
+	a, b := socketPair(t)
+	c := NewConn(a, Options{Accepted: true, Handlers: echoHandlers()})
+	running(t, c)
+	peer := newRawPeer(t, b)
+	sizes := []int{0, 10, readBufferSize - 40, readBufferSize, readBufferSize + 1, 5000, readBufferMax - 1, readBufferMax + 7, 3*readBufferMax + 11, 10}
+	var all strings.Builder
+	for i, n := range sizes {
+		fmt.Fprintf(&all, `{"id":%d,"do":"echo","value":"%s"}`+"\n", 2+2*i, strings.Repeat("v", n))
+	}
+	go b.Write([]byte(all.String()))
+	got := map[float64]string{}
+	for range sizes {
+		m := peer.recv()
+		id, _ := m["id"].(float64)
+		got[id], _ = m["value"].(string)
+	}
+	for i, n := range sizes { // the handlers run at once: any order
+		if v, ok := got[float64(2+2*i)]; !ok || v != strings.Repeat("v", n) {
+			t.Errorf("call %d (a line of %d): %v, a value of %d bytes", 2+2*i, n, ok, len(v))
 		}
 	}
 }

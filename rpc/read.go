@@ -53,19 +53,24 @@ func (c *Conn) read(ctx context.Context) error {
 		}
 		if start == end {
 			start, end = 0, 0
+			if len(buf) > readBufferSize && long == nil {
+				buf = make([]byte, readBufferSize) // idle again: small
+			}
 		}
 		partial := end - start + len(long)
 		if rerr != nil {
 			return c.readError(rerr, partial)
 		}
 		if end == len(buf) { // full, with part of a line
-			if start > 0 {
+			switch {
+			case start > 0:
 				end = copy(buf, buf[start:end])
 				start = 0
-			} else {
-				if len(long)+len(buf) > c.opts.MaxLineSize {
-					return fmt.Errorf("%w: over %d bytes", ErrLineTooLong, c.opts.MaxLineSize)
-				}
+			case len(long)+len(buf) > c.opts.MaxLineSize:
+				return fmt.Errorf("%w: over %d bytes", ErrLineTooLong, c.opts.MaxLineSize)
+			case len(buf) < readBufferMax:
+				buf = append(buf, make([]byte, len(buf))...)
+			default:
 				long = append(long, buf...)
 				end = 0
 			}
@@ -162,8 +167,8 @@ func truncate(b []byte, n int) string {
 }
 
 // dispatch runs the handler of an incoming call in its own goroutine. When
-// MaxInFlight handlers are running it waits for one to end: the reader
-// stops, and the peer is pushed back.
+// MaxInFlight calls are unanswered (their final replies not yet written),
+// it waits for one to be: the reader stops, and the peer is pushed back.
 func (c *Conn) dispatch(ctx context.Context, m *Message) {
 	if c.slots != nil {
 		select {
@@ -172,11 +177,11 @@ func (c *Conn) dispatch(ctx context.Context, m *Message) {
 			return
 		}
 	}
-	call := &Call{conn: c, msg: m, id: m.ID()}
+	call := &Call{conn: c, msg: m, id: m.ID(), ticket: &ticket{conn: c}}
 	c.mu.Lock()
 	if c.closed {
 		c.mu.Unlock()
-		c.release()
+		c.answered()
 		return
 	}
 	c.handlers.Add(1)
@@ -185,20 +190,26 @@ func (c *Conn) dispatch(ctx context.Context, m *Message) {
 	go c.serve(ctx, call)
 }
 
-// release gives back a handler's slot.
-func (c *Conn) release() {
+// answered gives back a call's slot once its final reply is written (or
+// dropped).
+func (c *Conn) answered() {
 	if c.slots != nil {
 		<-c.slots
 	}
 }
 
+// signalExit wakes a drain waiting for the calls to be answered.
+func (c *Conn) signalExit() {
+	select {
+	case c.exited <- struct{}{}:
+	default:
+	}
+}
+
 func (c *Conn) serve(ctx context.Context, call *Call) {
 	defer func() {
-		c.release()
-		c.running.Add(-1)
-		select {
-		case c.exited <- struct{}{}:
-		default:
+		if !call.handedFinal() {
+			call.ticket.answered()
 		}
 		c.handlers.Done()
 	}()

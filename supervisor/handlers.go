@@ -84,11 +84,10 @@ func (s *Server) doRegister(ctx context.Context, call *rpc.Call) error {
 	s.seq++
 	c := &Connection{id: id, state: state, peer: peer, verified: verified, conn: conn, seq: s.seq, entry: entry, brief: brief}
 	if old != nil {
-		delete(s.byID, old.id)
+		s.forget(old)
 		s.events.push(monitorEvent{conn: old})
 	}
-	s.byID[id] = c
-	s.byConn[conn] = c
+	s.add(c)
 	s.events.push(monitorEvent{conn: c, register: true})
 	s.mu.Unlock()
 
@@ -287,21 +286,15 @@ func (s *Server) doStatus(ctx context.Context, call *rpc.Call) error {
 			return err
 		}
 	}
-	conns := s.Connections()
-	for _, c := range conns {
-		if c.Role() == "controller" {
-			cctx, cancel, d := part()
-			err := s.relayChildren(cctx, d, call, c)
-			cancel()
-			if err != nil {
-				return err
-			}
+	for _, c := range s.controllerList() {
+		cctx, cancel, d := part()
+		err := s.relayChildren(cctx, d, call, c)
+		cancel()
+		if err != nil {
+			return err
 		}
 	}
-	buf := append(make([]byte, 0, 32), `{"connections":`...)
-	buf = appendEntries(buf, conns, statusRoom(s.limits.MaxLineSize))
-	buf = append(buf, '}')
-	return call.Finish(json.RawMessage(buf))
+	return call.FinishShared("connections", s.statusEntries())
 }
 
 // relayChildren asks the controller for its children and relays the answer

@@ -13,7 +13,7 @@ import (
 const (
 	DefaultMaxStateSize   = 64 << 10
 	DefaultMaxStateDepth  = 32
-	DefaultMaxInFlight    = rpc.DefaultMaxInFlight
+	DefaultMaxInFlight    = 16
 	DefaultLineTimeout    = rpc.DefaultLineTimeout
 	DefaultMaxConnections = 10000
 )
@@ -33,9 +33,11 @@ type Limits struct {
 	// registration's state, the state itself counting 1 (default 32;
 	// max_state_depth). A deeper one gets a failed reply.
 	MaxStateDepth int
-	// MaxInFlight is the most calls one connection has served at once
-	// (default 64; max_in_flight): further lines wait unread, so the
-	// kernel's socket buffer pushes back on the client.
+	// MaxInFlight is the most calls of one connection unanswered at once
+	// (default 16; max_in_flight): further lines wait unread, so the
+	// kernel's socket buffer pushes back on the client. A client that does
+	// not read its replies holds this many in the supervisor: the default
+	// is low for that reason (an operator's tools send one call at a time).
 	MaxInFlight int
 	// LineTimeout bounds the time from a line's first byte to its newline;
 	// a line not completed in time closes the connection (default 10s;

@@ -56,10 +56,12 @@ type Server struct {
 	atLimit atomic.Bool  // at MaxConnections: refusing, and said so
 	refused atomic.Int64 // connections refused while at the limit
 
-	mu     sync.Mutex
-	byID   map[string]*Connection
-	byConn map[*rpc.Conn]*Connection
-	seq    uint64
+	mu          sync.Mutex
+	byID        map[string]*Connection
+	byConn      map[*rpc.Conn]*Connection
+	controllers map[*Connection]bool // the registrations with the role "controller"
+	entries     []byte               // the connections as status sends them; nil: to be made
+	seq         uint64
 }
 
 func (s *Server) init() {
@@ -74,6 +76,7 @@ func (s *Server) init() {
 		s.limits = s.Limits.withDefaults()
 		s.owners = []int{os.Geteuid()}
 		s.byID = make(map[string]*Connection)
+		s.controllers = make(map[*Connection]bool)
 		s.byConn = make(map[*rpc.Conn]*Connection)
 		s.events = newEventQueue()
 		s.handlers = rpc.Handlers{
@@ -182,21 +185,69 @@ func (s *Server) remove(conn *rpc.Conn) {
 	defer s.mu.Unlock()
 	if old := s.byConn[conn]; old != nil {
 		delete(s.byConn, conn)
-		delete(s.byID, old.id)
+		s.forget(old)
 		s.events.push(monitorEvent{conn: old})
 		s.logger.Debug("connection removed", "connection_id", old.id, "process_id", old.ProcessID())
 	}
+}
+
+// add records a registration; s.mu is held.
+func (s *Server) add(c *Connection) {
+	s.byID[c.id] = c
+	s.byConn[c.conn] = c
+	if c.Role() == "controller" {
+		s.controllers[c] = true
+	}
+	s.entries = nil
+}
+
+// forget drops a registration from the index by id; s.mu is held.
+func (s *Server) forget(c *Connection) {
+	delete(s.byID, c.id)
+	delete(s.controllers, c)
+	s.entries = nil
 }
 
 // Connections returns the current registrations, in the order they came.
 func (s *Server) Connections() []*Connection {
 	s.init()
 	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.sortedLocked()
+}
+
+// sortedLocked returns the registrations in the order they came; s.mu is
+// held.
+func (s *Server) sortedLocked() []*Connection {
 	list := make([]*Connection, 0, len(s.byID))
 	for _, c := range s.byID {
 		list = append(list, c)
 	}
-	s.mu.Unlock()
+	slices.SortFunc(list, func(a, b *Connection) int { return cmp.Compare(a.seq, b.seq) })
+	return list
+}
+
+// statusEntries returns the connections as status sends them: a JSON
+// array made once per change of the registrations, and shared by every
+// status reply until the next (it must not be changed).
+func (s *Server) statusEntries() []byte {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.entries == nil {
+		s.entries = appendEntries(nil, s.sortedLocked(), statusRoom(s.limits.MaxLineSize))
+	}
+	return s.entries
+}
+
+// controllerList returns the registrations with the role "controller", in
+// the order they came (one, usually).
+func (s *Server) controllerList() []*Connection {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	list := make([]*Connection, 0, len(s.controllers))
+	for c := range s.controllers {
+		list = append(list, c)
+	}
 	slices.SortFunc(list, func(a, b *Connection) int { return cmp.Compare(a.seq, b.seq) })
 	return list
 }

@@ -60,7 +60,7 @@ const (
 	DefaultMaxLineSize     = 8 * MiB
 	DefaultMaxStateSize    = 64 * KiB
 	DefaultMaxStateDepth   = 32
-	DefaultMaxInFlight     = 64
+	DefaultMaxInFlight     = 16
 	DefaultLineTimeout     = Duration(10 * time.Second)
 	DefaultMaxConnections  = 10000
 )
@@ -159,8 +159,8 @@ type SupervisorLimits struct {
 	// MaxStateDepth is the deepest nesting of a registration's state
 	// (max_state_depth, default 32).
 	MaxStateDepth int
-	// MaxInFlight is the most calls one connection has served at once
-	// (max_in_flight, default 64).
+	// MaxInFlight is the most calls of one connection unanswered at once
+	// (max_in_flight, default 16).
 	MaxInFlight int
 	// LineTimeout is the time a line may take from its first byte to its
 	// end (line_timeout, default 10s).

@@ -40,7 +40,7 @@ func TestDefaults(t *testing.T) {
 			LogFormat: "text",
 			LogLevel:  "info",
 			Limits: SupervisorLimits{MaxLineSize: 8 * MiB, MaxStateSize: 64 * KiB, MaxStateDepth: 32,
-				MaxInFlight: 64, LineTimeout: Duration(10 * time.Second), MaxConnections: 10000},
+				MaxInFlight: 16, LineTimeout: Duration(10 * time.Second), MaxConnections: 10000},
 		},
 		Services: []Service{{
 			Name:            "web",
