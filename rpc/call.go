@@ -3,7 +3,6 @@ package rpc
 import (
 	"errors"
 	"fmt"
-	"net"
 	"strconv"
 	"sync"
 )
@@ -79,7 +78,7 @@ func (c *Call) send(final, failed bool, fields any) error {
 	if err != nil {
 		return fmt.Errorf("reply to %s: %w", c.Operation(), err)
 	}
-	return c.put(final, frame{bufs: net.Buffers{buf}, cost: len(buf)})
+	return c.put(final, frame{buf: buf, cost: len(buf)})
 }
 
 // put hands a reply to the connection's writer; a final one marks the call
@@ -108,13 +107,13 @@ func (c *Call) FinishShared(key string, value []byte) error {
 	head := header(r.head[:0], c.id, true, false)
 	head = strconv.AppendQuote(append(head, ','), key) // a Go-quoted ASCII key is valid JSON
 	head = append(head, ':')
-	r.pieces = [3][]byte{head, value, closing}
-	return c.put(true, frame{bufs: r.pieces[:], cost: len(head)})
+	r.pieces = [2][]byte{value, closing}
+	return c.put(true, frame{buf: head, shared: r.pieces[:], cost: len(head)})
 }
 
 // sharedReply holds the pieces of a FinishShared reply.
 type sharedReply struct {
-	pieces [3][]byte
+	pieces [2][]byte
 	head   [48]byte
 }
 

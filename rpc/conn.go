@@ -33,9 +33,12 @@ const DefaultLineTimeout = 10 * time.Second
 // readBufferSize is the reader's buffer while lines are short; it grows
 // (doubling) up to readBufferMax for a longer line, and longer lines still
 // are gathered in a separate slice, so that an idle connection, and one
-// whose reading waits, cost little memory.
+// whose reading waits, cost little memory. After a long line it goes back
+// to readBufferKeep, which long lines that keep coming (status replies, on
+// an operator's side) grow from again.
 const (
 	readBufferSize = 1 << 10
+	readBufferKeep = 4 << 10
 	readBufferMax  = 64 << 10
 )
 

@@ -53,8 +53,8 @@ func (c *Conn) read(ctx context.Context) error {
 		}
 		if start == end {
 			start, end = 0, 0
-			if len(buf) > readBufferSize && long == nil {
-				buf = make([]byte, readBufferSize) // idle again: small
+			if len(buf) > readBufferKeep && long == nil {
+				buf = make([]byte, readBufferKeep) // a long line passed: back to less
 			}
 		}
 		partial := end - start + len(long)

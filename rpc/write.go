@@ -13,13 +13,14 @@ import (
 // single message larger than this is queued alone.
 const maxQueued = 1 << 20
 
-// frame is one message to write: its pieces (some may be shared with
-// other frames, and must not change), the bytes it holds that are its own,
-// and what to do once it is written or dropped.
+// frame is one message to write: its bytes, or its head followed by pieces
+// shared with other frames (which must not change); the bytes it holds
+// that are its own; and, for a final reply, its call's ticket.
 type frame struct {
-	bufs   net.Buffers
+	buf    []byte
+	shared [][]byte
 	cost   int
-	ticket *ticket // for a final reply: the call is answered once it is written
+	ticket *ticket // the call is answered once the frame is written
 }
 
 func (f frame) finish() {
@@ -91,18 +92,18 @@ func (c *Conn) writeFrames(frames []frame) error {
 	if c.ended() {
 		err = ErrClosed
 	} else {
-		var all net.Buffers
-		if len(frames) == 1 {
-			all = frames[0].bufs
-		} else {
-			for _, f := range frames {
-				all = append(all, f.bufs...)
-			}
-		}
 		if d, ok := c.rwc.(deadliner); ok && c.opts.WriteTimeout > 0 {
 			_ = d.SetWriteDeadline(time.Now().Add(c.opts.WriteTimeout))
 		}
-		_, err = all.WriteTo(c.rwc)
+		if len(frames) == 1 && frames[0].shared == nil {
+			_, err = c.rwc.Write(frames[0].buf)
+		} else {
+			all := make(net.Buffers, 0, 3*len(frames))
+			for _, f := range frames {
+				all = append(append(all, f.buf), f.shared...)
+			}
+			_, err = all.WriteTo(c.rwc)
+		}
 		if d, ok := c.rwc.(deadliner); ok && c.opts.WriteTimeout > 0 {
 			// An armed deadline wakes the process when it expires, write or not.
 			_ = d.SetWriteDeadline(time.Time{})
@@ -135,5 +136,5 @@ func (c *Conn) wakeWriters() {
 
 // write sends one encoded message that the connection may keep.
 func (c *Conn) write(b []byte) error {
-	return c.put(frame{bufs: net.Buffers{b}, cost: len(b)})
+	return c.put(frame{buf: b, cost: len(b)})
 }

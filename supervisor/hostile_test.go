@@ -123,10 +123,12 @@ func TestUnreadCallsAreBounded(t *testing.T) {
 	runtime.ReadMemStats(&after)
 	c.Close()
 	<-done
-	if limit := DefaultMaxInFlight + 16; peak > limit {
+	// Its reader, the goroutine blocked writing to it, and, for a moment,
+	// the handlers of the calls in flight.
+	if limit := DefaultMaxInFlight + 4; peak > limit {
 		t.Errorf("%d goroutines for one connection that does not read, want at most %d", peak, limit)
 	}
-	if grown := int64(after.HeapInuse) - int64(before.HeapInuse); grown > 32<<20 {
+	if grown := int64(after.HeapInuse) - int64(before.HeapInuse); grown > 8<<20 {
 		t.Errorf("the heap grew by %d MiB for one connection that does not read", grown>>20)
 	}
 }
