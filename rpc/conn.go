@@ -67,11 +67,12 @@ type Options struct {
 	// WriteTimeout bounds each write when the transport supports write
 	// deadlines (default DefaultWriteTimeout; negative means none).
 	WriteTimeout time.Duration
-	// MaxInFlight is the most incoming calls served at once (default
-	// DefaultMaxInFlight; negative means no limit). While as many run, the
+	// MaxInFlight is the most incoming calls unanswered at once, a call
+	// being answered once its final reply is written (default
+	// DefaultMaxInFlight; negative means no limit). While as many are, the
 	// reader reads nothing more, so the peer's further lines wait in the
 	// kernel's socket buffer and then in the peer: it is pushed back, and
-	// the connection holds at most this many handlers and their replies.
+	// the connection holds at most this many handlers or their replies.
 	MaxInFlight int
 	// LineTimeout bounds the time from a line's first byte to its newline
 	// when the transport has read deadlines (default DefaultLineTimeout;
@@ -111,9 +112,9 @@ type Conn struct {
 	cancel    context.CancelFunc // cancels the handlers' context (under mu)
 	handlers  sync.WaitGroup
 
-	slots   chan struct{} // a token per running handler; nil: no limit
-	running atomic.Int64  // handlers running
-	exited  chan struct{} // signalled (never blocking) as each handler returns
+	slots   chan struct{} // a token per call unanswered; nil: no limit
+	running atomic.Int64  // calls unanswered: their final replies not yet written
+	exited  chan struct{} // signalled (never blocking) as a call is answered or the writer stops
 }
 
 // NewConn returns a connection over rwc. Nothing is read until [Conn.Run].

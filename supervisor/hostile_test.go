@@ -269,3 +269,25 @@ func TestStatusNamesTheControllerThatDoesNotAnswer(t *testing.T) {
 		t.Errorf("a bad timeout: %v", m)
 	}
 }
+
+// A client sending garbage as fast as it can, or connecting again and
+// again, cannot flood the log: each kind of warning it causes is logged at
+// most once a second, the next saying how many were left out.
+func TestClientWarningsAreThrottled(t *testing.T) {
+	logs := &syncBuffer{}
+	srv := &Server{Logger: slog.New(slog.NewTextHandler(logs, nil))}
+	ts := startServer(t, srv, ListenOptions{})
+	raw := dialRaw(t, ts.path)
+	raw.send(strings.Repeat("garbage\n", 10000))
+	raw.send(`{"id":2,"do":"status"}` + "\n")
+	raw.recv(20 * time.Second)
+	if n := strings.Count(logs.String(), "ignoring bad message"); n < 1 || n > 3 {
+		t.Errorf("10,000 bad lines logged %d times, want 1 to 3:\n%s", n, logs)
+	}
+	time.Sleep(1100 * time.Millisecond)
+	raw.send("garbage\n" + `{"id":4,"do":"status"}` + "\n")
+	raw.recv(20 * time.Second)
+	if !strings.Contains(logs.String(), "similar_left_out=") {
+		t.Errorf("the count of the warnings left out is not logged:\n%s", logs)
+	}
+}

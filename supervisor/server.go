@@ -45,12 +45,13 @@ type Server struct {
 	// "timeout" gets its parts within three quarters of it.
 	StatusTimeout time.Duration
 
-	once     sync.Once
-	logger   *slog.Logger
-	handlers rpc.Handlers
-	events   *eventQueue
-	limits   Limits
-	owners   []int // uids with every role besides root (set by Serve)
+	once      sync.Once
+	logger    *slog.Logger
+	clientLog *slog.Logger // for what clients cause: throttled
+	handlers  rpc.Handlers
+	events    *eventQueue
+	limits    Limits
+	owners    []int // uids with every role besides root (set by Serve)
 
 	active  atomic.Int64 // connections being served
 	atLimit atomic.Bool  // at MaxConnections: refusing, and said so
@@ -70,6 +71,7 @@ func (s *Server) init() {
 		if s.logger == nil {
 			s.logger = slog.New(slog.DiscardHandler)
 		}
+		s.clientLog = throttled(s.logger)
 		if s.StatusTimeout <= 0 {
 			s.StatusTimeout = DefaultStatusTimeout
 		}
@@ -172,7 +174,7 @@ func (s *Server) serveConn(ctx context.Context, c net.Conn) {
 		MaxLineSize: s.limits.MaxLineSize,
 		MaxInFlight: s.limits.MaxInFlight,
 		LineTimeout: s.limits.LineTimeout,
-		Logger:      s.logger.With("peer_pid", peer.PID, "peer_uid", peer.UID),
+		Logger:      s.clientLog.With("peer_pid", peer.PID, "peer_uid", peer.UID),
 	})
 	conn.MergeState(map[string]any{"peer": peer})
 	_ = conn.Run(ctx) // Run logs its own errors

@@ -151,6 +151,7 @@ func newListener(ul *net.UnixListener, path string, id fileID, owner int, owned 
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
+	logger = throttled(logger) // refusals come as fast as a client connects
 	l := &Listener{path: path, opts: opts, logger: logger, self: os.Getuid(),
 		l: ul, file: id, owner: owner, owned: owned, stop: make(chan struct{})}
 	interval := opts.HealInterval
