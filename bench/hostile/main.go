@@ -3,7 +3,8 @@
 // Command hostile measures the supervisor under hostile and careless
 // clients: 5,000 connections, of which 4,990 are hostile (a third slow
 // readers, a third holding partial lines, a third flooding status calls)
-// and 10 are honest operators calling status in a loop. It prints the
+// and 10 are honest operators calling status in a loop, besides 10
+// registered workers whose registrations status lists. It prints the
 // honest calls' median and p99 latency beside the same 10 operators alone
 // (the quiet figure), and the supervisor's peak resident memory.
 //
@@ -52,9 +53,9 @@ func main() {
 		os.Exit(hostile(os.Args[1:]))
 	}
 	vigil := flag.String("vigil", "", "the vigil binary (default: build ./cmd/vigil)")
-	conns := flag.Int("conns", 5000, "connections in all, honest ones included")
+	conns := flag.Int("conns", 5000, "hostile and honest connections (the registered workers' are more)")
 	honest := flag.Int("honest", 10, "honest operators calling status in a loop")
-	workers := flag.Int("workers", 10, "registered workers (what status lists)")
+	workers := flag.Int("workers", 10, "registered workers (what status lists), besides -conns")
 	quiet := flag.Duration("quiet", 10*time.Second, "how long the operators are measured alone")
 	window := flag.Duration("for", 20*time.Second, "how long they are measured among the hostile clients")
 	verbose := flag.Bool("v", false, "show the supervisor's log")
@@ -159,7 +160,7 @@ func run(vigil, cfg string, conns, honest, workers int, quiet, window time.Durat
 	if err != nil {
 		return err
 	}
-	n := conns - honest - workers
+	n := conns - honest
 	h := exec.Command(exe, socket, strconv.Itoa(n))
 	h.Env = append(os.Environ(), roleEnv+"=1")
 	h.Stderr = os.Stderr
@@ -184,7 +185,7 @@ func run(vigil, cfg string, conns, honest, workers int, quiet, window time.Durat
 	if err != nil || !strings.HasPrefix(line, "ready") {
 		return fmt.Errorf("hostile clients: %q %v", line, err)
 	}
-	fmt.Printf("%d hostile connections open in %v (%s)\n", n, time.Since(start).Round(time.Millisecond), strings.TrimSpace(strings.TrimPrefix(line, "ready")))
+	fmt.Printf("%d hostile connections open in %v (%s)\n", n, time.Since(start).Round(time.Millisecond), strings.TrimSpace(strings.TrimPrefix(line, "ready:")))
 	time.Sleep(2 * time.Second)
 
 	var peakRSS atomic.Int64
