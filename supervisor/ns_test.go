@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/vigild/vigil/rpc"
@@ -129,10 +130,14 @@ func TestRegisterAnotherProcess(t *testing.T) {
 
 func TestIsDescendant(t *testing.T) {
 	cmd := exec.Command("sh", "-c", "sleep 60 & wait")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	t.Cleanup(func() {
+		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) // the sleep too
+		cmd.Wait()
+	})
 	sh := cmd.Process.Pid
 	var grandchild int
 	waitFor(t, "the grandchild", func() bool {
