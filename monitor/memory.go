@@ -10,7 +10,6 @@ import (
 	"slices"
 	"strconv"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/vigild/vigil/procmetrics"
@@ -293,8 +292,9 @@ func (m *Memory) limitsFor(service string) limits {
 }
 
 // Register starts tracking the connection's process (several connections
-// may share one). Connections without a process id, the controller's, and
-// those naming pid 1 or the supervisor itself are ignored.
+// may share one). Connections without a process id, the controller's,
+// unverified ones (see [supervisor.Connection.Verified]), and those naming
+// pid 1 or the supervisor itself are ignored.
 func (m *Memory) Register(conn *supervisor.Connection) {
 	pid := conn.ProcessID()
 	if pid <= 0 || conn.Role() == "controller" {
@@ -305,12 +305,14 @@ func (m *Memory) Register(conn *supervisor.Connection) {
 			"process_id", pid, "connection_id", conn.ID())
 		return
 	}
-	// A peer may only put under the monitor a process it could signal
-	// itself: otherwise any client of the socket could name another user's
-	// process for the supervisor to kill.
-	if !mayName(conn.Peer(), pid) {
-		m.logger.Warn("memory monitor: not tracking a registration naming another user's process",
-			"process_id", pid, "peer_pid", conn.Peer().PID, "peer_uid", conn.Peer().UID, "connection_id", conn.ID())
+	// Only a verified registration puts its process under the monitor: the
+	// server knows who registered it, and that it may name that process
+	// (its own, a descendant, or any for root). Otherwise any client of the
+	// socket, one outside the supervisor's pid namespace included, could
+	// name another's process for the supervisor to kill.
+	if !conn.Verified() {
+		m.logger.Warn("memory monitor: not tracking an unverified registration (its peer's pid is unknown)",
+			"process_id", pid, "peer_uid", conn.Peer().UID, "connection_id", conn.ID())
 		return
 	}
 	m.mu.Lock()
@@ -753,18 +755,4 @@ func (m *Memory) Snapshot() MemoryStatus {
 		s.Processes[strconv.Itoa(pid)] = p
 	}
 	return s
-}
-
-// mayName reports whether a peer may register pid: its own process, any
-// process when it is root, or a process of its own user.
-func mayName(peer supervisor.Credentials, pid int) bool {
-	if peer.PID == 0 || peer.PID == pid || peer.UID == 0 {
-		return true
-	}
-	fi, err := os.Stat("/proc/" + strconv.Itoa(pid))
-	if err != nil {
-		return false
-	}
-	st, ok := fi.Sys().(*syscall.Stat_t)
-	return ok && int(st.Uid) == peer.UID
 }

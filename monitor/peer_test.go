@@ -1,31 +1,45 @@
 package monitor
 
 import (
-	"os"
+	"context"
+	"net"
+	"path/filepath"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/vigild/vigil/supervisor"
 )
 
-func TestMayName(t *testing.T) {
-	self := os.Getpid()
-	uid := os.Getuid()
-	other := uid + 1000 // a user that owns none of our processes
-	cases := []struct {
-		name string
-		peer supervisor.Credentials
-		pid  int
-		want bool
-	}{
-		{"its own process", supervisor.Credentials{PID: 4242, UID: other}, 4242, true},
-		{"a process of its user", supervisor.Credentials{PID: 4242, UID: uid}, self, true},
-		{"root names anyone", supervisor.Credentials{PID: 4242, UID: 0}, self, true},
-		{"another user's process", supervisor.Credentials{PID: 4242, UID: other}, self, uid == 0 && other == 0},
-		{"a process that does not exist", supervisor.Credentials{PID: 4242, UID: other}, 1 << 30, false},
+// A registration whose peer the server cannot name (here: a listener that
+// gives no peer credentials, as a peer outside the supervisor's pid
+// namespace gives pid 0) is not verified, and the monitor never acts on the
+// process it names, however far over the limit.
+func TestUnverifiedRegistrationIsNotTracked(t *testing.T) {
+	b := base(t)
+	logger, logs := testLogger()
+	m := NewMemory(fast(MemoryOptions{MaximumSizeLimit: (b + 10) * mib, Logger: logger}))
+	path := filepath.Join(t.TempDir(), "plain.ipc")
+	l, err := net.Listen("unix", path)
+	if err != nil {
+		t.Fatal(err)
 	}
-	for _, tc := range cases {
-		if got := mayName(tc.peer, tc.pid); got != tc.want {
-			t.Errorf("%s: mayName = %v, want %v", tc.name, got, tc.want)
-		}
+	srv := &supervisor.Server{Monitors: []supervisor.Monitor{m}, Logger: logger}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ctx, l) }()
+	t.Cleanup(func() { cancel(); <-done })
+
+	w := startWorker(t, path, "grower", growth{start: 40})
+	// Several full checks pass; the worker, 30 MiB over its limit, lives.
+	time.Sleep(10 * fast(MemoryOptions{}).Interval)
+	if !w.alive() {
+		t.Fatalf("the monitor stopped the process of an unverified registration\n%s", logs)
+	}
+	if !strings.Contains(logs.String(), "not tracking an unverified registration") {
+		t.Errorf("the refusal is not logged:\n%s", logs)
+	}
+	if c := srv.Connections(); len(c) != 1 || c[0].Verified() || c[0].State()["verified"] != false {
+		t.Errorf("registration: %d, verified %v", len(c), len(c) == 1 && c[0].Verified())
 	}
 }

@@ -3,6 +3,7 @@ package rpc
 import (
 	"errors"
 	"fmt"
+	"strconv"
 	"sync"
 )
 
@@ -14,8 +15,35 @@ type Call struct {
 	msg  *Message
 	id   []byte
 
-	mu   sync.Mutex
-	done bool
+	mu     sync.Mutex
+	done   bool
+	handed bool // the final reply went to the connection's writer
+	ticket *ticket
+}
+
+// ticket is a call's place among those its connection serves at once,
+// given back once the call is answered. It is apart from the Call so that
+// a final reply waiting for a slow peer keeps only it, not the call.
+type ticket struct {
+	conn *Conn
+	once sync.Once
+}
+
+// answered marks the call answered: its slot is given back.
+func (t *ticket) answered() {
+	t.once.Do(func() {
+		t.conn.answered()
+		t.conn.running.Add(-1)
+		t.conn.signalExit()
+	})
+}
+
+// handedFinal reports whether the final reply went to the writer, which
+// then marks the call answered once it is written.
+func (c *Call) handedFinal() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.handed
 }
 
 // Conn returns the connection the call came on.
@@ -41,7 +69,7 @@ func (c *Call) isDone() bool {
 // every further send returns an error.
 func (c *Call) send(final, failed bool, fields any) error {
 	c.mu.Lock()
-	defer c.mu.Unlock() // held while writing: replies keep their order
+	defer c.mu.Unlock() // held while sending: replies keep their order
 	if c.done {
 		return errAlreadyDone
 	}
@@ -50,11 +78,47 @@ func (c *Call) send(final, failed bool, fields any) error {
 	if err != nil {
 		return fmt.Errorf("reply to %s: %w", c.Operation(), err)
 	}
-	if final {
-		c.done = true
-	}
-	return c.conn.write(buf)
+	return c.put(final, frame{buf: buf, cost: len(buf)})
 }
+
+// put hands a reply to the connection's writer; a final one marks the call
+// answered once it is written. c.mu is held.
+func (c *Call) put(final bool, f frame) error {
+	if final {
+		c.done, c.handed = true, true
+		f.ticket = c.ticket
+	}
+	return c.conn.put(f)
+}
+
+// FinishShared sends the final reply with one field, key, whose raw JSON
+// value is sent as it is, without a copy: the value may wait in the
+// connection's queue for a slow peer, so it must never change afterwards.
+// It suits a large value that many replies share, such as a cached list.
+func (c *Call) FinishShared(key string, value []byte) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.done {
+		return errAlreadyDone
+	}
+	// One allocation for the pieces and the head: many such replies may
+	// wait for slow peers.
+	r := new(sharedReply)
+	head := header(r.head[:0], c.id, true, false)
+	head = strconv.AppendQuote(append(head, ','), key) // a Go-quoted ASCII key is valid JSON
+	head = append(head, ':')
+	r.pieces = [2][]byte{value, closing}
+	return c.put(true, frame{buf: head, shared: r.pieces[:], cost: len(head)})
+}
+
+// sharedReply holds the pieces of a FinishShared reply.
+type sharedReply struct {
+	pieces [2][]byte
+	head   [48]byte
+}
+
+// closing ends a message.
+var closing = []byte("}\n")
 
 // Reply sends an intermediate reply with the fields of v (a struct, a map, a
 // json.RawMessage holding an object, a *Message, or nil).

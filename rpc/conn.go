@@ -1,8 +1,6 @@
 package rpc
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -11,6 +9,7 @@ import (
 	"net"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -23,9 +22,25 @@ const DefaultMaxLineSize = 8 << 20
 // writers forever: the write fails and the connection is closed.
 const DefaultWriteTimeout = 30 * time.Second
 
-// readBufferSize is the reader's buffer. Longer lines are gathered in a
-// separate slice, so that an idle connection costs little memory.
-const readBufferSize = 4096
+// DefaultMaxInFlight is the most incoming calls a connection serves at
+// once unless [Options.MaxInFlight] says otherwise.
+const DefaultMaxInFlight = 64
+
+// DefaultLineTimeout bounds the time from a line's first byte to its
+// newline unless [Options.LineTimeout] says otherwise.
+const DefaultLineTimeout = 10 * time.Second
+
+// readBufferSize is the reader's buffer while lines are short; it grows
+// (doubling) up to readBufferMax for a longer line, and longer lines still
+// are gathered in a separate slice, so that an idle connection, and one
+// whose reading waits, cost little memory. After a long line it goes back
+// to readBufferKeep, which long lines that keep coming (status replies, on
+// an operator's side) grow from again.
+const (
+	readBufferSize = 1 << 10
+	readBufferKeep = 4 << 10
+	readBufferMax  = 64 << 10
+)
 
 // Handler serves one incoming call. It may send intermediate replies with
 // [Call.Reply] and end the call with [Call.Finish] or [Call.Fail]. If it
@@ -52,12 +67,29 @@ type Options struct {
 	// WriteTimeout bounds each write when the transport supports write
 	// deadlines (default DefaultWriteTimeout; negative means none).
 	WriteTimeout time.Duration
+	// MaxInFlight is the most incoming calls unanswered at once, a call
+	// being answered once its final reply is written (default
+	// DefaultMaxInFlight; negative means no limit). While as many are, the
+	// reader reads nothing more, so the peer's further lines wait in the
+	// kernel's socket buffer and then in the peer: it is pushed back, and
+	// the connection holds at most this many handlers or their replies.
+	MaxInFlight int
+	// LineTimeout bounds the time from a line's first byte to its newline
+	// when the transport has read deadlines (default DefaultLineTimeout;
+	// negative means none). A line not completed in time ends the
+	// connection with [ErrLineTimeout]. Between lines there is no deadline:
+	// an idle connection stays open.
+	LineTimeout time.Duration
 	// Logger receives bad input and handler failures; nil discards.
 	Logger *slog.Logger
 }
 
 type deadliner interface {
 	SetWriteDeadline(time.Time) error
+}
+
+type readDeadliner interface {
+	SetReadDeadline(time.Time) error
 }
 
 // Conn is one end of a protocol connection. Its methods are safe for
@@ -67,7 +99,7 @@ type Conn struct {
 	opts   Options
 	logger *slog.Logger
 
-	wmu sync.Mutex // serialises writes
+	out outbox // the write side
 
 	mu      sync.Mutex
 	nextID  uint64
@@ -79,6 +111,10 @@ type Conn struct {
 	closeOnce sync.Once
 	cancel    context.CancelFunc // cancels the handlers' context (under mu)
 	handlers  sync.WaitGroup
+
+	slots   chan struct{} // a token per call unanswered; nil: no limit
+	running atomic.Int64  // calls unanswered: their final replies not yet written
+	exited  chan struct{} // signalled (never blocking) as a call is answered or the writer stops
 }
 
 // NewConn returns a connection over rwc. Nothing is read until [Conn.Run].
@@ -88,6 +124,12 @@ func NewConn(rwc io.ReadWriteCloser, opts Options) *Conn {
 	}
 	if opts.WriteTimeout == 0 {
 		opts.WriteTimeout = DefaultWriteTimeout
+	}
+	if opts.MaxInFlight == 0 {
+		opts.MaxInFlight = DefaultMaxInFlight
+	}
+	if opts.LineTimeout == 0 {
+		opts.LineTimeout = DefaultLineTimeout
 	}
 	logger := opts.Logger
 	if logger == nil {
@@ -99,6 +141,11 @@ func NewConn(rwc io.ReadWriteCloser, opts Options) *Conn {
 		logger:  logger,
 		pending: make(map[uint64]*pending),
 		done:    make(chan struct{}),
+		exited:  make(chan struct{}, 1),
+	}
+	c.out.room.L = &c.out.mu
+	if opts.MaxInFlight > 0 {
+		c.slots = make(chan struct{}, opts.MaxInFlight)
 	}
 	if opts.Accepted {
 		c.nextID = 1
@@ -120,28 +167,50 @@ func (c *Conn) Close() error {
 // the handlers and closes the transport.
 func (c *Conn) shutdown() {
 	c.closeOnce.Do(func() {
+		c.endCalls()
 		c.mu.Lock()
-		c.closed = true
-		pend := c.pending
-		c.pending = nil
 		cancel := c.cancel
 		c.mu.Unlock()
-		for _, p := range pend {
-			p.fail(ErrClosed)
-		}
 		if cancel != nil {
 			cancel()
 		}
 		_ = c.rwc.Close()
 		close(c.done)
+		c.wakeWriters()
 	})
 }
 
+// endCalls refuses new outgoing calls and fails the pending ones: the peer
+// can no longer answer them.
+func (c *Conn) endCalls() {
+	c.mu.Lock()
+	c.closed = true
+	pend := c.pending
+	c.pending = nil
+	c.mu.Unlock()
+	for _, p := range pend {
+		p.fail(ErrClosed)
+	}
+}
+
+// ended reports whether the connection has been shut down.
+func (c *Conn) ended() bool {
+	select {
+	case <-c.done:
+		return true
+	default:
+		return false
+	}
+}
+
 // Run reads the connection until it ends: the peer closes it, ctx is done,
-// [Conn.Close] is called, a read fails, or a line is too long. It routes
-// every message, then waits for the running handlers before it returns.
-// It returns nil when the connection ended normally (end of file, Close or
-// ctx), and the error otherwise. Run must be called once.
+// [Conn.Close] is called, a read fails, a line is too long or too slow. It
+// routes every message, then waits for the running handlers before it
+// returns. At the end of the peer's input, calls already read are still
+// answered when the peer only shut down its sending side (a half-close),
+// and cancelled when it is gone. Run returns nil when the connection ended
+// normally (end of file, Close or ctx), and the error otherwise. Run must
+// be called once.
 func (c *Conn) Run(ctx context.Context) error {
 	// The handlers' context: ctx's values, cancelled when the connection
 	// ends.
@@ -155,8 +224,13 @@ func (c *Conn) Run(ctx context.Context) error {
 		cancel()
 	}
 	stop := context.AfterFunc(ctx, func() { c.shutdown() })
+	defer stop()
 	err := c.read(hctx)
-	stop()
+	if err == nil && !c.ended() {
+		// End of input: nothing more will come, replies included.
+		c.endCalls()
+		c.drain()
+	}
 	if err != nil {
 		select {
 		case <-c.done: // closed on purpose: the read error is its echo
@@ -167,7 +241,11 @@ func (c *Conn) Run(ctx context.Context) error {
 			}
 		}
 	}
-	if err != nil {
+	switch {
+	case err == nil:
+	case errors.Is(err, ErrLineTooLong), errors.Is(err, ErrLineTimeout):
+		c.logger.Warn("connection closed", "error", err)
+	default:
 		c.logger.Error("connection closed", "error", err)
 	}
 	c.shutdown()
@@ -175,146 +253,31 @@ func (c *Conn) Run(ctx context.Context) error {
 	return err
 }
 
-// read is the reader loop; ctx is the handlers' context.
-func (c *Conn) read(ctx context.Context) error {
-	r := bufio.NewReaderSize(c.rwc, readBufferSize)
-	var long []byte
-	for {
-		chunk, err := r.ReadSlice('\n')
-		if err == bufio.ErrBufferFull {
-			if len(long)+len(chunk) > c.opts.MaxLineSize {
-				return fmt.Errorf("%w: over %d bytes", ErrLineTooLong, c.opts.MaxLineSize)
-			}
-			long = append(long, chunk...)
-			continue
-		}
-		if err != nil {
-			if err == io.EOF {
-				if len(long)+len(chunk) > 0 {
-					c.logger.Warn("partial line at end of connection ignored", "bytes", len(long)+len(chunk))
-				}
-				return nil
-			}
-			return err
-		}
-		var line []byte
-		if long != nil {
-			line = append(long, chunk...)
-			long = nil
-		} else {
-			line = bytes.Clone(chunk)
-		}
-		if len(line)-1 > c.opts.MaxLineSize {
-			return fmt.Errorf("%w: over %d bytes", ErrLineTooLong, c.opts.MaxLineSize)
-		}
-		c.route(ctx, line[:len(line)-1])
-	}
-}
+// hangupCheck is how often a half-closed connection whose handlers still
+// run is checked for the peer having gone altogether.
+const hangupCheck = time.Second
 
-// route handles one line as PROTOCOL.md says: a reply to a pending call, a
-// new call, a late reply, or garbage.
-func (c *Conn) route(ctx context.Context, line []byte) {
-	m, err := Parse(line)
-	if err != nil {
-		c.logger.Warn("ignoring bad message", "error", err)
+// drain waits, after the end of the peer's input, for the calls read to be
+// answered (their final replies written), unless the peer has gone
+// altogether (nobody to answer) or the connection is shut down meanwhile.
+func (c *Conn) drain() {
+	busy := func() bool { return c.running.Load() > 0 || c.writing() }
+	if !busy() || peerGone(c.rwc) {
 		return
 	}
-	id := m.ID()
-	if id == nil {
-		c.logger.Warn("ignoring message without id", "message", truncate(m.line))
-		return
-	}
-	if n, ok := m.IntID(); ok {
-		c.mu.Lock()
-		p := c.pending[n]
-		if p != nil && m.Finished() {
-			delete(c.pending, n)
-		}
-		c.mu.Unlock()
-		if p != nil {
-			p.push(m)
+	t := time.NewTicker(hangupCheck)
+	defer t.Stop()
+	for busy() {
+		select {
+		case <-c.exited:
+		case <-c.done:
 			return
-		}
-	}
-	if _, ok := m.Operation(); ok {
-		c.dispatch(ctx, m)
-		return
-	}
-	c.logger.Debug("ignoring reply to no pending call", "id", string(id))
-}
-
-func truncate(b []byte) string {
-	if len(b) > 200 {
-		return string(b[:200]) + "…"
-	}
-	return string(b)
-}
-
-// dispatch runs the handler of an incoming call in its own goroutine.
-func (c *Conn) dispatch(ctx context.Context, m *Message) {
-	call := &Call{conn: c, msg: m, id: m.ID()}
-	c.mu.Lock()
-	if c.closed {
-		c.mu.Unlock()
-		return
-	}
-	c.handlers.Add(1)
-	c.mu.Unlock()
-	go c.serve(ctx, call)
-}
-
-func (c *Conn) serve(ctx context.Context, call *Call) {
-	defer c.handlers.Done()
-	op, _ := call.msg.Operation()
-	err := func() (err error) {
-		defer func() {
-			if r := recover(); r != nil {
-				c.logger.Error("handler panicked", "operation", op, "panic", r)
-				err = Errorf("Panic", "%v", r)
+		case <-t.C:
+			if peerGone(c.rwc) {
+				return
 			}
-		}()
-		h := c.opts.Handlers[op]
-		if h == nil {
-			if op == "" {
-				return ArgumentError("operation name (\"do\") must be a non-empty string")
-			}
-			return Errorf("NoMethodError", "unknown operation %q", op)
 		}
-		return h(ctx, call)
-	}()
-	if err != nil {
-		if !call.isDone() {
-			c.logger.Debug("call failed", "operation", op, "error", err)
-		}
-		if ferr := call.FailError(err); ferr != nil && !errors.Is(ferr, errAlreadyDone) {
-			c.logger.Debug("could not send failure", "operation", op, "error", ferr)
-		}
-		return
 	}
-	if ferr := call.Finish(nil); ferr != nil && !errors.Is(ferr, errAlreadyDone) {
-		c.logger.Debug("could not finish call", "operation", op, "error", ferr)
-	}
-}
-
-// write sends one encoded message. A failed write closes the connection.
-func (c *Conn) write(b []byte) error {
-	select {
-	case <-c.done:
-		return ErrClosed
-	default:
-	}
-	c.wmu.Lock()
-	defer c.wmu.Unlock()
-	if d, ok := c.rwc.(deadliner); ok && c.opts.WriteTimeout > 0 {
-		_ = d.SetWriteDeadline(time.Now().Add(c.opts.WriteTimeout))
-		// An armed deadline wakes the process when it expires, write or not.
-		defer d.SetWriteDeadline(time.Time{})
-	}
-	if _, err := c.rwc.Write(b); err != nil {
-		c.shutdown()
-		return fmt.Errorf("%w: write: %w", ErrClosed, err)
-	}
-	return nil
 }
 
 // State returns a copy of the connection's state: values that its owner
@@ -327,6 +290,13 @@ func (c *Conn) State() map[string]any {
 		s[k] = v
 	}
 	return s
+}
+
+// Value returns one value of the connection's state, or nil.
+func (c *Conn) Value(key string) any {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.state[key]
 }
 
 // MergeState merges values into the connection's state.

@@ -16,7 +16,15 @@
 // 6, … (see [Options.Accepted]).
 //
 // Bad input never takes the connection down: a line that is not a JSON
-// object, or that has no usable id, is logged and skipped. Only a line
-// longer than [Options.MaxLineSize] closes the connection, since the framing
-// is lost.
+// object, or that has no usable id, is logged (by its length and kind, not
+// its content) and skipped. Only a line longer than [Options.MaxLineSize]
+// closes the connection, since the framing is lost, and one that does not
+// end within [Options.LineTimeout] of its first byte.
+//
+// A connection holds little for its peer: at most [Options.MaxInFlight]
+// handlers run at once, and while they do the reader stops reading, so a
+// peer that calls faster than it reads its replies is pushed back by the
+// kernel's socket buffers. When the peer's input ends with a half-close
+// (it shut down its sending side only), the calls already read are
+// answered before the connection closes.
 package rpc

@@ -10,6 +10,10 @@ import (
 // connection ended, and of every call made on a closed connection.
 var ErrClosed = errors.New("rpc: connection closed")
 
+// ErrLineTimeout is returned by [Conn.Run] when a line is not completed
+// within [Options.LineTimeout] of its first byte.
+var ErrLineTimeout = errors.New("rpc: line not completed in time")
+
 // ErrLineTooLong is returned by [Conn.Run] when a line exceeds
 // [Options.MaxLineSize]; the connection is closed since its framing is lost.
 var ErrLineTooLong = errors.New("rpc: line too long")

@@ -146,9 +146,11 @@ func (c *Client) Register(ctx context.Context, state map[string]any) (string, er
 }
 
 // Status asks for the status of the supervisor, its monitors and workers.
+// When ctx has a deadline, the supervisor is told, and answers within it
+// with what it has, naming a monitor or a controller that did not answer.
 func (c *Client) Status(ctx context.Context) (*Status, error) {
 	st := &Status{}
-	reply, err := c.conn.Call(ctx, "status", nil, func(m *rpc.Message) error {
+	reply, err := c.conn.Call(ctx, "status", StatusParams(ctx), func(m *rpc.Message) error {
 		st.Parts = append(st.Parts, m)
 		return nil
 	})
@@ -160,6 +162,16 @@ func (c *Client) Status(ctx context.Context) (*Status, error) {
 		return nil, err
 	}
 	return st, nil
+}
+
+// StatusParams are the parameters of a status call made under ctx: its
+// deadline as a "timeout" in seconds, or none.
+func StatusParams(ctx context.Context) any {
+	dl, ok := ctx.Deadline()
+	if !ok {
+		return nil
+	}
+	return map[string]float64{"timeout": max(time.Until(dl).Seconds(), 0.001)}
 }
 
 // Restart asks the supervisor to signal the controller: "INT" (or "") stops

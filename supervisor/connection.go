@@ -14,12 +14,14 @@ import (
 // with. A Connection is an immutable snapshot: a second register on the same
 // socket connection replaces it with a new Connection.
 type Connection struct {
-	id    string
-	state map[string]any
-	peer  Credentials
-	conn  *rpc.Conn
-	seq   uint64
-	entry json.RawMessage // {"connection_id","process_id","state"}, encoded once
+	id       string
+	state    map[string]any
+	peer     Credentials
+	verified bool
+	conn     *rpc.Conn
+	seq      uint64
+	entry    json.RawMessage // {"connection_id","process_id","state"}, encoded once
+	brief    json.RawMessage // the entry with the state cut short; nil for a small entry
 }
 
 // ID returns the connection id the server assigned (a UUID).
@@ -53,6 +55,13 @@ func (c *Connection) Role() string {
 	s, _ := c.state["role"].(string)
 	return s
 }
+
+// Verified reports whether the supervisor knows who registered: the
+// kernel gave the peer's pid, and the registered process_id (if any) is
+// that process, one of its descendants, or any process of a root peer.
+// The monitors act only on the processes of verified registrations. The
+// registered state says it too, as "verified".
+func (c *Connection) Verified() bool { return c.verified }
 
 // Peer returns the credentials of the process at the other end of the
 // socket, as the kernel reported them when it connected.

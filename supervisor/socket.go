@@ -3,6 +3,7 @@ package supervisor
 import (
 	"errors"
 	"log/slog"
+	"time"
 )
 
 // DefaultSocket is the socket's file name when none is given: the
@@ -16,6 +17,14 @@ var ErrSupervisorRunning = errors.New("a supervisor is already listening")
 // ErrNoSupervisor is wrapped by the error of [Dial] when nothing listens on
 // the path (no socket file, or a stale one).
 var ErrNoSupervisor = errors.New("no supervisor")
+
+// ErrNotListening is wrapped by the error of [FileListener] for a file that
+// is not a listening Unix stream socket.
+var ErrNotListening = errors.New("not a listening Unix stream socket")
+
+// DefaultHealInterval is how often a [Listener] checks that its socket
+// file is still there unless ListenOptions.HealInterval says otherwise.
+const DefaultHealInterval = 2 * time.Second
 
 // ErrRefused is wrapped by the error of [Dial] when the socket exists but
 // the caller may not connect to it (file permissions).
@@ -59,8 +68,11 @@ type ListenOptions struct {
 	// AllowGIDs are further groups whose members may connect (primary or
 	// supplementary groups).
 	AllowGIDs []int
-	// Logger receives refusals; nil discards them.
+	// Logger receives refusals and healings; nil discards them.
 	Logger *slog.Logger
+	// HealInterval is how often the socket file is checked, and bound
+	// again when it is gone (default DefaultHealInterval; negative: never).
+	HealInterval time.Duration
 }
 
 // allowed reports whether a peer may connect: root, the server's own uid,

@@ -22,15 +22,42 @@ import (
 // Listener is the supervisor's Unix socket. Its Accept checks each peer's
 // credentials and refuses, with a log line naming pid and uid, anyone who
 // may not connect; the connections it returns report their peer's
-// [Credentials]. Close removes the socket file.
+// [Credentials].
+//
+// It heals: every ListenOptions.HealInterval it checks that the file at
+// its path is still its socket, and when the file is gone, or is now
+// another (dead) socket, it binds the path again, logging it once. Close
+// removes the socket file if the listener created it.
 type Listener struct {
-	l      *net.UnixListener
 	path   string
-	ino    uint64
 	opts   ListenOptions
 	logger *slog.Logger
 	self   int
-	once   sync.Once
+
+	mu      sync.Mutex
+	l       *net.UnixListener
+	file    fileID // the socket file at path that is ours; zero: none
+	owned   bool   // created by this listener: Close removes it
+	owner   int    // the socket file's owner uid
+	closed  bool
+	problem string // the healing problem last logged, so as to log each once
+
+	stop chan struct{}
+	wg   sync.WaitGroup
+	once sync.Once
+}
+
+// fileID identifies a file: its device and inode.
+type fileID struct{ dev, ino uint64 }
+
+// statID returns the identity of the socket file at path, and its owner;
+// the zero fileID when there is none.
+func statID(path string) (fileID, int) {
+	var st unix.Stat_t
+	if err := unix.Lstat(path, &st); err != nil || st.Mode&unix.S_IFMT != unix.S_IFSOCK {
+		return fileID{}, -1
+	}
+	return fileID{dev: st.Dev, ino: st.Ino}, int(st.Uid)
 }
 
 // Listen creates the socket at path with mode 0600 (0660 and the given
@@ -44,33 +71,130 @@ func Listen(path string, opts ListenOptions) (*Listener, error) {
 	if path == "" {
 		path = DefaultSocket
 	}
-	if err := clearStale(path); err != nil {
+	ul, id, err := bind(path, opts)
+	if err != nil {
 		return nil, err
+	}
+	return newListener(ul, path, id, os.Geteuid(), true, opts), nil
+}
+
+// FileListener returns a Listener over an inherited listening socket, f,
+// bound at path: the way a supervisor started by `vigil run` takes the
+// socket its controller bound once for every supervisor it starts. The
+// same guards apply as for [Listen] (opts), and the same healing. f is not
+// closed (the listener has its own descriptor), and Close leaves the
+// socket file to whoever created it, unless the listener bound it again
+// itself. An f that is not a listening Unix stream socket is an error
+// wrapping [ErrNotListening] that says what it is.
+func FileListener(f *os.File, path string, opts ListenOptions) (*Listener, error) {
+	if path == "" {
+		path = DefaultSocket
+	}
+	if err := checkListening(f); err != nil {
+		return nil, fmt.Errorf("inherited fd %d (for %s): %w", f.Fd(), path, err)
+	}
+	fl, err := net.FileListener(f)
+	if err != nil {
+		return nil, fmt.Errorf("inherited fd %d (for %s): %w", f.Fd(), path, err)
+	}
+	ul, ok := fl.(*net.UnixListener)
+	if !ok {
+		fl.Close()
+		return nil, fmt.Errorf("inherited fd %d (for %s): %w: a %T", f.Fd(), path, ErrNotListening, fl)
+	}
+	ul.SetUnlinkOnClose(false)
+	id, owner := statID(path)
+	if owner < 0 {
+		owner = os.Geteuid()
+	}
+	return newListener(ul, path, id, owner, false, opts), nil
+}
+
+// checkListening checks that f is a listening Unix stream socket.
+func checkListening(f *os.File) error {
+	raw, err := f.SyscallConn()
+	if err != nil {
+		return err
+	}
+	var domain, typ, listening int
+	var serr error
+	if err := raw.Control(func(fd uintptr) {
+		if domain, serr = unix.GetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_DOMAIN); serr != nil {
+			return
+		}
+		if typ, serr = unix.GetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_TYPE); serr != nil {
+			return
+		}
+		listening, serr = unix.GetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_ACCEPTCONN)
+	}); err != nil {
+		return err
+	}
+	switch {
+	case errors.Is(serr, unix.ENOTSOCK):
+		return fmt.Errorf("%w: it is not a socket", ErrNotListening)
+	case serr != nil:
+		return fmt.Errorf("%w: %w", ErrNotListening, serr)
+	case domain != unix.AF_UNIX:
+		return fmt.Errorf("%w: it is a socket of address family %d, not a Unix socket", ErrNotListening, domain)
+	case typ == unix.SOCK_DGRAM:
+		return fmt.Errorf("%w: it is a Unix datagram socket", ErrNotListening)
+	case typ != unix.SOCK_STREAM:
+		return fmt.Errorf("%w: it is a Unix socket of type %d, not a stream socket", ErrNotListening, typ)
+	case listening == 0:
+		return fmt.Errorf("%w: it is a Unix stream socket that is not listening", ErrNotListening)
+	}
+	return nil
+}
+
+func newListener(ul *net.UnixListener, path string, id fileID, owner int, owned bool, opts ListenOptions) *Listener {
+	logger := opts.Logger
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	logger = throttled(logger) // refusals come as fast as a client connects
+	l := &Listener{path: path, opts: opts, logger: logger, self: os.Getuid(),
+		l: ul, file: id, owner: owner, owned: owned, stop: make(chan struct{})}
+	interval := opts.HealInterval
+	if interval == 0 {
+		interval = DefaultHealInterval
+	}
+	if interval > 0 {
+		l.wg.Go(func() { l.heal(interval) })
+	}
+	return l
+}
+
+// bind binds a new socket at path (see Listen) and returns it with the
+// socket file's identity.
+func bind(path string, opts ListenOptions) (*net.UnixListener, fileID, error) {
+	if err := clearStale(path); err != nil {
+		return nil, fileID{}, err
 	}
 	// Bind in a private directory and rename into place, so that the socket
 	// is never reachable with looser permissions than asked.
 	dir, err := os.MkdirTemp(filepath.Dir(path), ".vigil-socket-")
 	if err != nil {
-		return nil, fmt.Errorf("listen %s: %w", path, err)
+		return nil, fileID{}, fmt.Errorf("listen %s: %w", path, err)
 	}
 	defer os.RemoveAll(dir)
 	tmp := filepath.Join(dir, "s")
 	l, err := net.ListenUnix("unix", &net.UnixAddr{Name: tmp, Net: "unix"})
 	if err != nil {
-		return nil, fmt.Errorf("listen %s: %w", path, err)
+		return nil, fileID{}, fmt.Errorf("listen %s: %w", path, err)
 	}
 	l.SetUnlinkOnClose(false)
 	mode := os.FileMode(opts.mode())
 	if opts.Group != nil {
 		if err := os.Chown(tmp, -1, *opts.Group); err != nil {
 			l.Close()
-			return nil, fmt.Errorf("listen %s: socket group %d: %w", path, *opts.Group, err)
+			return nil, fileID{}, fmt.Errorf("listen %s: socket group %d: %w", path, *opts.Group, err)
 		}
 	}
 	if err := os.Chmod(tmp, mode); err != nil {
 		l.Close()
-		return nil, fmt.Errorf("listen %s: %w", path, err)
+		return nil, fileID{}, fmt.Errorf("listen %s: %w", path, err)
 	}
+	id, _ := statID(tmp)
 	// Never replace a socket another supervisor created meanwhile.
 	err = unix.Renameat2(unix.AT_FDCWD, tmp, unix.AT_FDCWD, path, unix.RENAME_NOREPLACE)
 	if errors.Is(err, unix.EEXIST) {
@@ -80,18 +204,9 @@ func Listen(path string, opts ListenOptions) (*Listener, error) {
 	}
 	if err != nil {
 		l.Close()
-		return nil, fmt.Errorf("listen %s: %w", path, err)
+		return nil, fileID{}, fmt.Errorf("listen %s: %w", path, err)
 	}
-	var st unix.Stat_t
-	if err := unix.Stat(path, &st); err != nil {
-		l.Close()
-		return nil, fmt.Errorf("listen %s: %w", path, err)
-	}
-	logger := opts.Logger
-	if logger == nil {
-		logger = slog.New(slog.DiscardHandler)
-	}
-	return &Listener{l: l, path: path, ino: st.Ino, opts: opts, logger: logger, self: os.Getuid()}, nil
+	return l, id, nil
 }
 
 // clearStale removes a socket file that nobody answers on.
@@ -120,8 +235,75 @@ func clearStale(path string) error {
 	return nil
 }
 
+// heal checks the socket file every interval until Close.
+func (l *Listener) heal(interval time.Duration) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-l.stop:
+			return
+		case <-t.C:
+			l.check()
+		}
+	}
+}
+
+// check binds the path again when the file there is not the listener's
+// socket any more. Each problem is logged once, and the healing once.
+func (l *Listener) check() {
+	id, _ := statID(l.path)
+	l.mu.Lock()
+	was := l.file
+	l.mu.Unlock()
+	if id == was && id != (fileID{}) {
+		return
+	}
+	what := "gone"
+	if _, err := os.Lstat(l.path); err == nil {
+		what = "replaced"
+	}
+	ul, nid, err := bind(l.path, l.opts)
+	if err != nil {
+		if msg := err.Error(); msg != l.problem {
+			l.problem = msg
+			l.logger.Error("socket file "+what+"; cannot bind it again (retrying)", "socket", l.path, "error", err)
+		}
+		return
+	}
+	l.problem = ""
+	l.mu.Lock()
+	if l.closed {
+		l.mu.Unlock()
+		ul.Close()
+		os.Remove(l.path)
+		return
+	}
+	old := l.l
+	l.l, l.file, l.owned, l.owner = ul, nid, true, os.Geteuid()
+	l.mu.Unlock()
+	old.Close() // wakes Accept, which goes on with the new socket
+	l.logger.Warn("socket file was "+what+": bound it again", "socket", l.path)
+}
+
 // Path returns the socket file's path.
 func (l *Listener) Path() string { return l.path }
+
+// Owner returns the uid that owns the socket file: peers of that uid have
+// every role, as root does.
+func (l *Listener) Owner() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.owner
+}
+
+// File returns a duplicate of the listening socket's descriptor, to hand
+// to a process that serves it with [FileListener]. The caller closes it.
+func (l *Listener) File() (*os.File, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.l.File()
+}
 
 // Addr implements net.Listener.
 func (l *Listener) Addr() net.Addr { return &net.UnixAddr{Name: l.path, Net: "unix"} }
@@ -129,8 +311,17 @@ func (l *Listener) Addr() net.Addr { return &net.UnixAddr{Name: l.path, Net: "un
 // Accept returns the next connection from a peer that may connect.
 func (l *Listener) Accept() (net.Conn, error) {
 	for {
-		c, err := l.l.AcceptUnix()
+		l.mu.Lock()
+		ul := l.l
+		l.mu.Unlock()
+		c, err := ul.AcceptUnix()
 		if err != nil {
+			l.mu.Lock()
+			healed := l.l != ul && !l.closed
+			l.mu.Unlock()
+			if healed {
+				continue
+			}
 			return nil, err
 		}
 		cred, err := peerCredentials(c)
@@ -149,14 +340,21 @@ func (l *Listener) Accept() (net.Conn, error) {
 	}
 }
 
-// Close stops listening and removes the socket file, if it is still the
-// one Listen created.
+// Close stops listening and removes the socket file, if this listener
+// created it and it is still there.
 func (l *Listener) Close() error {
 	var err error
 	l.once.Do(func() {
-		err = l.l.Close()
-		var st unix.Stat_t
-		if unix.Stat(l.path, &st) == nil && st.Ino == l.ino {
+		l.mu.Lock()
+		l.closed = true
+		l.mu.Unlock()
+		close(l.stop)
+		l.wg.Wait()
+		l.mu.Lock()
+		ul, file, owned := l.l, l.file, l.owned
+		l.mu.Unlock()
+		err = ul.Close()
+		if id, _ := statID(l.path); owned && id == file && id != (fileID{}) {
 			_ = os.Remove(l.path)
 		}
 	})

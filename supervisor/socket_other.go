@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"net"
+	"os"
 )
 
 var errUnsupported = errors.New("supervisor: the supervisor socket needs Linux (peer credentials)")
@@ -15,6 +16,11 @@ type Listener struct{ net.Listener }
 
 // Listen returns an error: only Linux is supported.
 func Listen(path string, opts ListenOptions) (*Listener, error) { return nil, errUnsupported }
+
+// FileListener returns an error: only Linux is supported.
+func FileListener(f *os.File, path string, opts ListenOptions) (*Listener, error) {
+	return nil, errUnsupported
+}
 
 func dialSocket(ctx context.Context, path string) (net.Conn, error) {
 	var d net.Dialer

@@ -148,23 +148,32 @@ func refusedMessage(socket string) string {
 }
 
 // callError turns the failure of a call to the supervisor itself (status,
-// restart) into an operator's error.
+// restart) into an operator's error, naming the party that failed.
 func (o *opOptions) callError(op string, err error) error {
 	var remote *rpc.RemoteError
 	switch {
+	case errors.As(err, &remote) && remote.Class == "PermissionError":
+		return failed(err, "%s: refused by the supervisor at %s: %s", op, o.socket, remote.Message)
 	case errors.As(err, &remote):
 		return failed(err, "%s: the supervisor at %s failed: %v", op, o.socket, remote)
+	case errors.Is(err, errPartial):
+		return unreachable(err, "%s: the supervisor at %s began to answer but did not finish within %v: one of its monitors or the controller is slow (--timeout to wait longer)", op, o.socket, o.timeout)
 	case errors.Is(err, context.DeadlineExceeded):
 		return unreachable(err, "%s: no answer from the supervisor at %s after %v (--timeout to wait longer)", op, o.socket, o.timeout)
 	case errors.Is(err, rpc.ErrClosed):
-		// The socket's permissions let us connect but the supervisor's own
-		// check refused us, or it stopped.
-		return unreachable(err, "%s: the supervisor at %s closed the connection: either it is stopping, or uid %d is not allowed "+
-			"(allowed: root, its own uid, and supervisor.allow_uids / allow_groups of vigil.toml)", op, o.socket, os.Getuid())
+		// The socket's permissions let us connect but the supervisor closed
+		// the connection before it answered.
+		return unreachable(err, "%s: the supervisor at %s closed the connection before answering: it may be stopping, at its connection limit "+
+			"(supervisor.max_connections), or refusing uid %d (allowed: root, its own uid, and supervisor.allow_uids / allow_groups of vigil.toml); its log says which",
+			op, o.socket, os.Getuid())
 	default:
 		return unreachable(err, "%s: %v", op, err)
 	}
 }
+
+// errPartial is wrapped by callStatus's error when the supervisor sent part
+// of its answer but not all before the deadline.
+var errPartial = errors.New("partial answer")
 
 // fetchStatus dials, asks for status and builds the view of it.
 func (o *opOptions) fetchStatus(ctx context.Context) (*supervisor.Client, *statusview.View, error) {
@@ -180,15 +189,21 @@ func (o *opOptions) fetchStatus(ctx context.Context) (*supervisor.Client, *statu
 	return c, statusview.New(st), nil
 }
 
-// callStatus asks for the status. It decodes nothing (statusview.New
-// decodes only what the table needs, once), so it leaves Connections nil.
+// callStatus asks for the status, telling the supervisor the deadline so
+// that it answers within it, naming a party (a monitor, the controller)
+// that does not. It decodes nothing (statusview.New decodes only what the
+// table needs, once), so it leaves Connections nil. A deadline that passes
+// after part of the answer came is an error wrapping errPartial too.
 func callStatus(ctx context.Context, c *supervisor.Client) (*supervisor.Status, error) {
 	st := &supervisor.Status{}
-	final, err := c.Conn().Call(ctx, "status", nil, func(m *rpc.Message) error {
+	final, err := c.Conn().Call(ctx, "status", supervisor.StatusParams(ctx), func(m *rpc.Message) error {
 		st.Parts = append(st.Parts, m)
 		return nil
 	})
 	if err != nil {
+		if len(st.Parts) > 0 && errors.Is(err, context.DeadlineExceeded) {
+			err = fmt.Errorf("%w: %w", errPartial, err)
+		}
 		return nil, err
 	}
 	st.Final = final

@@ -14,6 +14,8 @@
 //	[supervisor]
 //	socket = "run/supervisor.ipc"
 //	allow_groups = ["staff"]
+//	readers = ["monitoring"]          # groups, or "user:NAME"
+//	operators = ["user:deploy"]
 //
 //	[supervisor.monitors.memory]
 //	maximum_size_limit = "500MiB"
@@ -54,6 +56,13 @@ const (
 	DefaultProcessInterval = Duration(60 * time.Second)
 	DefaultSampleDuration  = Duration(time.Second)
 	DefaultSampleTimeout   = Duration(10 * time.Second)
+	DefaultLogLevel        = "info"
+	DefaultMaxLineSize     = 8 * MiB
+	DefaultMaxStateSize    = 64 * KiB
+	DefaultMaxStateDepth   = 32
+	DefaultMaxInFlight     = 16
+	DefaultLineTimeout     = Duration(10 * time.Second)
+	DefaultMaxConnections  = 10000
 )
 
 // Readiness says when a service's child counts as ready.
@@ -120,8 +129,56 @@ type Supervisor struct {
 	SocketGID int
 	// LogFormat is "text" (default) or "json" (log_format).
 	LogFormat string
+	// LogLevel is "debug", "info" (default), "warn" or "error"
+	// (log_level). Only debug shows what clients sent, where bad input is
+	// logged.
+	LogLevel string
+	// Limits bound what one client can make the supervisor hold.
+	Limits SupervisorLimits
+	// Readers may read the status (readers); nil (the key left out) means
+	// every peer that may connect.
+	Readers *Principals
+	// Operators may control: restart, reload, start, stop (operators).
+	Operators Principals
+	// Diagnosers may forward operations to workers: the dumps
+	// (diagnosers).
+	Diagnosers Principals
 	// Monitors are the [supervisor.monitors] tables.
 	Monitors Monitors
+}
+
+// SupervisorLimits are the supervisor's limits on its clients, each a key
+// of [supervisor].
+type SupervisorLimits struct {
+	// MaxLineSize is the longest line a connection may send
+	// (max_line_size, default 8MiB).
+	MaxLineSize Size
+	// MaxStateSize is the largest state a registration may carry
+	// (max_state_size, default 64KiB).
+	MaxStateSize Size
+	// MaxStateDepth is the deepest nesting of a registration's state
+	// (max_state_depth, default 32).
+	MaxStateDepth int
+	// MaxInFlight is the most calls of one connection unanswered at once
+	// (max_in_flight, default 16).
+	MaxInFlight int
+	// LineTimeout is the time a line may take from its first byte to its
+	// end (line_timeout, default 10s).
+	LineTimeout Duration
+	// MaxConnections is the most connections served at once
+	// (max_connections, default 10000).
+	MaxConnections int
+}
+
+// Principals are the users and groups a role key names.
+type Principals struct {
+	// Names are the entries as written: "NAME" or "group:NAME" for a
+	// group, "user:NAME" for a user; NAME may be a decimal id.
+	Names []string
+	// UIDs are the users, resolved.
+	UIDs []int
+	// GIDs are the groups, resolved.
+	GIDs []int
 }
 
 // Monitors holds the monitors' settings; a nil monitor is off (its table

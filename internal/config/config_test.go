@@ -38,6 +38,9 @@ func TestDefaults(t *testing.T) {
 		Supervisor: Supervisor{
 			Socket:    "/etc/vigil/supervisor.ipc",
 			LogFormat: "text",
+			LogLevel:  "info",
+			Limits: SupervisorLimits{MaxLineSize: 8 * MiB, MaxStateSize: 64 * KiB, MaxStateDepth: 32,
+				MaxInFlight: 16, LineTimeout: Duration(10 * time.Second), MaxConnections: 10000},
 		},
 		Services: []Service{{
 			Name:            "web",
@@ -128,6 +131,16 @@ allow_uids = [0, 1000]
 allow_groups = ["root", 0, "4242"]
 socket_group = "root"
 log_format = "json"
+log_level = "debug"
+max_line_size = "16MiB"
+max_state_size = "128KiB"
+max_state_depth = 16
+max_in_flight = 32
+line_timeout = "5s"
+max_connections = 2000
+readers = ["root", "group:4242"]
+operators = ["user:root", "user:1000"]
+diagnosers = []
 
 [supervisor.monitors.memory]
 interval = "5s"
@@ -176,7 +189,11 @@ func TestFull(t *testing.T) {
 	wantSup := Supervisor{
 		Socket: "/etc/vigil/run/sv.ipc", AllowUIDs: []int{0, 1000},
 		AllowGroups: []string{"root", "0", "4242"}, AllowGIDs: []int{0, 0, 4242},
-		SocketGroup: "root", SocketGID: 0, LogFormat: "json",
+		SocketGroup: "root", SocketGID: 0, LogFormat: "json", LogLevel: "debug",
+		Limits: SupervisorLimits{MaxLineSize: 16 * MiB, MaxStateSize: 128 * KiB, MaxStateDepth: 16,
+			MaxInFlight: 32, LineTimeout: Duration(5 * time.Second), MaxConnections: 2000},
+		Readers:   &Principals{Names: []string{"root", "group:4242"}, GIDs: []int{0, 4242}},
+		Operators: Principals{Names: []string{"user:root", "user:1000"}, UIDs: []int{0, 1000}},
 		Monitors: Monitors{
 			Memory: &MemoryMonitor{
 				Interval: Duration(5 * time.Second), MaximumSizeLimit: 500 * MiB, TotalSizeLimit: 2 * GiB,
@@ -265,6 +282,18 @@ func TestErrors(t *testing.T) {
 		{"empty program", "[services.web]\ncommand = [\"\", \"x\"]\n", "services.web.command", 2, ErrInvalid, "must not be empty"},
 		{"bad readiness", web + "readiness = \"ready\"\n", "services.web.readiness", 3, ErrInvalid, `"ready" is not a readiness`},
 		{"bad log format", "[supervisor]\nlog_format = \"xml\"\n", "supervisor.log_format", 2, ErrInvalid, `"xml"`},
+		{"bad log level", "[supervisor]\nlog_level = \"loud\"\n", "supervisor.log_level", 2, ErrInvalid, `"loud" is not a log level`},
+		{"zero in flight", "[supervisor]\nmax_in_flight = 0\n", "supervisor.max_in_flight", 2, ErrInvalid, "between 1 and"},
+		{"deep state depth", "[supervisor]\nmax_state_depth = 5000\n", "supervisor.max_state_depth", 2, ErrInvalid, "between 1 and 1000"},
+		{"no connections", "[supervisor]\nmax_connections = -3\n", "supervisor.max_connections", 2, ErrInvalid, "got -3"},
+		{"zero line timeout", "[supervisor]\nline_timeout = \"0s\"\n", "supervisor.line_timeout", 2, ErrInvalid, "longer than zero"},
+		{"tiny line", "[supervisor]\nmax_line_size = \"1KiB\"\n", "supervisor.max_line_size", 2, ErrInvalid, "between 64KiB and 1GiB"},
+		{"tiny state", "[supervisor]\nmax_state_size = \"100B\"\n", "supervisor.max_state_size", 2, ErrInvalid, "at least 1KiB"},
+		{"state over the line", "[supervisor]\nmax_line_size = \"1MiB\"\nmax_state_size = \"1MiB\"\n", "supervisor.max_state_size", 3, ErrInvalid, "over half of max_line_size"},
+		{"unknown reader group", "[supervisor]\nreaders = [\"no-such-group-vigil-test\"]\n", "supervisor.readers", 2, ErrInvalid, `(a user is written "user:NAME")`},
+		{"unknown operator", "[supervisor]\noperators = [\"user:no-such-user-vigil-test\"]\n", "supervisor.operators", 2, ErrInvalid, "no-such-user-vigil-test"},
+		{"numeric diagnoser", "[supervisor]\ndiagnosers = [1000]\n", "supervisor.diagnosers", 2, ErrInvalid, `write "group:NAME" or "user:NAME"`},
+		{"bad principal kind", "[supervisor]\noperators = [\"uid:1000\"]\n", "supervisor.operators", 2, ErrInvalid, `"uid" is neither "user" nor "group"`},
 		{"bad service name", "[services.\"web.1\"]\ncommand = [\"w\"]\n", `services."web.1"`, 1, ErrInvalid, "bad service name"},
 		{"bad service name space", "[services.\"my web\"]\ncommand = [\"w\"]\n", `services."my web"`, 1, ErrInvalid, "bad service name"},
 		{"reserved service name", "[services.supervisor]\ncommand = [\"w\"]\n", "services.supervisor", 1, ErrInvalid, "reserved"},
@@ -442,7 +471,7 @@ func TestParseRelativeDir(t *testing.T) {
 }
 
 func TestEncodeRoundTrip(t *testing.T) {
-	for _, doc := range []string{fullDoc, "", "[services.web]\ncommand = [\"w\"]\n", "[supervisor.monitors.memory]\n"} {
+	for _, doc := range []string{fullDoc, "", "[services.web]\ncommand = [\"w\"]\n", "[supervisor.monitors.memory]\n", "[supervisor]\nreaders = []\n"} {
 		c := mustParse(t, doc, env(EnvProcessorCount, "3"))
 		var buf bytes.Buffer
 		if err := c.Encode(&buf); err != nil {

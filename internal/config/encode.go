@@ -13,12 +13,25 @@ type encConfig struct {
 }
 
 type encSupervisor struct {
-	Socket      string       `toml:"socket"`
-	AllowUIDs   []int        `toml:"allow_uids,omitempty"`
-	AllowGroups []string     `toml:"allow_groups,omitempty"`
-	SocketGroup string       `toml:"socket_group,omitempty"`
-	LogFormat   string       `toml:"log_format"`
-	Monitors    *encMonitors `toml:"monitors,omitempty"`
+	Socket      string   `toml:"socket"`
+	AllowUIDs   []int    `toml:"allow_uids,omitempty"`
+	AllowGroups []string `toml:"allow_groups,omitempty"`
+	SocketGroup string   `toml:"socket_group,omitempty"`
+	LogFormat   string   `toml:"log_format"`
+	LogLevel    string   `toml:"log_level"`
+
+	MaxLineSize    Size     `toml:"max_line_size"`
+	MaxStateSize   Size     `toml:"max_state_size"`
+	MaxStateDepth  int      `toml:"max_state_depth"`
+	MaxInFlight    int      `toml:"max_in_flight"`
+	LineTimeout    Duration `toml:"line_timeout"`
+	MaxConnections int      `toml:"max_connections"`
+
+	Readers    *[]string `toml:"readers,omitempty"`
+	Operators  []string  `toml:"operators,omitempty"`
+	Diagnosers []string  `toml:"diagnosers,omitempty"`
+
+	Monitors *encMonitors `toml:"monitors,omitempty"`
 }
 
 type encMonitors struct {
@@ -77,8 +90,16 @@ func (c *Config) Encode(w io.Writer) error {
 	e := encConfig{Supervisor: encSupervisor{
 		Socket: c.Supervisor.Socket, AllowUIDs: c.Supervisor.AllowUIDs,
 		AllowGroups: c.Supervisor.AllowGroups, SocketGroup: c.Supervisor.SocketGroup,
-		LogFormat: c.Supervisor.LogFormat,
+		LogFormat: c.Supervisor.LogFormat, LogLevel: c.Supervisor.LogLevel,
+		MaxLineSize: c.Supervisor.Limits.MaxLineSize, MaxStateSize: c.Supervisor.Limits.MaxStateSize,
+		MaxStateDepth: c.Supervisor.Limits.MaxStateDepth, MaxInFlight: c.Supervisor.Limits.MaxInFlight,
+		LineTimeout: c.Supervisor.Limits.LineTimeout, MaxConnections: c.Supervisor.Limits.MaxConnections,
+		Operators: c.Supervisor.Operators.Names, Diagnosers: c.Supervisor.Diagnosers.Names,
 	}}
+	if r := c.Supervisor.Readers; r != nil {
+		names := append([]string{}, r.Names...)
+		e.Supervisor.Readers = &names
+	}
 	mon := c.Supervisor.Monitors
 	if mon.Memory != nil || mon.Process != nil {
 		e.Supervisor.Monitors = &encMonitors{}

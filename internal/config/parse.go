@@ -28,7 +28,19 @@ type fileSupervisor struct {
 	AllowGroups []any         `toml:"allow_groups"`
 	SocketGroup *string       `toml:"socket_group"`
 	LogFormat   *string       `toml:"log_format"`
+	LogLevel    *string       `toml:"log_level"`
 	Monitors    *fileMonitors `toml:"monitors"`
+
+	MaxLineSize    *tomlSize     `toml:"max_line_size"`
+	MaxStateSize   *tomlSize     `toml:"max_state_size"`
+	MaxStateDepth  *int64        `toml:"max_state_depth"`
+	MaxInFlight    *int64        `toml:"max_in_flight"`
+	LineTimeout    *tomlDuration `toml:"line_timeout"`
+	MaxConnections *int64        `toml:"max_connections"`
+
+	Readers    *[]any `toml:"readers"`
+	Operators  []any  `toml:"operators"`
+	Diagnosers []any  `toml:"diagnosers"`
 }
 
 type fileMonitors struct {
@@ -257,7 +269,7 @@ func (v *validator) supervisor(f *fileSupervisor, dir string) Supervisor {
 		f = &fileSupervisor{}
 	}
 	key := func(k ...string) []string { return append([]string{"supervisor"}, k...) }
-	s := Supervisor{Socket: resolve(dir, DefaultSocket), LogFormat: DefaultLogFormat}
+	s := Supervisor{Socket: resolve(dir, DefaultSocket), LogFormat: DefaultLogFormat, LogLevel: DefaultLogLevel}
 	if f.Socket != nil {
 		if *f.Socket == "" {
 			v.fail(key("socket"), "must not be empty")
@@ -309,6 +321,21 @@ func (v *validator) supervisor(f *fileSupervisor, dir string) Supervisor {
 			v.fail(key("log_format"), "%q is not a log format: want \"text\" or \"json\"", *f.LogFormat)
 		}
 	}
+	if f.LogLevel != nil {
+		switch *f.LogLevel {
+		case "debug", "info", "warn", "error":
+			s.LogLevel = *f.LogLevel
+		default:
+			v.fail(key("log_level"), "%q is not a log level: want \"debug\", \"info\", \"warn\" or \"error\"", *f.LogLevel)
+		}
+	}
+	s.Limits = v.limits(f)
+	if f.Readers != nil {
+		p := v.principals(key("readers"), *f.Readers)
+		s.Readers = &p
+	}
+	s.Operators = v.principals(key("operators"), f.Operators)
+	s.Diagnosers = v.principals(key("diagnosers"), f.Diagnosers)
 	if f.Monitors != nil {
 		if f.Monitors.Memory != nil {
 			s.Monitors.Memory = v.memory(f.Monitors.Memory, dir)
