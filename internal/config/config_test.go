@@ -346,7 +346,7 @@ func TestSeveralErrors(t *testing.T) {
 	doc = "x = 1\n[supervisor]\ny = 2\n"
 	_, err = Parse([]byte(doc), "/", nil)
 	if err == nil || !strings.Contains(err.Error(), "line 1: x: unknown key x: the top-level tables are services and supervisor\n"+
-		"line 3: supervisor.y: unknown key y: the keys of [supervisor] are allow_groups, allow_uids, log_format, monitors, socket, socket_group") {
+		"line 3: supervisor.y: unknown key y: the keys of [supervisor] are allow_groups, allow_uids, diagnosers, line_timeout, log_format, log_level, max_connections, max_in_flight, max_line_size, max_state_depth, max_state_size, monitors, operators, readers, socket, socket_group") {
 		t.Fatalf("want both unknown keys, got %v", err)
 	}
 }
