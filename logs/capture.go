@@ -5,11 +5,30 @@ import (
 	"context"
 	"os"
 	"sync/atomic"
+	"time"
 )
 
-// readSize is how much one read may take from a pipe: a Linux pipe's
-// default capacity.
-const readSize = 64 << 10
+// Reading.
+const (
+	// minReadSize is how much one read may take from a pipe at first;
+	// each read that fills it makes it 4 times larger, up to readSize.
+	minReadSize = 4 << 10
+	readSize    = 256 << 10
+	// pipeSize is the capacity a capture asks for its pipes, so that a
+	// child may write for a while between two reads: 1 MiB, the most an
+	// unprivileged process gets by default (/proc/sys/fs/pipe-max-size).
+	pipeSize = 1 << 20
+	// gatherBytes is how much a read after a wait aims to bring.
+	gatherBytes = 128 << 10
+	// burstRate is the fastest a child may write, in bytes a second,
+	// without ever waiting on a full pipe while the reader waits.
+	burstRate = 200 << 20
+	// minReadDelay and maxReadDelay bound the wait between reads: shorter
+	// is not worth a timer; longer makes the lines' times and a follower
+	// lag.
+	minReadDelay = 50 * time.Microsecond
+	maxReadDelay = 10 * time.Millisecond
+)
 
 // CaptureStats count what a capture read and what its destinations lost.
 type CaptureStats struct {
@@ -134,14 +153,31 @@ func (c *Capture) readerDone() {
 // lines, and hands each read's lines on as one batch. It never waits on
 // anything but the pipe: the ring takes a batch under a short lock, and
 // every sink queues it or drops it.
+//
+// A read costs a wake-up and a system call whatever it brings, so after a
+// small read the reader waits a little before the next, long enough for
+// about gatherBytes to come at the rate of the last read, and never longer
+// than the pipe takes to fill at burstRate: the child never waits on a
+// full pipe unless it writes faster than that.
 func (c *Capture) read(f *os.File, stream Stream) {
 	defer c.readerDone()
 	defer f.Close()
+	maxDelay := c.hub.readDelay
+	if maxDelay == 0 {
+		maxDelay = time.Duration(growPipe(f)) * time.Second / burstRate
+	}
+	maxDelay = min(maxDelay, maxReadDelay)
 	max := c.hub.maxLine
-	buf := make([]byte, max+readSize)
+	size := minReadSize // grows while reads fill it
+	buf := make([]byte, max+size)
 	have := 0 // the start of a line, carried over from the previous read
+	last := time.Now()
 	for {
-		n, err := f.Read(buf[have : have+readSize])
+		n, err := f.Read(buf[have : have+size])
+		if n == size && size < readSize {
+			size *= 4
+			buf = append(buf[:have+n], make([]byte, max+size-have-n)...)
+		}
 		if n > 0 {
 			c.bytes.Add(uint64(n))
 			have = c.frame(buf, have+n, stream, false)
@@ -152,6 +188,14 @@ func (c *Capture) read(f *os.File, stream Stream) {
 			}
 			return
 		}
+		now := time.Now()
+		if n < gatherBytes && maxDelay > 0 {
+			d := time.Duration(float64(now.Sub(last)) * gatherBytes / float64(n))
+			if d = min(d, maxDelay); d >= minReadDelay {
+				time.Sleep(d)
+			}
+		}
+		last = now
 	}
 }
 
@@ -232,3 +276,4 @@ func (c *Capture) deliver(b *batch) {
 		c.dropped[toFile].Add(uint64(b.lines))
 	}
 }
+

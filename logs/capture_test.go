@@ -106,7 +106,7 @@ func TestCaptureFramesLinesAcrossReads(t *testing.T) {
 	// A fake capture fed read by read: framing is logic.
 	h := newHub(t, Options{MaxLine: 8})
 	c := h.Capture(Identity{Service: "x"}, nil, nil)
-	buf := make([]byte, 8+readSize)
+	buf := make([]byte, 8+minReadSize)
 	have := 0
 	feed := func(s string) {
 		have += copy(buf[have:], s)

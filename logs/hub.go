@@ -19,12 +19,13 @@ import (
 // starts when a capture first needs them. Its methods are safe for
 // concurrent use.
 type Hub struct {
-	logger  *slog.Logger
-	now     func() time.Time
-	maxLine int
-	queue   int
-	out     Options
-	seq     atomic.Uint64 // numbers batches in order of arrival
+	logger    *slog.Logger
+	now       func() time.Time
+	maxLine   int
+	queue     int
+	readDelay time.Duration
+	out       Options
+	seq       atomic.Uint64 // numbers batches in order of arrival
 
 	mu        sync.Mutex
 	settings  Settings
@@ -57,6 +58,7 @@ func New(opts Options) *Hub {
 		now:       opts.now,
 		maxLine:   opts.MaxLine,
 		queue:     opts.SinkQueue,
+		readDelay: opts.ReadDelay,
 		out:       opts,
 		instances: make(map[instanceKey]*instance),
 		files:     make(map[string]*fileSink),

@@ -159,6 +159,12 @@ type Options struct {
 	// SinkQueue bounds the bytes waiting for each destination (0 =
 	// DefaultSinkQueue).
 	SinkQueue int
+	// ReadDelay bounds the wait after a small read before the next one,
+	// which gathers a chatty child's lines into fewer reads (0: what the
+	// pipe's capacity allows at 200 MB/s, at most 10 ms; negative: never
+	// wait). A line's time is when it was read: up to this much after it
+	// was written.
+	ReadDelay time.Duration
 	// Logger receives the hub's own problems (a file that cannot be
 	// written, the journal gone); nil discards.
 	Logger *slog.Logger
