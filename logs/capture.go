@@ -276,4 +276,3 @@ func (c *Capture) deliver(b *batch) {
 		c.dropped[toFile].Add(uint64(b.lines))
 	}
 }
-
