@@ -232,6 +232,11 @@ type Query struct {
 	Stream Stream
 	// Since leaves out the lines read before it (zero: none).
 	Since time.Time
+	// After leaves out the lines numbered up to it (see Line.Seq): a
+	// follow that ended resumes after the last line it got. With After,
+	// the current process's lines come with the previous one's (unless
+	// Previous), since a process just replaced may still be writing.
+	After uint64
 	// N keeps only the last N lines (0 every line kept).
 	N int
 	// Previous selects the lines of each instance's previous process
@@ -263,6 +268,11 @@ func (h *Hub) captures(q *Query) []*Capture {
 		if c != nil && q.matches(c.id) {
 			list = append(list, c)
 		}
+		// Resuming a follow: the lines after the cursor of whichever
+		// process, since the one just replaced may still be writing.
+		if q.After > 0 && !q.Previous && inst.prev != nil && q.matches(inst.prev.id) {
+			list = append(list, inst.prev)
+		}
 	}
 	return list
 }
@@ -282,16 +292,19 @@ func (h *Hub) lines(q *Query) ([]Line, map[*ring]uint64) {
 		for _, s := range q.streams() {
 			r := &c.rings[s-1]
 			var seq uint64
-			out, seq = r.linesSince(out, q.Since, q.N)
+			out, seq = r.linesSince(out, q.Since, q.After, q.N)
 			last[r] = seq
 		}
 	}
-	slices.SortStableFunc(out, func(a, b Line) int { return cmp.Compare(a.seq, b.seq) })
+	slices.SortStableFunc(out, func(a, b Line) int { return cmp.Compare(a.Seq, b.Seq) })
 	if q.N > 0 && len(out) > q.N {
 		out = out[len(out)-q.N:]
 	}
 	return out, last
 }
+
+// Seq returns the number of the last lines read (see Line.Seq).
+func (h *Hub) Seq() uint64 { return h.seq.Load() }
 
 // Close stops the destinations: each writes what it has queued, within
 // ctx; what is still queued when ctx ends is counted as dropped by its

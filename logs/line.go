@@ -66,7 +66,10 @@ type Line struct {
 	Stream Stream
 	// Text is the line without its newline. It is shared: never modify it.
 	Text []byte
-	seq  uint64 // arrival order, across every process
+	// Seq numbers the reads of a hub in the order they were kept, across
+	// every process: the lines of one read share it. A follow resumes
+	// after one (Query.After).
+	Seq uint64
 }
 
 // batch is the lines of one read: whole lines, each ending with a newline.
@@ -103,7 +106,7 @@ func (b *batch) appendLines(out []Line, skip int) []Line {
 			skip--
 			return true
 		}
-		out = append(out, Line{Time: b.time, Identity: b.cap.id, Stream: b.stream, Text: line, seq: b.seq})
+		out = append(out, Line{Time: b.time, Identity: b.cap.id, Stream: b.stream, Text: line, Seq: b.seq})
 		return true
 	})
 	return out

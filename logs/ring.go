@@ -66,21 +66,19 @@ func (r *ring) snapshot() ([]*batch, int, uint64) {
 	return slices.Clone(r.batches), r.skip, last
 }
 
-// linesSince appends the ring's lines at or after since (zero: all), the last n
-// of them (0: all), to out, and returns the number of the ring's last
+// linesSince appends the ring's lines read at or after since (zero: all)
+// and numbered after after, the last n of them (0: all), to out, and returns the number of the ring's last
 // batch.
-func (r *ring) linesSince(out []Line, since time.Time, n int) ([]Line, uint64) {
+func (r *ring) linesSince(out []Line, since time.Time, after uint64, n int) ([]Line, uint64) {
 	batches, skip, last := r.snapshot()
-	// Leave out whole batches before since, then batches the last n do
-	// not reach.
+	// Leave out whole batches before since or up to after, then batches
+	// the last n do not reach.
 	first := 0
-	if !since.IsZero() {
-		for first < len(batches) && batches[first].time.Before(since) {
-			first++
-		}
-		if first > 0 {
-			skip = 0
-		}
+	for first < len(batches) && (batches[first].time.Before(since) || batches[first].seq <= after) {
+		first++
+	}
+	if first > 0 {
+		skip = 0
 	}
 	if n > 0 {
 		count := 0

@@ -90,6 +90,13 @@ func TestQueryMergesByArrivalAndFilters(t *testing.T) {
 			t.Errorf("%s: %q, want %q", tc.name, got, tc.want)
 		}
 	}
+	c := h.Lines(Query{Service: "job", Stream: Stderr})[0]
+	if got := strings.Join(texts(h.Lines(Query{After: c.Seq})), " "); got != "d e f g" {
+		t.Errorf("after c: %q", got)
+	}
+	if got := strings.Join(texts(h.Lines(Query{After: h.Seq()})), " "); got != "" {
+		t.Errorf("after the last: %q", got)
+	}
 	lines := h.Lines(Query{Service: "job"})
 	if lines[0].Stream != Stderr || lines[1].Stream != Stdout || lines[0].PID != 20 || !lines[1].Time.Equal(clock.t) {
 		t.Errorf("job's lines: %+v", lines)
