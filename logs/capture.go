@@ -76,8 +76,9 @@ type Capture struct {
 	sinks         [destinations]sink // the console and the journal; nil when off
 	fileSinks     [2]*fileSink       // per stream; nil when off
 	journalFields [2][]byte          // per stream, see journalFields
-	files         [2]*os.File
-	running       atomic.Int32 // readers not yet done
+	files         [2]*os.File        // read by goroutines, unless polled
+	polled        bool               // read by the hub's poller
+	running       atomic.Int32       // readers not yet done
 	done          chan struct{}
 
 	lines, bytes, split atomic.Uint64
@@ -109,6 +110,9 @@ func (c *Capture) Done() <-chan struct{} { return c.done }
 // they read. A grandchild still writing to the pipe then gets EPIPE.
 // Close is safe to call more than once and after the capture's end.
 func (c *Capture) Close() {
+	if c.polled {
+		c.hub.poll.close(c)
+	}
 	for _, f := range c.files {
 		if f != nil {
 			_ = f.Close()
@@ -130,9 +134,14 @@ func (c *Capture) Wait(ctx context.Context) error {
 	}
 }
 
-// start begins reading the files that are not nil.
+// start begins reading the files that are not nil: by the hub's poller,
+// or else by a goroutine each.
 func (c *Capture) start() {
 	c.running.Store(1) // held until every reader has started
+	if c.files != [2]*os.File{} && c.hub.poll.add(c) == nil {
+		c.readerDone()
+		return
+	}
 	for i, f := range c.files {
 		if f == nil {
 			continue

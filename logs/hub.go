@@ -26,6 +26,7 @@ type Hub struct {
 	readDelay time.Duration
 	out       Options
 	seq       atomic.Uint64 // numbers batches in order of arrival
+	poll      poller        // reads the pipes
 
 	mu        sync.Mutex
 	settings  Settings

@@ -2,7 +2,9 @@
 // stdout, one write(2) each (or -buffer bytes at a time), as fast as it can or -rate lines a second,
 // for -duration, timing every write, and reports on -report (a file, not
 // stdout, which is being measured) as one JSON object: lines written,
-// seconds, and the write latency's percentiles.
+// seconds, the write latency's percentiles, and how often the pipe was
+// full (the reader behind: the only way vigil can make it wait) and for
+// how long in all.
 package main
 
 import (
@@ -12,6 +14,8 @@ import (
 	"os"
 	"strconv"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 func main() {
@@ -31,11 +35,38 @@ func main() {
 	const bucket = 100 * time.Nanosecond
 	hist := make([]uint64, 1000001)
 	var pending []byte
+	// stdout is made non-blocking, so that a full pipe (the reader behind)
+	// shows as EAGAIN: counted, then waited for with poll(2).
+	if err := unix.SetNonblock(1, true); err != nil {
+		fmt.Fprintln(os.Stderr, "writer:", err)
+		os.Exit(1)
+	}
+	var fullPipe uint64
+	var waited time.Duration
 	write := func(p []byte) {
 		t0 := time.Now()
-		if _, err := os.Stdout.Write(p); err != nil {
-			fmt.Fprintln(os.Stderr, "writer:", err)
-			os.Exit(1)
+		for len(p) > 0 {
+			n, err := unix.Write(1, p)
+			if err == unix.EAGAIN {
+				fullPipe++
+				w0 := time.Now()
+				fds := []unix.PollFd{{Fd: 1, Events: unix.POLLOUT}}
+				for {
+					if _, err := unix.Poll(fds, -1); err != unix.EINTR {
+						break
+					}
+				}
+				waited += time.Since(w0)
+				continue
+			}
+			if err == unix.EINTR {
+				continue
+			}
+			if err != nil {
+				fmt.Fprintln(os.Stderr, "writer:", err)
+				os.Exit(1)
+			}
+			p = p[n:]
 		}
 		lat := time.Since(t0)
 		hist[min(int(lat/bucket), len(hist)-1)]++
@@ -99,7 +130,7 @@ func main() {
 	r := map[string]any{
 		"lines": n, "writes": writes, "seconds": elapsed.Seconds(),
 		"p50_us": pct(0.5), "p99_us": pct(0.99), "p999_us": pct(0.999), "max_us": float64(maxLat) / 1e3,
-		"over_1ms": over1ms,
+		"over_1ms": over1ms, "full_pipe": fullPipe, "waited_us": float64(waited) / 1e3,
 	}
 	b, _ := json.Marshal(r)
 	if err := os.WriteFile(*report, b, 0o644); err != nil {
