@@ -138,7 +138,7 @@ func (c *Capture) Wait(ctx context.Context) error {
 // or else by a goroutine each.
 func (c *Capture) start() {
 	c.running.Store(1) // held until every reader has started
-	if c.files != [2]*os.File{} && c.hub.poll.add(c) == nil {
+	if c.files != [2]*os.File{} && !c.hub.noPoll && c.hub.poll.add(c) == nil {
 		c.readerDone()
 		return
 	}

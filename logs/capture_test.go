@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -255,4 +256,61 @@ func TestConsoleFormats(t *testing.T) {
 		t.Errorf("text console lacks %v", want)
 	}
 	checkJSONLines(t, js.String(), map[string]string{"hello": "stdout", `say "hi"\`: "stderr", "\x01\ufffd": "stdout"}, "web", 2)
+}
+
+// TestCaptureManyAtOnce: twenty children write at once, each through the
+// hub's one poller (and, the second time, each stream by a goroutine of
+// its own, as where there is no poller); every line lands in its own
+// instance's ring, in order.
+func TestCaptureManyAtOnce(t *testing.T) {
+	for _, noPoll := range []bool{false, true} {
+		t.Run(fmt.Sprintf("noPoll=%v", noPoll), func(t *testing.T) {
+			h := newHub(t, Options{noPoll: noPoll})
+			var caps []*Capture
+			for i := range 20 {
+				ch := startChild(t, "flood", "500", "50")
+				caps = append(caps, h.Capture(ch.id("many", i), ch.stdout, ch.stderr))
+			}
+			for _, c := range caps {
+				waitDone(t, c)
+			}
+			for i := range 20 {
+				lines := texts(h.Lines(Query{Service: "many", Instance: &i}))
+				if len(lines) != 500 {
+					t.Fatalf("many.%d: %d lines", i, len(lines))
+				}
+				for n, l := range lines {
+					if !strings.HasPrefix(l, strconv.Itoa(n)+" x") || len(l) != 49 {
+						t.Fatalf("many.%d line %d: %q", i, n, l)
+					}
+				}
+			}
+		})
+	}
+}
+
+func TestCaptureWithoutPoller(t *testing.T) {
+	h := newHub(t, Options{noPoll: true})
+	ch := startChild(t, "script", "out:one", "err:two", "raw:three")
+	c := h.Capture(ch.id("web", 0), ch.stdout, ch.stderr)
+	ch.wait(t)
+	waitDone(t, c)
+	if got := strings.Join(texts(h.Lines(Query{Stream: Stdout})), ","); got != "one,three" {
+		t.Errorf("stdout %q", got)
+	}
+	// Close on a pipe held open: the goroutine's read ends.
+	gc := startChild(t, "grandchild")
+	c = h.Capture(gc.id("gc", 0), gc.stdout, gc.stderr)
+	gc.wait(t)
+	deadline := time.Now().Add(20 * time.Second)
+	for len(h.Lines(Query{Service: "gc"})) == 0 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	line := h.Lines(Query{Service: "gc"})
+	if len(line) != 1 {
+		t.Fatalf("grandchild's line: %q", texts(line))
+	}
+	pid, _ := strconv.Atoi(strings.TrimPrefix(string(line[0].Text), "started "))
+	defer syscall.Kill(pid, syscall.SIGKILL)
+	c.Close()
 }

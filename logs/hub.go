@@ -27,6 +27,7 @@ type Hub struct {
 	out       Options
 	seq       atomic.Uint64 // numbers batches in order of arrival
 	poll      poller        // reads the pipes
+	noPoll    bool
 
 	mu        sync.Mutex
 	settings  Settings
@@ -60,6 +61,7 @@ func New(opts Options) *Hub {
 		maxLine:   opts.MaxLine,
 		queue:     opts.SinkQueue,
 		readDelay: opts.ReadDelay,
+		noPoll:    opts.noPoll,
 		out:       opts,
 		instances: make(map[instanceKey]*instance),
 		files:     make(map[string]*fileSink),

@@ -169,5 +169,6 @@ type Options struct {
 	// written, the journal gone); nil discards.
 	Logger *slog.Logger
 
-	now func() time.Time
+	now    func() time.Time
+	noPoll bool // read with a goroutine per stream, as where there is no poller
 }
