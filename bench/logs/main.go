@@ -61,7 +61,15 @@ func main() {
 	flag.StringVar(&o.only, "only", "", "run only one measurement: one, buffered or many")
 	flag.DurationVar(&o.delay, "read-delay", 0, "logs.Options.ReadDelay: the longest wait after a small read (0: the package's choice; negative: none)")
 	cpuProfile := flag.String("cpuprofile", "", "write this process's CPU profile to the file")
+	reports := flag.String("reports", "", "only sum up the writers' reports matching this pattern (for compare.sh) and exit")
 	flag.Parse()
+	if *reports != "" {
+		if err := summarize(*reports); err != nil {
+			fmt.Fprintln(os.Stderr, "bench/logs:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if *cpuProfile != "" {
 		f, err := os.Create(*cpuProfile)
 		if err == nil {
@@ -282,4 +290,38 @@ func writeFloor(dir string, n int64) (time.Duration, error) {
 	}
 	syscall.Getrusage(syscall.RUSAGE_THREAD, &after)
 	return time.Duration(after.Utime.Nano() + after.Stime.Nano() - before.Utime.Nano() - before.Stime.Nano()), nil
+}
+
+// summarize prints the sum of the writers' reports matching pattern: what
+// compare.sh shows for pm2 and supervisord.
+func summarize(pattern string) error {
+	names, err := filepath.Glob(pattern)
+	if err != nil {
+		return err
+	}
+	if len(names) == 0 {
+		return fmt.Errorf("no report matches %s", pattern)
+	}
+	var res result
+	for _, name := range names {
+		b, err := os.ReadFile(name)
+		if err != nil {
+			return err
+		}
+		var r report
+		if err := json.Unmarshal(b, &r); err != nil {
+			return fmt.Errorf("%s: %w", name, err)
+		}
+		res.written += r.Lines
+		res.seconds = max(res.seconds, r.Seconds)
+		res.p50, res.p99, res.p999, res.mx = max(res.p50, r.P50), max(res.p99, r.P99), max(res.p999, r.P999), max(res.mx, r.Max)
+		res.over1ms += r.Over1ms
+		res.full += r.Full
+		res.waited += r.Waited
+	}
+	fmt.Printf("  lines written by the children  %12d  (%.0f lines/s)\n", res.written, float64(res.written)/res.seconds)
+	fmt.Printf("  child's write latency, worst child: p50 %.1f µs, p99 %.1f µs, p99.9 %.1f µs, max %.0f µs; writes over 1 ms: %d\n",
+		res.p50, res.p99, res.p999, res.mx, res.over1ms)
+	fmt.Printf("  writes that found the pipe full (waited on the supervisor): %d, %.1f ms in all\n", res.full, res.waited/1e3)
+	return nil
 }
