@@ -35,7 +35,7 @@ type Hub struct {
 	instances map[instanceKey]*instance
 	console   *console
 	journal   *journal
-	files     map[string]*fileSink
+	files     *fileWriter
 	closed    bool
 
 	subs atomic.Pointer[[]*Subscription] // replaced whole under mu
@@ -64,7 +64,6 @@ func New(opts Options) *Hub {
 		noPoll:    opts.noPoll,
 		out:       opts,
 		instances: make(map[instanceKey]*instance),
-		files:     make(map[string]*fileSink),
 	}
 	if h.logger == nil {
 		h.logger = slog.New(slog.DiscardHandler)
@@ -161,16 +160,11 @@ func (h *Hub) Capture(id Identity, stdout, stderr *os.File) *Capture {
 			c.sinks[toJournal] = h.journal
 		}
 		if set.Dir != "" {
+			if h.files == nil {
+				h.files = newFileWriter(h.queue)
+			}
 			for i := range c.fileSinks {
-				path := fileName(set.Dir, id, Stream(i+1))
-				f := h.files[path]
-				if f == nil {
-					f = newFileSink(path, set, h.queue, h.logger)
-					h.files[path] = f
-				} else {
-					f.file.setLimits(set.MaxSize, set.Keep, set.Compress)
-				}
-				c.fileSinks[i] = f
+				c.fileSinks[i] = h.files.sink(fileName(set.Dir, id, Stream(i+1)), set, h.logger)
 			}
 		}
 	}
@@ -328,8 +322,13 @@ func (h *Hub) Close(ctx context.Context) error {
 			return err
 		})
 	}
-	for _, f := range h.files {
-		sinks = append(sinks, f.close)
+	if h.files != nil {
+		w := h.files
+		files := make([]*fileSink, 0, len(w.files))
+		for _, f := range w.files {
+			files = append(files, f)
+		}
+		sinks = append(sinks, func(ctx context.Context) error { return w.close(ctx, files) })
 	}
 	h.mu.Unlock()
 	errs := make([]error, len(sinks))

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"time"
 )
 
 // sink is a destination: deliver queues a batch and never blocks; it
@@ -23,6 +24,10 @@ type pump struct {
 	write func([]*batch) // run by the pump's goroutine only
 	abort func()         // ends a blocked write, when close gives up (may be nil)
 	dest  destination
+	// After a write of fewer than gatherBelow bytes, the goroutine waits
+	// gather before the next (0: never).
+	gatherBelow int
+	gather      time.Duration
 
 	mu        sync.Mutex
 	queue     []*batch
@@ -76,6 +81,10 @@ func (p *pump) run() {
 		closed := p.closed
 		p.mu.Unlock()
 		if len(todo) > 0 {
+			size := 0
+			for _, b := range todo {
+				size += len(b.data)
+			}
 			p.write(todo)
 			p.mu.Lock()
 			if p.abandoned { // close counted these as dropped
@@ -86,6 +95,9 @@ func (p *pump) run() {
 			p.mu.Unlock()
 			clear(todo)
 			spare = todo
+			if size < p.gatherBelow && !closed {
+				time.Sleep(p.gather)
+			}
 			continue
 		}
 		if closed {

@@ -27,6 +27,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -176,7 +177,8 @@ func (r result) print() {
 
 func measure(o options, dir string, children int, args []string) (result, error) {
 	res := result{children: children}
-	h := logs.New(logs.Options{Settings: logs.Settings{Dir: dir, MaxSize: 4 << 30, Keep: 1, RingLines: 1000}, ReadDelay: o.delay})
+	h := logs.New(logs.Options{Settings: logs.Settings{Dir: dir, MaxSize: 4 << 30, Keep: 1, RingLines: 1000}, ReadDelay: o.delay,
+		Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))})
 	type child struct {
 		cmd     *exec.Cmd
 		capture *logs.Capture
