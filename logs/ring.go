@@ -9,7 +9,7 @@ import (
 
 // ringBytes bounds a ring's memory whatever its line count: the last
 // lines up to this many bytes (plus the one batch that straddles it).
-const ringBytes = 4 << 20
+const ringBytes = 1 << 20
 
 // ring keeps the last lines of one stream of one process: the batches
 // that hold them, the oldest partly skipped. The capture's reader appends;

@@ -144,3 +144,23 @@ func TestPreviousProcess(t *testing.T) {
 		t.Errorf("after Forget: %d lines", n)
 	}
 }
+
+// TestRingBoundsBytes: long lines are kept within about ringBytes, the
+// newest whole.
+func TestRingBoundsBytes(t *testing.T) {
+	h := newHub(t, Options{Settings: Settings{RingLines: 1000}})
+	c := h.Capture(Identity{Service: "web", PID: 1}, nil, nil)
+	line := strings.Repeat("y", 2047)
+	for i := range 40 {
+		var b strings.Builder
+		for j := range 50 {
+			fmt.Fprintf(&b, "%04d%s\n", i*50+j, line[4:])
+		}
+		feed(c, Stdout, b.String())
+	}
+	lines := texts(h.Lines(Query{}))
+	size := len(lines) * 2048
+	if size > ringBytes+50*2048 || size < ringBytes-50*2048 || !strings.HasPrefix(lines[len(lines)-1], "1999") {
+		t.Errorf("kept %d lines of 2 KiB (%d bytes), the last %.4q", len(lines), size, lines[len(lines)-1])
+	}
+}

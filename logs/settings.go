@@ -61,7 +61,8 @@ type Settings struct {
 	// Journal sends the lines to the systemd journal.
 	Journal bool
 	// RingLines is how many lines of each stream of a process are kept in
-	// memory for queries (0 = DefaultRingLines).
+	// memory for queries (0 = DefaultRingLines), within about 1 MiB a
+	// stream: fewer when the lines are long.
 	RingLines int
 }
 
