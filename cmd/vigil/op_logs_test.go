@@ -360,3 +360,38 @@ func TestLogsFollow(t *testing.T) {
 		t.Errorf("vigil logs -f after SIGINT: %v", err)
 	}
 }
+
+// TestLogsPrinterColours: on a terminal each worker's name has a colour of
+// its own, the same on every line; the line itself is left alone.
+func TestLogsPrinterColours(t *testing.T) {
+	var buf strings.Builder
+	p := &logsPrinter{w: &buf, colour: true}
+	m, err := rpc.Parse([]byte(`{"id":3,"lines":[` +
+		`{"time":"2025-01-02T03:04:05Z","service":"web","instance":0,"pid":1,"stream":"stdout","line":"a"},` +
+		`{"time":"2025-01-02T03:04:05Z","service":"web","instance":1,"pid":2,"stream":"stderr","line":"b"},` +
+		`{"time":"2025-01-02T03:04:05Z","service":"web","instance":0,"pid":1,"stream":"stdout","line":"c"}]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.reply(m); err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSuffix(buf.String(), "\n"), "\n")
+	want := []string{
+		colourOf("web.0") + "web.0" + ansiReset + " | a",
+		colourOf("web.1") + "web.1" + ansiReset + " | b",
+		colourOf("web.0") + "web.0" + ansiReset + " | c",
+	}
+	if strings.Join(lines, "\n") != strings.Join(want, "\n") {
+		t.Errorf("coloured output %q, want %q", lines, want)
+	}
+	if colourOf("web.0") == colourOf("web.1") {
+		t.Errorf("web.0 and web.1 share a colour")
+	}
+	m, _ = rpc.Parse([]byte(`{"id":3,"lost":7}`))
+	buf.Reset()
+	p.reply(m)
+	if buf.String() != "vigil: 7 lines lost here: this command did not read them fast enough\n" {
+		t.Errorf("lost marker %q", buf.String())
+	}
+}
