@@ -25,9 +25,11 @@ type pump struct {
 	abort func()         // ends a blocked write, when close gives up (may be nil)
 	dest  destination
 	// After a write of fewer than gatherBelow bytes, the goroutine waits
-	// gather before the next (0: never).
+	// gather before the next (0: never), or until the queue is a quarter
+	// full.
 	gatherBelow int
 	gather      time.Duration
+	filling     chan struct{} // ends a gathering wait: the queue is a quarter full
 
 	mu        sync.Mutex
 	queue     []*batch
@@ -42,7 +44,7 @@ type pump struct {
 
 func newPump(name string, max int, dest destination, write func([]*batch), abort func()) *pump {
 	p := &pump{name: name, max: max, write: write, abort: abort, dest: dest,
-		wake: make(chan struct{}, 1), done: make(chan struct{})}
+		wake: make(chan struct{}, 1), done: make(chan struct{}), filling: make(chan struct{}, 1)}
 	go p.run()
 	return p
 }
@@ -55,7 +57,14 @@ func (p *pump) deliver(b *batch) bool {
 	}
 	p.queue = append(p.queue, b)
 	p.bytes += len(b.data)
+	filling := p.bytes > p.max/4
 	p.mu.Unlock()
+	if filling {
+		select {
+		case p.filling <- struct{}{}:
+		default:
+		}
+	}
 	select {
 	case p.wake <- struct{}{}:
 	default:
@@ -66,6 +75,7 @@ func (p *pump) deliver(b *batch) bool {
 func (p *pump) run() {
 	defer close(p.done)
 	var spare []*batch
+	var timer *time.Timer
 	for {
 		p.mu.Lock()
 		if p.abandoned {
@@ -96,7 +106,17 @@ func (p *pump) run() {
 			clear(todo)
 			spare = todo
 			if size < p.gatherBelow && !closed {
-				time.Sleep(p.gather)
+				// Gather: wait, unless the queue fills meanwhile (a burst).
+				if timer == nil {
+					timer = time.NewTimer(p.gather)
+				} else {
+					timer.Reset(p.gather)
+				}
+				select {
+				case <-timer.C:
+				case <-p.filling:
+					timer.Stop()
+				}
 			}
 			continue
 		}
@@ -117,6 +137,10 @@ func (p *pump) close(ctx context.Context) error {
 	p.mu.Unlock()
 	select {
 	case p.wake <- struct{}{}:
+	default:
+	}
+	select { // a gathering wait ends too
+	case p.filling <- struct{}{}:
 	default:
 	}
 	select {
