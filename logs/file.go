@@ -18,6 +18,10 @@ const (
 	// follower reads the rings), so the wait costs nothing to see.
 	fileGatherBelow = 64 << 10
 	fileGather      = 100 * time.Millisecond
+	// fileQueues: the files share one queue of this many times
+	// Options.SinkQueue, so that every file of a busy host gets room
+	// through a stall of the disk or of this process.
+	fileQueues = 4
 )
 
 // fileWriter writes every file of a hub from one goroutine: a pump whose

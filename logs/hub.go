@@ -161,7 +161,7 @@ func (h *Hub) Capture(id Identity, stdout, stderr *os.File) *Capture {
 		}
 		if set.Dir != "" {
 			if h.files == nil {
-				h.files = newFileWriter(h.queue)
+				h.files = newFileWriter(fileQueues * h.queue)
 			}
 			for i := range c.fileSinks {
 				c.fileSinks[i] = h.files.sink(fileName(set.Dir, id, Stream(i+1)), set, h.logger)

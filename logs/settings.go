@@ -158,7 +158,8 @@ type Options struct {
 	// ones are split, and each piece counts as a line.
 	MaxLine int
 	// SinkQueue bounds the bytes waiting for each destination (0 =
-	// DefaultSinkQueue).
+	// DefaultSinkQueue): the console, the journal, and 4 times as much for
+	// the files, which share a queue.
 	SinkQueue int
 	// ReadDelay bounds the wait after a small read before the next one,
 	// which gathers a chatty child's lines into fewer reads (0: what the
