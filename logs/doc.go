@@ -5,10 +5,13 @@
 //
 // A [Hub] is the whole: its owner (the container) calls [Hub.Capture] for
 // each child process it starts, with the read ends of the child's stdout
-// and stderr pipes, and gets a [Capture]: one goroutine per stream reads
-// the pipe, frames lines (cutting those longer than [Options.MaxLine]),
-// stamps each read's lines with the time they arrived, and hands them on
-// as one batch:
+// and stderr pipes, and gets a [Capture]. On Linux one goroutine of the
+// hub reads every pipe (an epoll set of its own, each pipe armed for one
+// event at a time, so that a chatty child's writes cost nothing while the
+// reader waits a few milliseconds to gather them; elsewhere a goroutine
+// per stream). It frames lines (cutting those longer than
+// [Options.MaxLine]), stamps each read's lines with the time they
+// arrived, and hands them on as one batch:
 //
 //   - to the capture's rings, the last [Settings.RingLines] lines of each
 //     stream, which [Hub.Lines] queries (by service, instance, stream,
@@ -18,10 +21,10 @@
 //     follower loses lines and is told how many;
 //   - to the destinations its service's [Settings] turn on: the console
 //     (text "web.1 | line" or JSON), one file per service, instance and
-//     stream, rotated by size, and the journal (native protocol). Each has
-//     a bounded queue and a goroutine of its own: one that falls behind
-//     drops lines, counted per capture ([Capture.Stats]), and never holds
-//     up the reader or the others.
+//     stream, rotated by size, and the journal (native protocol). Each (the
+//     files together) has a bounded queue and a goroutine of its own: one
+//     that falls behind drops lines, counted per capture
+//     ([Capture.Stats]), and never holds up the reader or the others.
 //
 // Nothing the reader does waits on anything but the pipe, so a child never
 // waits on vigil. A capture ends at the end of both streams; a grandchild
