@@ -17,7 +17,7 @@ import (
 )
 
 // operatorCommands returns the operator's subcommands (status, restart,
-// reload, forward, dump, probe).
+// reload, forward, dump, probe, logs).
 func operatorCommands() []*cobra.Command {
 	return []*cobra.Command{
 		newStatusCmd(),
@@ -26,6 +26,7 @@ func operatorCommands() []*cobra.Command {
 		newForwardCmd(),
 		newDumpCmd(),
 		newProbeCmd(),
+		newLogsCmd(),
 	}
 }
 

@@ -88,6 +88,8 @@ type Config struct {
 	// Services are the [services.NAME] tables, sorted by name. There may be
 	// none.
 	Services []Service
+	// Logs is the [logs] table: where the services' output goes.
+	Logs Logs
 }
 
 // Service returns the service called name.
@@ -295,6 +297,8 @@ type Service struct {
 	Supervised bool
 	// Readiness is "notify" (default) or "started".
 	Readiness Readiness
+	// Logs is where its output goes: its logs table over [logs].
+	Logs Logs
 }
 
 // Load reads and parses the file at path; relative paths in it resolve

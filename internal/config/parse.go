@@ -20,6 +20,7 @@ import (
 type fileConfig struct {
 	Supervisor *fileSupervisor         `toml:"supervisor"`
 	Services   map[string]*fileService `toml:"services"`
+	Logs       *fileLogs               `toml:"logs"`
 }
 
 type fileSupervisor struct {
@@ -90,6 +91,7 @@ type fileService struct {
 	Env                map[string]string `toml:"env"`
 	Supervised         *bool             `toml:"supervised"`
 	Readiness          *string           `toml:"readiness"`
+	Logs               *fileLogs         `toml:"logs"`
 }
 
 // tomlDuration and tomlSize take only TOML strings, parsed while
@@ -207,9 +209,11 @@ func parse(data []byte, dir, path string, getenv func(string) string) (*Config, 
 
 	c.Supervisor = v.supervisor(f.Supervisor, dir)
 	names := map[string]bool{}
+	c.Logs = v.logs([]string{"logs"}, f.Logs, Logs{}, dir)
 	for name, fs := range f.Services {
 		names[name] = true
 		if s, ok := v.service(name, fs, dir, defaultCount); ok {
+			s.Logs = v.logs([]string{"services", name, "logs"}, fs.logsTable(), c.Logs, dir)
 			c.Services = append(c.Services, s)
 		}
 	}

@@ -1,0 +1,329 @@
+//go:build linux
+
+// Command logs measures the capture of children's output by package logs,
+// with real child processes (./writer) writing into real pipes that a
+// logs.Hub reads and writes to rotated files:
+//
+//   - one child writing 100-byte lines as fast as it can for -duration,
+//     one write(2) per line, then again with the lines gathered into 8 KiB
+//     writes as stdio does on a pipe: the lines a second that reach the
+//     file, the lines dropped, the capture's CPU per million lines (this
+//     process's user and system time: it does nothing but the capture), and
+//     the child's write latency, which shows whether it ever waited;
+//   - -children children writing -rate lines a second each, one write per
+//     line: the same figures.
+//
+// The files go to -dir (default: a temporary directory), rotated at 4 GiB
+// (so no line is rotated away before it is counted) and removed after each
+// measurement: one child at a million lines a second writes 1 GB in 10 s.
+//
+//	go run ./bench/logs
+//	go run ./bench/logs -duration 10s -children 100 -rate 1000
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"runtime/pprof"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/vigild/vigil/logs"
+)
+
+type options struct {
+	writer   string
+	dir      string
+	duration time.Duration
+	children int
+	rate     int
+	size     int
+	only     string
+	delay    time.Duration
+}
+
+func main() {
+	var o options
+	flag.StringVar(&o.writer, "writer", "", "the writer binary (default: build ./bench/logs/writer)")
+	flag.StringVar(&o.dir, "dir", "", "where the log files go (default: a temporary directory, removed after)")
+	flag.DurationVar(&o.duration, "duration", 10*time.Second, "how long each child writes")
+	flag.IntVar(&o.children, "children", 100, "children of the many-children run")
+	flag.IntVar(&o.rate, "rate", 1000, "lines a second of each child of the many-children run")
+	flag.IntVar(&o.size, "size", 100, "bytes per line, newline included")
+	flag.StringVar(&o.only, "only", "", "run only one measurement: one, buffered or many")
+	flag.DurationVar(&o.delay, "read-delay", 0, "logs.Options.ReadDelay: the longest wait after a small read (0: the package's choice; negative: none)")
+	cpuProfile := flag.String("cpuprofile", "", "write this process's CPU profile to the file")
+	reports := flag.String("reports", "", "only sum up the writers' reports matching this pattern (for compare.sh) and exit")
+	flag.Parse()
+	if *reports != "" {
+		if err := summarize(*reports); err != nil {
+			fmt.Fprintln(os.Stderr, "bench/logs:", err)
+			os.Exit(1)
+		}
+		return
+	}
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err == nil {
+			err = pprof.StartCPUProfile(f)
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "bench/logs:", err)
+			os.Exit(1)
+		}
+		defer pprof.StopCPUProfile()
+	}
+	if err := run(o); err != nil {
+		pprof.StopCPUProfile()
+		fmt.Fprintln(os.Stderr, "bench/logs:", err)
+		os.Exit(1)
+	}
+}
+
+func run(o options) error {
+	tmp, err := os.MkdirTemp("", "bench-logs-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(tmp)
+	if o.writer == "" {
+		o.writer = filepath.Join(tmp, "writer")
+		build := exec.Command("go", "build", "-o", o.writer, "./bench/logs/writer")
+		build.Stdout, build.Stderr = os.Stderr, os.Stderr
+		if err := build.Run(); err != nil {
+			return fmt.Errorf("build the writer (run from the repository's root): %w", err)
+		}
+	}
+	if o.dir == "" {
+		o.dir = filepath.Join(tmp, "logs")
+	}
+	fmt.Printf("bench/logs: %d-byte lines, %v per child, files in %s\n", o.size, o.duration, o.dir)
+	type scenario struct {
+		name, title string
+		children    int
+		args        []string
+	}
+	scenarios := []scenario{
+		{"one", "one child, one write(2) per line, as fast as it can", 1, nil},
+		{"buffered", "one child, lines gathered in 8 KiB writes (stdio on a pipe), as fast as it can", 1, []string{"-buffer", "8192"}},
+		{"many", fmt.Sprintf("%d children, %d lines/s each, one write per line", o.children, o.rate), o.children, []string{"-rate", fmt.Sprint(o.rate)}},
+	}
+	for _, s := range scenarios {
+		if o.only != "" && o.only != s.name {
+			continue
+		}
+		dir := filepath.Join(o.dir, s.name)
+		r, err := measure(o, dir, s.children, s.args)
+		if err != nil {
+			return fmt.Errorf("%s: %w", s.name, err)
+		}
+		fmt.Printf("\n%s\n", s.title)
+		r.print()
+		os.RemoveAll(dir)
+	}
+	return nil
+}
+
+// report is what a writer child says about itself.
+type report struct {
+	Lines   uint64  `json:"lines"`
+	Writes  uint64  `json:"writes"`
+	Seconds float64 `json:"seconds"`
+	P50     float64 `json:"p50_us"`
+	P99     float64 `json:"p99_us"`
+	P999    float64 `json:"p999_us"`
+	Max     float64 `json:"max_us"`
+	Over1ms uint64  `json:"over_1ms"`
+	Full    uint64  `json:"full_pipe"`
+	Waited  float64 `json:"waited_us"`
+}
+
+type result struct {
+	children           int
+	written, read      uint64 // by the children; by the capture
+	inFiles, dropped   uint64
+	seconds            float64 // the children's writing time (the longest)
+	cpu                time.Duration
+	p50, p99, p999, mx float64 // the worst child's
+	over1ms            uint64
+	full               uint64  // writes that found the pipe full
+	waited             float64 // µs the children waited on full pipes
+	floor              time.Duration
+}
+
+func (r result) print() {
+	fmt.Printf("  lines written by the children  %12d  (%.0f lines/s)\n", r.written, float64(r.written)/r.seconds)
+	fmt.Printf("  lines that reached the files   %12d  (%.0f lines/s)\n", r.inFiles, float64(r.inFiles)/r.seconds)
+	fmt.Printf("  lines dropped                  %12d\n", r.dropped)
+	fmt.Printf("  capture CPU                    %12v  (%.3f s per million lines, %.2f s per 10 million)\n",
+		r.cpu.Round(time.Millisecond), r.cpu.Seconds()/float64(r.read)*1e6, r.cpu.Seconds()/float64(r.read)*1e7)
+	fmt.Printf("    of which writing the files   %12v  (the same bytes written to the same directory in 256 KiB writes: the kernel's cost)\n",
+		r.floor.Round(time.Millisecond))
+	fmt.Printf("    the rest: capture            %12v  (%.3f s per million lines, %.2f s per 10 million)\n",
+		(r.cpu - r.floor).Round(time.Millisecond), (r.cpu-r.floor).Seconds()/float64(r.read)*1e6, (r.cpu-r.floor).Seconds()/float64(r.read)*1e7)
+	fmt.Printf("  child's write latency, worst child: p50 %.1f µs, p99 %.1f µs, p99.9 %.1f µs, max %.0f µs; writes over 1 ms: %d\n",
+		r.p50, r.p99, r.p999, r.mx, r.over1ms)
+	fmt.Printf("  writes that found the pipe full (waited on vigil): %d, %.1f ms in all\n", r.full, r.waited/1e3)
+}
+
+func measure(o options, dir string, children int, args []string) (result, error) {
+	res := result{children: children}
+	h := logs.New(logs.Options{Settings: logs.Settings{Dir: dir, MaxSize: 4 << 30, Keep: 1, RingLines: 1000}, ReadDelay: o.delay,
+		Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))})
+	type child struct {
+		cmd     *exec.Cmd
+		capture *logs.Capture
+		report  string
+	}
+	var kids []child
+	var before syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &before)
+	for i := range children {
+		outR, outW, err := os.Pipe()
+		if err != nil {
+			return res, err
+		}
+		rep := filepath.Join(os.TempDir(), fmt.Sprintf("bench-logs-report-%d-%d.json", os.Getpid(), i))
+		cmd := exec.Command(o.writer, append([]string{"-size", fmt.Sprint(o.size), "-duration", o.duration.String(), "-report", rep}, args...)...)
+		cmd.Stdout, cmd.Stderr = outW, os.Stderr
+		if err := cmd.Start(); err != nil {
+			outW.Close()
+			outR.Close()
+			return res, err
+		}
+		outW.Close()
+		c := h.Capture(logs.Identity{Service: "bench", Instance: i, PID: cmd.Process.Pid}, outR, nil)
+		kids = append(kids, child{cmd, c, rep})
+	}
+	var errs []error
+	for _, k := range kids {
+		if err := k.cmd.Wait(); err != nil {
+			errs = append(errs, err)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		if err := k.capture.Wait(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("capture: %w", err))
+		}
+		cancel()
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	err := h.Close(ctx)
+	cancel()
+	var after syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &after)
+	if err != nil {
+		errs = append(errs, err)
+	}
+	res.cpu = time.Duration(after.Utime.Nano()+after.Stime.Nano()-before.Utime.Nano()-before.Stime.Nano()) * time.Nanosecond
+	for _, k := range kids {
+		st := k.capture.Stats()
+		res.read += st.Lines
+		res.dropped += st.Dropped()
+		b, err := os.ReadFile(k.report)
+		os.Remove(k.report)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		var r report
+		if err := json.Unmarshal(b, &r); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		res.written += r.Lines
+		res.seconds = max(res.seconds, r.Seconds)
+		res.p50, res.p99, res.p999, res.mx = max(res.p50, r.P50), max(res.p99, r.P99), max(res.p999, r.P999), max(res.mx, r.Max)
+		res.over1ms += r.Over1ms
+		res.full += r.Full
+		res.waited += r.Waited
+	}
+	// Lines in the files: every line has the same size.
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		errs = append(errs, err)
+	}
+	for _, e := range entries {
+		if !strings.Contains(e.Name(), ".log") {
+			continue
+		}
+		if fi, err := e.Info(); err == nil {
+			res.inFiles += uint64(fi.Size()) / uint64(o.size)
+		}
+	}
+	res.floor, err = writeFloor(dir, int64(res.inFiles)*int64(o.size))
+	if err != nil {
+		errs = append(errs, err)
+	}
+	return res, errors.Join(errs...)
+}
+
+// writeFloor is the CPU time of writing n bytes to a new file in dir in
+// 256 KiB writes: what the kernel charges for the files, whoever writes.
+func writeFloor(dir string, n int64) (time.Duration, error) {
+	f, err := os.Create(filepath.Join(dir, "floor"))
+	if err != nil {
+		return 0, err
+	}
+	defer os.Remove(f.Name())
+	defer f.Close()
+	buf := make([]byte, 256<<10)
+	for i := range buf {
+		buf[i] = 'x'
+	}
+	runtime.LockOSThread() // RUSAGE_THREAD: this goroutine's thread only
+	defer runtime.UnlockOSThread()
+	var before, after syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_THREAD, &before)
+	for n > 0 {
+		k, err := f.Write(buf[:min(int64(len(buf)), n)])
+		if err != nil {
+			return 0, err
+		}
+		n -= int64(k)
+	}
+	syscall.Getrusage(syscall.RUSAGE_THREAD, &after)
+	return time.Duration(after.Utime.Nano() + after.Stime.Nano() - before.Utime.Nano() - before.Stime.Nano()), nil
+}
+
+// summarize prints the sum of the writers' reports matching pattern: what
+// compare.sh shows for pm2 and supervisord.
+func summarize(pattern string) error {
+	names, err := filepath.Glob(pattern)
+	if err != nil {
+		return err
+	}
+	if len(names) == 0 {
+		return fmt.Errorf("no report matches %s", pattern)
+	}
+	var res result
+	for _, name := range names {
+		b, err := os.ReadFile(name)
+		if err != nil {
+			return err
+		}
+		var r report
+		if err := json.Unmarshal(b, &r); err != nil {
+			return fmt.Errorf("%s: %w", name, err)
+		}
+		res.written += r.Lines
+		res.seconds = max(res.seconds, r.Seconds)
+		res.p50, res.p99, res.p999, res.mx = max(res.p50, r.P50), max(res.p99, r.P99), max(res.p999, r.P999), max(res.mx, r.Max)
+		res.over1ms += r.Over1ms
+		res.full += r.Full
+		res.waited += r.Waited
+	}
+	fmt.Printf("  lines written by the children  %12d  (%.0f lines/s)\n", res.written, float64(res.written)/res.seconds)
+	fmt.Printf("  child's write latency, worst child: p50 %.1f µs, p99 %.1f µs, p99.9 %.1f µs, max %.0f µs; writes over 1 ms: %d\n",
+		res.p50, res.p99, res.p999, res.mx, res.over1ms)
+	fmt.Printf("  writes that found the pipe full (waited on the supervisor): %d, %.1f ms in all\n", res.full, res.waited/1e3)
+	return nil
+}

@@ -1,0 +1,316 @@
+package logs
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/vigild/vigil/internal/testutil"
+)
+
+// quiet is settings with every destination off: lines go to the rings only.
+var quiet = Settings{Format: FormatText, RingLines: 1000}
+
+// newHub returns a hub closed at the end of the test.
+func newHub(t *testing.T, opts Options) *Hub {
+	t.Helper()
+	if opts.Settings == (Settings{}) {
+		opts.Settings = quiet
+	}
+	h := New(opts)
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := h.Close(ctx); err != nil {
+			t.Errorf("hub close: %v", err)
+		}
+	})
+	return h
+}
+
+// texts returns the lines' texts.
+func texts(lines []Line) []string {
+	out := make([]string, len(lines))
+	for i, l := range lines {
+		out[i] = string(l.Text)
+	}
+	return out
+}
+
+func waitDone(t *testing.T, c *Capture) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := c.Wait(ctx); err != nil {
+		t.Fatalf("capture did not end: %v", err)
+	}
+}
+
+func TestCaptureKeepsTheStreamsApart(t *testing.T) {
+	h := newHub(t, Options{})
+	ch := startChild(t, "script", "out:one", "err:oops", "out:two", "err:again")
+	c := h.Capture(ch.id("web", 1), ch.stdout, ch.stderr)
+	ch.wait(t)
+	waitDone(t, c)
+
+	one := 1
+	out := h.Lines(Query{Service: "web", Instance: &one, Stream: Stdout})
+	if got := strings.Join(texts(out), ","); got != "one,two" {
+		t.Errorf("stdout: %q", got)
+	}
+	errLines := h.Lines(Query{Stream: Stderr})
+	if got := strings.Join(texts(errLines), ","); got != "oops,again" {
+		t.Errorf("stderr: %q", got)
+	}
+	for _, l := range append(out, errLines...) {
+		if l.Service != "web" || l.Instance != 1 || l.PID != ch.cmd.Process.Pid || l.Time.IsZero() {
+			t.Errorf("line %q: identity %+v, time %v", l.Text, l.Identity, l.Time)
+		}
+	}
+	if l := errLines[0]; l.Stream != Stderr {
+		t.Errorf("stderr line has stream %v", l.Stream)
+	}
+	if all := h.Lines(Query{}); len(all) != 4 {
+		t.Errorf("every line: %q", texts(all))
+	}
+	if st := c.Stats(); st.Lines != 4 || st.Bytes != uint64(len("one\noops\ntwo\nagain\n")) || st.Dropped() != 0 {
+		t.Errorf("stats %+v", st)
+	}
+}
+
+func TestCaptureCutsLongLinesAndEndsTheLast(t *testing.T) {
+	h := newHub(t, Options{MaxLine: 1000})
+	ch := startChild(t, "script", "long:2500", "out:short", "long:1000", "raw:no newline")
+	c := h.Capture(ch.id("web", 0), ch.stdout, nil)
+	ch.wait(t)
+	waitDone(t, c)
+	lines := texts(h.Lines(Query{}))
+	long := strings.Repeat("abcdefghijklmnopqrstuvwxyz", 100)
+	want := []string{long[:1000], long[1000:2000], long[2000:2500], "short", long[:1000], "no newline"}
+	if strings.Join(lines, "|") != strings.Join(want, "|") {
+		t.Errorf("lines %d: %.80q, want %d", len(lines), lines, len(want))
+	}
+	if st := c.Stats(); st.Split != 2 || st.Lines != 6 {
+		t.Errorf("stats %+v, want 2 cuts and 6 lines", st)
+	}
+}
+
+func TestCaptureFramesLinesAcrossReads(t *testing.T) {
+	// A fake capture fed read by read: framing is logic.
+	h := newHub(t, Options{MaxLine: 8})
+	c := h.Capture(Identity{Service: "x"}, nil, nil)
+	buf := make([]byte, 8+minReadSize)
+	have := 0
+	feed := func(s string) {
+		have += copy(buf[have:], s)
+		have = c.frame(buf, have, Stdout, false)
+	}
+	feed("ab")
+	feed("c\nde")
+	feed("f\n\n12345678") // exactly 8: may still end with a newline
+	feed("\n123456789")   // 9: cut after 8
+	feed("0")
+	c.frame(buf, have, Stdout, true)
+	got := strings.Join(texts(h.Lines(Query{})), "|")
+	if want := "abc|def||12345678|12345678|90"; got != want {
+		t.Errorf("lines %q, want %q", got, want)
+	}
+}
+
+// TestCaptureNeverBlocksTheChild: the console is stuck (a writer that
+// never returns) and the files' queue is tiny; the child writes 200,000
+// lines and exits all the same; every line is read, the ring keeps the
+// last ones, and what the console and the file could not take is counted.
+func TestCaptureNeverBlocksTheChild(t *testing.T) {
+	stuck := newStuckWriter()
+	defer close(stuck.release)
+	dir := t.TempDir()
+	set := Settings{Console: true, Format: FormatText, Dir: dir, MaxSize: 1 << 30, RingLines: 1000}
+	h := New(Options{Settings: set, Console: stuck, SinkQueue: 64 << 10})
+	ch := startChild(t, "flood", "200000", "100")
+	c := h.Capture(ch.id("flood", 0), ch.stdout, ch.stderr)
+	done := make(chan error, 1)
+	go func() { done <- ch.cmd.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("child: %v", err)
+		}
+	case <-time.After(60 * time.Second):
+		t.Fatal("the child is still writing after 60s: it was blocked")
+	}
+	waitDone(t, c)
+	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+	defer cancel()
+	if err := h.Close(ctx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("close with the console stuck: %v, want the deadline", err)
+	}
+	st := c.Stats()
+	if st.Lines != 200000 {
+		t.Fatalf("read %d lines, want 200000", st.Lines)
+	}
+	// The console took nothing: it was stuck from the first line. Every
+	// line is counted as dropped: because its queue was full, or because
+	// Close gave up on it.
+	if st.DroppedConsole != 200000 {
+		t.Errorf("console dropped %d lines, want all 200000", st.DroppedConsole)
+	}
+	// The file was not held up by the console: what it lost, it counted.
+	data, err := os.ReadFile(filepath.Join(dir, "flood.0.stdout.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := uint64(bytes.Count(data, []byte{'\n'})); n+st.DroppedFile != 200000 || n == 0 {
+		t.Errorf("the file has %d lines and dropped %d, want 200000 in all", n, st.DroppedFile)
+	}
+	last := h.Lines(Query{N: 3})
+	if got := strings.Join(texts(last), "|"); !strings.HasPrefix(got, "199997 x") || !strings.Contains(got, "|199999 x") {
+		t.Errorf("last lines %.60q", got)
+	}
+	if n := len(h.Lines(Query{})); n != 1000 {
+		t.Errorf("ring holds %d lines, want 1000", n)
+	}
+	_ = stuck.out.String()
+}
+
+// TestCaptureWaitIsBounded: a grandchild holds the pipe open after the
+// child has exited; Wait gives up at its deadline, keeping what was read.
+func TestCaptureWaitIsBounded(t *testing.T) {
+	h := newHub(t, Options{})
+	ch := startChild(t, "grandchild")
+	c := h.Capture(ch.id("gc", 0), ch.stdout, ch.stderr)
+	ch.wait(t)
+	var grandchild int
+	deadline := time.Now().Add(20 * time.Second)
+	for grandchild == 0 && time.Now().Before(deadline) {
+		for _, l := range h.Lines(Query{}) {
+			grandchild, _ = strconv.Atoi(strings.TrimPrefix(string(l.Text), "started "))
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if grandchild == 0 {
+		t.Fatal("no line from the child")
+	}
+	defer func() {
+		syscall.Kill(grandchild, syscall.SIGKILL)
+		// sleep is the child's child, reparented: init or a subreaper reaps it.
+	}()
+	select {
+	case <-c.Done():
+		t.Fatal("the capture ended while the grandchild holds the pipe")
+	case <-time.After(100 * time.Millisecond):
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	if err := c.Wait(ctx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Wait: %v, want the deadline", err)
+	}
+	if d := time.Since(start); d > 10*time.Second {
+		t.Errorf("Wait took %v with a 200ms deadline", d)
+	}
+	select {
+	case <-c.Done():
+	default:
+		t.Error("the capture has not ended after Wait")
+	}
+	if n := len(h.Lines(Query{})); n != 1 {
+		t.Errorf("%d lines kept, want 1", n)
+	}
+}
+
+// TestConsoleFormats: the text console prefixes each line with its
+// instance; the JSON console writes one object per line.
+func TestConsoleFormats(t *testing.T) {
+	var text, js testutil.Buffer
+	ht := newHub(t, Options{Settings: Settings{Console: true}, Console: &text})
+	hj := newHub(t, Options{Settings: Settings{Console: true, Format: FormatJSON}, Console: &js})
+	for _, h := range []*Hub{ht, hj} {
+		ch := startChild(t, "script", "out:hello", `err:say "hi"\`, "raw:\x01\xff")
+		c := h.Capture(ch.id("web", 2), ch.stdout, ch.stderr)
+		ch.wait(t)
+		waitDone(t, c)
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		if err := h.Close(ctx); err != nil {
+			t.Fatal(err)
+		}
+		cancel()
+	}
+	lines := strings.Split(strings.TrimSuffix(text.String(), "\n"), "\n")
+	want := map[string]bool{"web.2 | hello": true, `web.2 | say "hi"\`: true, "web.2 | \x01\xff": true}
+	for _, l := range lines {
+		if !want[l] {
+			t.Errorf("text console line %q", l)
+		}
+		delete(want, l)
+	}
+	if len(want) > 0 {
+		t.Errorf("text console lacks %v", want)
+	}
+	checkJSONLines(t, js.String(), map[string]string{"hello": "stdout", `say "hi"\`: "stderr", "\x01\ufffd": "stdout"}, "web", 2)
+}
+
+// TestCaptureManyAtOnce: twenty children write at once, each through the
+// hub's one poller (and, the second time, each stream by a goroutine of
+// its own, as where there is no poller); every line lands in its own
+// instance's ring, in order.
+func TestCaptureManyAtOnce(t *testing.T) {
+	for _, noPoll := range []bool{false, true} {
+		t.Run(fmt.Sprintf("noPoll=%v", noPoll), func(t *testing.T) {
+			h := newHub(t, Options{noPoll: noPoll})
+			var caps []*Capture
+			for i := range 20 {
+				ch := startChild(t, "flood", "500", "50")
+				caps = append(caps, h.Capture(ch.id("many", i), ch.stdout, ch.stderr))
+			}
+			for _, c := range caps {
+				waitDone(t, c)
+			}
+			for i := range 20 {
+				lines := texts(h.Lines(Query{Service: "many", Instance: &i}))
+				if len(lines) != 500 {
+					t.Fatalf("many.%d: %d lines", i, len(lines))
+				}
+				for n, l := range lines {
+					if !strings.HasPrefix(l, strconv.Itoa(n)+" x") || len(l) != 49 {
+						t.Fatalf("many.%d line %d: %q", i, n, l)
+					}
+				}
+			}
+		})
+	}
+}
+
+func TestCaptureWithoutPoller(t *testing.T) {
+	h := newHub(t, Options{noPoll: true})
+	ch := startChild(t, "script", "out:one", "err:two", "raw:three")
+	c := h.Capture(ch.id("web", 0), ch.stdout, ch.stderr)
+	ch.wait(t)
+	waitDone(t, c)
+	if got := strings.Join(texts(h.Lines(Query{Stream: Stdout})), ","); got != "one,three" {
+		t.Errorf("stdout %q", got)
+	}
+	// Close on a pipe held open: the goroutine's read ends.
+	gc := startChild(t, "grandchild")
+	c = h.Capture(gc.id("gc", 0), gc.stdout, gc.stderr)
+	gc.wait(t)
+	deadline := time.Now().Add(20 * time.Second)
+	for len(h.Lines(Query{Service: "gc"})) == 0 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	line := h.Lines(Query{Service: "gc"})
+	if len(line) != 1 {
+		t.Fatalf("grandchild's line: %q", texts(line))
+	}
+	pid, _ := strconv.Atoi(strings.TrimPrefix(string(line[0].Text), "started "))
+	defer syscall.Kill(pid, syscall.SIGKILL)
+	c.Close()
+}

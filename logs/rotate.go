@@ -1,0 +1,256 @@
+package logs
+
+import (
+	"bytes"
+	"compress/gzip"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+)
+
+// rotFile is a log file rotated by size: when the next lines would take
+// it past maxSize, it becomes path.1, path.1 becomes path.2, and so on up
+// to path.KEEP; older ones are removed. With compress, a goroutine of the
+// file's gzips path.1 into path.1.gz after each rotation; the next
+// rotation waits for it. A file is only cut between lines, so it exceeds
+// maxSize only when a single line does.
+//
+// Only the file sink's goroutine writes; limits may change at any time.
+type rotFile struct {
+	path   string
+	logger *slog.Logger
+
+	mu       sync.Mutex // guards the limits
+	maxSize  int64
+	keep     int
+	compress bool
+
+	f      *os.File
+	size   int64
+	gzDone chan struct{} // closed when the compression in progress ends (nil: none)
+	gzStop chan struct{} // closed to cut the compression short
+}
+
+func (r *rotFile) setLimits(maxSize int64, keep int, compress bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.maxSize, r.keep, r.compress = maxSize, keep, compress
+}
+
+func (r *rotFile) limits() (int64, int, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.maxSize, r.keep, r.compress
+}
+
+// write appends p, whole lines, rotating first when they would not fit.
+func (r *rotFile) write(p []byte) error {
+	maxSize, keep, compress := r.limits()
+	for len(p) > 0 {
+		if r.f == nil {
+			if err := r.open(); err != nil {
+				return err
+			}
+		}
+		room := maxSize - r.size
+		if int64(len(p)) <= room {
+			return r.writeAll(p)
+		}
+		cut := 0
+		if room > 0 {
+			cut = bytes.LastIndexByte(p[:room], '\n') + 1
+		}
+		if cut == 0 && r.size == 0 {
+			// One line longer than the file may be: it goes whole.
+			if cut = bytes.IndexByte(p, '\n') + 1; cut == 0 {
+				cut = len(p)
+			}
+		}
+		if cut > 0 {
+			if err := r.writeAll(p[:cut]); err != nil {
+				return err
+			}
+			p = p[cut:]
+		}
+		if len(p) > 0 {
+			if err := r.rotate(keep, compress); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func (r *rotFile) writeAll(p []byte) error {
+	n, err := r.f.Write(p)
+	r.size += int64(n)
+	if err != nil {
+		return fmt.Errorf("write %s: %w", r.path, err)
+	}
+	return nil
+}
+
+func (r *rotFile) open() error {
+	if err := os.MkdirAll(filepath.Dir(r.path), 0o755); err != nil {
+		return fmt.Errorf("log directory: %w", err)
+	}
+	f, err := os.OpenFile(r.path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+	if err != nil {
+		return fmt.Errorf("open log file: %w", err)
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return fmt.Errorf("open log file: %w", err)
+	}
+	r.f, r.size = f, fi.Size()
+	return nil
+}
+
+// old names the n-th rotated file.
+func (r *rotFile) old(n int, gz bool) string {
+	name := r.path + "." + strconv.Itoa(n)
+	if gz {
+		name += ".gz"
+	}
+	return name
+}
+
+// rotate moves the file aside and opens a new one.
+func (r *rotFile) rotate(keep int, compress bool) error {
+	if err := r.f.Close(); err != nil {
+		r.logger.Warn("log file: close failed", "file", r.path, "error", err)
+	}
+	r.f = nil
+	if r.gzDone != nil {
+		<-r.gzDone // path.1 must be whole before it moves
+		r.gzDone = nil
+	}
+	var errs []error
+	note := func(err error) {
+		if err != nil && !errors.Is(err, fs.ErrNotExist) {
+			errs = append(errs, err)
+		}
+	}
+	// Remove what is past keep (keep may have shrunk), then shift.
+	for n := keep; ; n++ {
+		_, e1 := os.Lstat(r.old(n+1, false))
+		_, e2 := os.Lstat(r.old(n+1, true))
+		if e1 != nil && e2 != nil {
+			break
+		}
+		note(os.Remove(r.old(n+1, false)))
+		note(os.Remove(r.old(n+1, true)))
+	}
+	if keep == 0 {
+		note(os.Remove(r.path))
+	} else {
+		note(os.Remove(r.old(keep, false)))
+		note(os.Remove(r.old(keep, true)))
+		for n := keep - 1; n >= 1; n-- {
+			note(os.Rename(r.old(n, false), r.old(n+1, false)))
+			note(os.Rename(r.old(n, true), r.old(n+1, true)))
+		}
+		note(os.Rename(r.path, r.old(1, false)))
+		if compress {
+			r.gzDone, r.gzStop = make(chan struct{}), make(chan struct{})
+			go r.gzip(r.old(1, false), r.gzDone, r.gzStop)
+		}
+	}
+	if err := r.open(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("rotate %s: %w", r.path, err)
+	}
+	return nil
+}
+
+// gzip compresses name into name.gz and removes name.
+func (r *rotFile) gzip(name string, done, stop chan struct{}) {
+	defer close(done)
+	if err := gzipFile(name, stop); err != nil {
+		r.logger.Warn("log file: compression failed", "file", name, "error", err)
+	}
+}
+
+func gzipFile(name string, stop <-chan struct{}) (err error) {
+	f, err := os.Open(name)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	in := stopReader{f, stop}
+	tmp := name + ".gz.tmp"
+	out, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err != nil {
+			out.Close()
+			os.Remove(tmp)
+		}
+	}()
+	zw := gzip.NewWriter(out)
+	if _, err := io.Copy(zw, in); err != nil {
+		return err
+	}
+	if err := zw.Close(); err != nil {
+		return err
+	}
+	if err := out.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, name+".gz"); err != nil {
+		return err
+	}
+	return os.Remove(name)
+}
+
+// close closes the file and waits for a compression in progress, or for
+// ctx: a compression cut short leaves path.1 whole.
+func (r *rotFile) close(ctx context.Context) error {
+	var err error
+	if r.f != nil {
+		err = r.f.Close()
+		r.f = nil
+	}
+	if r.gzDone != nil {
+		select {
+		case <-r.gzDone:
+			r.gzDone = nil
+		case <-ctx.Done():
+			close(r.gzStop)
+			<-r.gzDone
+			r.gzDone = nil
+			err = errors.Join(err, fmt.Errorf("compressing %s.1 cut short: %w", r.path, context.Cause(ctx)))
+		}
+	}
+	return err
+}
+
+// errStopped ends a compression cut short.
+var errStopped = errors.New("stopped")
+
+// stopReader reads r until stop is closed.
+type stopReader struct {
+	r    io.Reader
+	stop <-chan struct{}
+}
+
+func (s stopReader) Read(p []byte) (int, error) {
+	select {
+	case <-s.stop:
+		return 0, errStopped
+	default:
+		return s.r.Read(p)
+	}
+}
