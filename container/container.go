@@ -316,6 +316,17 @@ func (c *Container) Children() []ChildInfo {
 	return out
 }
 
+// Version counts the changes of what Children shows, other than time
+// passing (uptimes): a caller may keep what it made of Children while
+// Version is the same.
+func (c *Container) Version() uint64 {
+	var v uint64
+	if !c.isStarted() || !c.do(func() { v = c.st.version }) {
+		v = c.st.version
+	}
+	return v
+}
+
 // Specs returns the container's specs as they are now, defaults filled in.
 func (c *Container) Specs() []Spec {
 	var out []Spec

@@ -417,6 +417,15 @@ func (c *Controller) Children() []ChildInfo {
 	return nil
 }
 
+// Version counts the changes of what Children shows (see
+// Container.Version); 0 before Run.
+func (c *Controller) Version() uint64 {
+	if ct := c.container(); ct != nil {
+		return ct.Version()
+	}
+	return 0
+}
+
 // Statistics returns the statistics of each configured service, counted
 // across reloads.
 func (c *Controller) Statistics() []Statistics {

@@ -25,6 +25,7 @@ type loopState struct {
 	waiters  []*waiter
 	batches  map[*batch]bool // replacements in progress
 	seq      uint64          // numbers processes
+	version  uint64          // counts changes of what Children shows
 }
 
 // event is something that happened outside the loop.
@@ -47,6 +48,12 @@ type evMessage struct {
 }
 
 func (e evMessage) handle(c *Container) { c.onMessage(e.p, e.m) }
+
+// changes reports whether the message may change what Children shows (a
+// heartbeat of a healthy process does not).
+func (e evMessage) changes() bool {
+	return e.m.Ready != nil || (e.m.Status != "" && e.m.Status != e.p.status) || (e.m.Healthy && e.p.unhealthy)
+}
 
 // send hands an event to the loop. The loop ends only once every process
 // has been reaped and every spawn has answered, so exits and spawn results
@@ -96,7 +103,11 @@ func (c *Container) loop() {
 		select {
 		case fn := <-c.cmds:
 			fn()
+			st.version++
 		case ev := <-c.events:
+			if m, ok := ev.(evMessage); !ok || m.changes() {
+				st.version++
+			}
 			ev.handle(c)
 		case spawnq <- next:
 			st.pending[0] = nil
@@ -108,6 +119,7 @@ func (c *Container) loop() {
 		case <-st.timer.C:
 			st.timerAt = time.Time{}
 			c.fireAlarms(c.now())
+			st.version++
 		}
 		c.settle()
 	}
