@@ -300,11 +300,14 @@ func TestControllerFailingServiceStaysAlone(t *testing.T) {
 		t.Errorf("failed at start = %+v", f)
 	}
 	var ready string
-	for _, m := range client.messages() {
-		if m.IsReady() {
-			ready = m.Status
+	eventually(t, "the ready notification", func() bool {
+		for _, m := range client.messages() {
+			if m.IsReady() {
+				ready = m.Status
+			}
 		}
-	}
+		return ready != ""
+	})
 	if !strings.Contains(ready, "Failed: bad (") {
 		t.Errorf("ready status %q does not name the failed service", ready)
 	}

@@ -114,6 +114,8 @@ type Conn struct {
 
 	slots   chan struct{} // a token per call unanswered; nil: no limit
 	running atomic.Int64  // calls unanswered: their final replies not yet written
+	partial atomic.Bool   // part of a line has been read, not its end
+	lastIO  atomic.Int64  // when bytes were last read or written (unix ns)
 	exited  chan struct{} // signalled (never blocking) as a call is answered or the writer stops
 }
 
@@ -144,6 +146,7 @@ func NewConn(rwc io.ReadWriteCloser, opts Options) *Conn {
 		exited:  make(chan struct{}, 1),
 	}
 	c.out.room.L = &c.out.mu
+	c.lastIO.Store(time.Now().UnixNano())
 	if opts.MaxInFlight > 0 {
 		c.slots = make(chan struct{}, opts.MaxInFlight)
 	}
@@ -309,6 +312,16 @@ func (c *Conn) MergeState(values map[string]any) {
 	for k, v := range values {
 		c.state[k] = v
 	}
+}
+
+// Idle reports whether nothing is under way on the connection (no call
+// unanswered either way, no reply being written, no line half read) and
+// nothing has been read or written for at least quiet.
+func (c *Conn) Idle(quiet time.Duration) bool {
+	if c.running.Load() > 0 || c.writing() || c.partial.Load() || c.Pending() > 0 {
+		return false
+	}
+	return time.Since(time.Unix(0, c.lastIO.Load())) >= quiet
 }
 
 // Pending returns how many outgoing calls wait for their final reply.

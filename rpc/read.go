@@ -88,7 +88,12 @@ func (c *Conn) read(ctx context.Context) error {
 				_ = dl.SetReadDeadline(time.Time{})
 			}
 		}
+		c.partial.Store(partial > 0)
 		n, err := c.rwc.Read(buf[end:])
+		if n > 0 {
+			c.lastIO.Store(time.Now().UnixNano())
+			c.partial.Store(true) // routed (and cleared) once its line ends
+		}
 		end += n
 		rerr = err
 	}

@@ -111,6 +111,8 @@ func (c *Conn) writeFrames(frames []frame) error {
 		if err != nil {
 			c.shutdown()
 			err = fmt.Errorf("%w: write: %w", ErrClosed, err)
+		} else {
+			c.lastIO.Store(time.Now().UnixNano())
 		}
 	}
 	for _, f := range frames {

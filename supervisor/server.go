@@ -44,6 +44,15 @@ type Server struct {
 	// controller's (default DefaultStatusTimeout). A caller that gives a
 	// "timeout" gets its parts within three quarters of it.
 	StatusTimeout time.Duration
+	// DrainTimeout, when positive, is how long Serve goes on serving the
+	// connections it has once ctx ends (it accepts no more): each is closed
+	// as soon as it is idle. For a supervisor that shares its socket with
+	// the one replacing it, so that nothing asked of it is lost. 0: every
+	// connection is closed at once.
+	DrainTimeout time.Duration
+
+	liveMu sync.Mutex
+	live   map[*rpc.Conn]bool // every connection being served
 
 	once      sync.Once
 	logger    *slog.Logger
@@ -110,9 +119,14 @@ func (s *Server) Serve(ctx context.Context, l net.Listener) error {
 	for _, m := range s.Monitors {
 		monitors.Go(func() { runMonitor(mctx, m, s.logger) })
 	}
+	// The connections run until drained (see DrainTimeout), not until ctx
+	// ends.
+	connCtx, cancelConns := context.WithCancel(context.WithoutCancel(ctx))
 	var conns sync.WaitGroup
 	defer func() {
 		cancel()
+		s.drain()
+		cancelConns()
 		conns.Wait()
 		stopMonitors()
 		monitors.Wait()
@@ -154,7 +168,7 @@ func (s *Server) Serve(ctx context.Context, l net.Listener) error {
 		}
 		s.active.Add(1)
 		conns.Go(func() {
-			s.serveConn(ctx, c)
+			s.serveConn(connCtx, c)
 			if s.active.Add(-1) < int64(s.limits.MaxConnections) && s.atLimit.CompareAndSwap(true, false) {
 				s.logger.Info("accepting connections again", "refused", s.refused.Swap(0))
 			}
@@ -177,8 +191,50 @@ func (s *Server) serveConn(ctx context.Context, c net.Conn) {
 		Logger:      s.clientLog.With("peer_pid", peer.PID, "peer_uid", peer.UID),
 	})
 	conn.MergeState(map[string]any{"peer": peer})
+	s.liveMu.Lock()
+	if s.live == nil {
+		s.live = map[*rpc.Conn]bool{}
+	}
+	s.live[conn] = true
+	s.liveMu.Unlock()
 	_ = conn.Run(ctx) // Run logs its own errors
+	s.liveMu.Lock()
+	delete(s.live, conn)
+	s.liveMu.Unlock()
 	s.remove(conn)
+}
+
+// drainQuiet is how long a connection must have been idle to be closed
+// while draining: long enough for a client that has just connected to send
+// its call.
+const drainQuiet = 200 * time.Millisecond
+
+// drain, once no connection is accepted any more, closes each connection
+// as soon as it is idle (no call under way either way, nothing read or
+// written for drainQuiet), for at most DrainTimeout: a supervisor that a
+// new one replaces answers what it was asked, and its clients reconnect
+// to the new one.
+func (s *Server) drain() {
+	if s.DrainTimeout <= 0 {
+		return
+	}
+	deadline := time.Now().Add(s.DrainTimeout)
+	for {
+		s.liveMu.Lock()
+		left := 0
+		for c := range s.live {
+			if c.Idle(drainQuiet) {
+				c.Close()
+			} else {
+				left++
+			}
+		}
+		s.liveMu.Unlock()
+		if left == 0 || time.Now().After(deadline) {
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
 
 // remove forgets the registration of a connection that has ended.

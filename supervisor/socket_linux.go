@@ -431,3 +431,18 @@ func dialSocket(ctx context.Context, path string) (net.Conn, error) {
 		return nil, fmt.Errorf("connect to %s: %w", path, err)
 	}
 }
+
+// SetPermissions gives the socket file at path the mode and group opts ask
+// for, as Listen does when it binds: for a socket bound once and kept
+// (vigil run's), whose allowed users or group the configuration changed.
+func SetPermissions(path string, opts ListenOptions) error {
+	if opts.Group != nil {
+		if err := os.Chown(path, -1, *opts.Group); err != nil {
+			return fmt.Errorf("socket %s: group %d: %w", path, *opts.Group, err)
+		}
+	}
+	if err := os.Chmod(path, os.FileMode(opts.mode())); err != nil {
+		return fmt.Errorf("socket %s: %w", path, err)
+	}
+	return nil
+}

@@ -26,3 +26,6 @@ func dialSocket(ctx context.Context, path string) (net.Conn, error) {
 	var d net.Dialer
 	return d.DialContext(ctx, "unix", path)
 }
+
+// SetPermissions is unsupported here.
+func SetPermissions(path string, opts ListenOptions) error { return errUnsupported }

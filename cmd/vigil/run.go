@@ -2,7 +2,11 @@ package main
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"maps"
 	"os"
@@ -21,6 +25,7 @@ import (
 	"github.com/vigild/vigil/internal/config"
 	"github.com/vigild/vigil/logs"
 	"github.com/vigild/vigil/notify"
+	"github.com/vigild/vigil/supervisor"
 	"github.com/vigild/vigil/worker"
 )
 
@@ -29,7 +34,10 @@ import (
 const EnvSupervisorSocket = worker.EnvSupervisorSocket
 
 func newRunCmd() *cobra.Command {
-	var path, logFormat string
+	var (
+		path, logFormat string
+		strict          bool
+	)
 	cmd := &cobra.Command{
 		Use:   "run",
 		Short: "Run the supervisor and every configured service, and keep them alive",
@@ -37,11 +45,17 @@ func newRunCmd() *cobra.Command {
 service's workers from vigil.toml, restarts them when they fail, and tells
 its own parent (systemd, Kubernetes via NOTIFY_LOG) when everything is ready.
 
+A service that cannot start (never ready, not found, crash loop) is a state
+of that service: the others run on, and it is retried; a service with
+required = true (every one, with --strict) stops everything instead.
+
 SIGINT, SIGTERM or SIGQUIT stops everything gracefully, the supervisor last.
-SIGHUP (or SIGUSR2) re-reads the configuration and restarts the services
-blue/green: the new workers must all be ready before the old ones are
-stopped; if they are not, or the configuration is invalid, the old ones keep
-running. SIGUSR1 logs every child's state.`,
+SIGHUP (or SIGUSR2) re-reads the configuration and applies it by difference:
+services added start, removed ones stop, changed ones are replaced
+blue/green (their new workers must all be ready before the old ones stop;
+if they are not, the old ones keep running), unchanged ones are not
+touched. An invalid configuration changes nothing. SIGUSR1 logs every
+child's state.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			cfg, err := loadConfig(path)
@@ -79,11 +93,12 @@ running. SIGUSR1 logs every child's state.`,
 			// A closed stdout or stderr (vigil run | head, a log shipper that
 			// restarts) fails writes instead of killing the whole tree.
 			signal.Notify(make(chan os.Signal, 1), syscall.SIGPIPE)
-			return runController(ctx, path, cfg, hup, logger)
+			return runController(ctx, path, cfg, strict, hup, logger)
 		},
 	}
 	cmd.Flags().StringVarP(&path, "config", "c", defaultConfig, "the configuration file")
 	cmd.Flags().StringVar(&logFormat, "log-format", "", "log format on stderr: text or json (default: supervisor.log_format)")
+	cmd.Flags().BoolVar(&strict, "strict", false, "every service is required: one that cannot start stops everything (the original's behaviour)")
 	return cmd
 }
 
@@ -93,7 +108,7 @@ const reserveThreads = 16
 
 // runController runs the controller until ctx ends, reloading on SIGHUP
 // and SIGUSR2 and logging its children on SIGUSR1 (from signals).
-func runController(ctx context.Context, path string, cfg *config.Config, signals <-chan os.Signal, logger *slog.Logger) error {
+func runController(ctx context.Context, path string, cfg *config.Config, strict bool, signals <-chan os.Signal, logger *slog.Logger) error {
 	exe, err := os.Executable()
 	if err != nil {
 		return err
@@ -111,15 +126,36 @@ func runController(ctx context.Context, path string, cfg *config.Config, signals
 	}
 	defer core.finish()
 
-	ctrl, err := container.NewController(specs(exe, cfg), container.ControllerOptions{
+	// The supervisor's socket is bound here, once, and handed to every
+	// supervisor started: a new one (a reload that changed its settings,
+	// vigil restart supervisor, a crash) takes over beside the old one and
+	// nothing is refused meanwhile.
+	sock, err := supervisor.Listen(cfg.Supervisor.Socket, socketOptions(cfg, logger))
+	if err != nil {
+		if errors.Is(err, supervisor.ErrSupervisorRunning) {
+			return &exitError{code: exitFailed, err: fmt.Errorf("a supervisor is already listening on %s", cfg.Supervisor.Socket)}
+		}
+		return err
+	}
+	defer sock.Close()
+	sockFile, err := sock.File()
+	if err != nil {
+		return err
+	}
+	defer sockFile.Close()
+	r := &controllerRun{exe: exe, path: path, logger: logger, up: up, cfg: cfg, sockFile: sockFile}
+
+	ctrl, err := container.NewController(r.specs(cfg), container.ControllerOptions{
 		Notify:    up,
 		Logger:    logger,
 		Output:    os.Stdout,
 		Subreaper: core.reaper,
+		Strict:    strict,
 	})
 	if err != nil {
 		return &exitError{code: exitUsage, err: err}
 	}
+	r.ctrl = ctrl
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -127,15 +163,16 @@ func runController(ctx context.Context, path string, cfg *config.Config, signals
 	defer wg.Wait()
 
 	// The controller registers with its supervisor like a worker, and
-	// serves its children's state and restarts through it, once the
-	// supervisor is up.
+	// serves its children's state and the lifecycle commands through it,
+	// as soon as the supervisor is up: the other services may still be
+	// starting.
 	tracking := ""
 	if core.reaper != nil {
 		tracking = core.reaper.Tracking()
 	}
 	handlers := control.Handlers(ctrl, control.Options{Tracking: tracking})
 	wg.Go(func() {
-		if ctrl.WaitReady(ctx) != nil {
+		if ctrl.WaitStarted(ctx) != nil {
 			return
 		}
 		w, err := worker.Start(ctx, worker.Options{
@@ -155,7 +192,7 @@ func runController(ctx context.Context, path string, cfg *config.Config, signals
 	})
 
 	// systemd's watchdog, while the controller answers: a controller stuck
-	// on its own lock stops feeding it.
+	// on its own loop stops feeding it.
 	wg.Go(func() {
 		healthy := func() bool { ctrl.Children(); return true }
 		if err := notify.Watchdog(ctx, up, os.Getenv, healthy); err != nil {
@@ -175,9 +212,15 @@ func runController(ctx context.Context, path string, cfg *config.Config, signals
 					}
 					continue
 				}
-				// SIGHUP, SIGUSR2: blue/green restart with the configuration
-				// read anew.
-				reload(ctx, ctrl, path, exe, up, logger)
+				// SIGHUP, SIGUSR2: the configuration read anew and applied
+				// by difference.
+				logger.Info("reloading", "config", path, "signal", sig.String())
+				if err := r.reload(ctx); err != nil {
+					logger.Error("reload refused: the running services stay as they were", "error", err)
+					_ = notify.Error(up, "Reload refused: "+err.Error(), -1)
+				} else {
+					logger.Info("reload done")
+				}
 			}
 		}
 	})
@@ -190,11 +233,37 @@ func runController(ctx context.Context, path string, cfg *config.Config, signals
 	return nil
 }
 
-// reload re-reads the configuration and restarts blue/green; on any
-// failure the running children stay, and the error is logged and notified.
-func reload(ctx context.Context, ctrl *container.Controller, path, exe string, up notify.Client, logger *slog.Logger) {
-	logger.Info("SIGHUP: reloading", "config", path)
-	cfg, err := config.Load(path, os.Getenv)
+// controllerRun is what a running vigil run keeps: the configuration in force,
+// and the socket it hands to each supervisor.
+type controllerRun struct {
+	exe, path string
+	logger    *slog.Logger
+	up        notify.Client
+	ctrl      *container.Controller
+	sockFile  *os.File // the listening socket, for the supervisor's spec
+
+	mu  sync.Mutex // serialises reloads
+	cfg *config.Config
+}
+
+// socketOptions are the supervisor socket's permissions in cfg.
+func socketOptions(cfg *config.Config, logger *slog.Logger) supervisor.ListenOptions {
+	opts := supervisor.ListenOptions{AllowUIDs: cfg.Supervisor.AllowUIDs, AllowGIDs: cfg.Supervisor.AllowGIDs,
+		Logger: logger, HealInterval: -1} // the supervisor heals it; vigil run never accepts on it
+	if cfg.Supervisor.SocketGroup != "" {
+		gid := cfg.Supervisor.SocketGID
+		opts.Group = &gid
+	}
+	return opts
+}
+
+// reload reads the configuration anew and applies it by difference (see
+// container.Controller.Reload). A configuration vigil run would refuse is
+// refused (its error names the key and line) and nothing changes.
+func (r *controllerRun) reload(ctx context.Context) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	cfg, err := config.Load(r.path, os.Getenv)
 	if err == nil {
 		err = cfg.Preflight()
 	}
@@ -202,15 +271,19 @@ func reload(ctx context.Context, ctrl *container.Controller, path, exe string, u
 		err = checkRoom(cfg)
 	}
 	if err != nil {
-		logger.Error("reload refused: the configuration is invalid; the running children stay", "error", err)
-		_ = notify.Error(up, "Reload refused: "+err.Error(), -1)
-		return
+		return fmt.Errorf("the configuration is refused: %w", err)
 	}
-	if err := ctrl.Reload(ctx, specs(exe, cfg)); err != nil {
-		logger.Error("reload failed; the running children stay", "error", err)
-		return
+	if cfg.Supervisor.Socket != r.cfg.Supervisor.Socket {
+		return fmt.Errorf("supervisor.socket changed from %s to %s: a reload cannot move the socket (restart vigil run)", r.cfg.Supervisor.Socket, cfg.Supervisor.Socket)
 	}
-	logger.Info("reload done")
+	if err := supervisor.SetPermissions(cfg.Supervisor.Socket, socketOptions(cfg, r.logger)); err != nil {
+		return err
+	}
+	if err := r.ctrl.Reload(ctx, r.specs(cfg)); err != nil {
+		return err
+	}
+	r.cfg = cfg
+	return nil
 }
 
 // SupervisorService is the name of the controller's supervisor child.
@@ -218,7 +291,33 @@ const SupervisorService = config.ReservedServiceName
 
 // specs turns the configuration into the controller's specs: the
 // supervisor (persistent, started first and stopped last) and the services.
-func specs(exe string, cfg *config.Config) []container.Spec {
+func (r *controllerRun) specs(cfg *config.Config) []container.Spec {
+	return specs(r.exe, cfg, r.sockFile)
+}
+
+// supervisorListenFD is where a supervisor finds the socket vigil run
+// hands it: after the readiness pipe on 3.
+const supervisorListenFD = 4
+
+// EnvSupervisorDigest carries a digest of the supervisor's settings in its
+// environment, so that a reload that changes them (monitors, limits,
+// roles, allowed users) replaces the supervisor, and one that does not
+// leaves it alone.
+const EnvSupervisorDigest = "VIGIL_SUPERVISOR_DIGEST"
+
+// supervisorDigest is a digest of the [supervisor] table.
+func supervisorDigest(cfg *config.Config) string {
+	b, err := json.Marshal(cfg.Supervisor)
+	if err != nil {
+		return ""
+	}
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:8])
+}
+
+// specs is the controller's specs for cfg; sock (nil: none) is the
+// listening socket the supervisor is handed.
+func specs(exe string, cfg *config.Config, sock *os.File) []container.Spec {
 	sup := cfg.Supervisor
 	args := []string{exe, "supervise", "--socket", sup.Socket, "--log-format", sup.LogFormat,
 		"--controller-pid", strconv.Itoa(os.Getpid())}
@@ -238,46 +337,58 @@ func specs(exe string, cfg *config.Config) []container.Spec {
 	if sup.SocketGroup != "" {
 		args = append(args, "--socket-group", strconv.Itoa(sup.SocketGID))
 	}
-	out := []container.Spec{{
+	supSpec := container.Spec{
 		Name:           SupervisorService,
 		Command:        args,
 		Dir:            cfg.Dir,
+		Env:            []string{EnvSupervisorDigest + "=" + supervisorDigest(cfg)},
 		Count:          1,
 		Restart:        true,
 		Persistent:     true,
+		Required:       true,
 		Readiness:      container.ReadyNotify,
 		StartupTimeout: 30 * time.Second,
 		GracefulStop:   10 * time.Second,
-	}}
+	}
+	if sock != nil {
+		supSpec.Command = append(supSpec.Command, "--listen-fd", strconv.Itoa(supervisorListenFD))
+		supSpec.Files = []*os.File{sock}
+	}
+	out := []container.Spec{supSpec}
 	for _, s := range cfg.Services {
-		env := make([]string, 0, len(s.Env)+1)
-		for _, k := range slices.Sorted(maps.Keys(s.Env)) {
-			env = append(env, k+"="+s.Env[k])
-		}
-		if s.Supervised {
-			env = append(env, EnvSupervisorSocket+"="+sup.Socket)
-		} else {
-			env = append(env, EnvSupervisorSocket+"=") // not the one of vigil's own environment
-		}
-		readiness := container.ReadyNotify
-		if s.Readiness == config.ReadinessStarted {
-			readiness = container.ReadyStarted
-		}
-		out = append(out, container.Spec{
-			Name:               s.Name,
-			Command:            s.Command,
-			Dir:                s.Dir,
-			Env:                env,
-			Count:              s.Count,
-			Restart:            s.Restart,
-			Readiness:          readiness,
-			StartupTimeout:     s.StartupTimeout.D(),
-			HealthCheckTimeout: s.HealthCheckTimeout.D(),
-			GracefulStop:       s.GracefulStop.D(),
-			RestartDelay:       s.RestartDelay.D(),
-			RestartDelayMax:    s.RestartDelayMax.D(),
-			StableAfter:        s.StableAfter.D(),
-		})
+		out = append(out, serviceSpec(s, sup.Socket))
 	}
 	return out
+}
+
+// serviceSpec is the container's spec of one configured service.
+func serviceSpec(s config.Service, socket string) container.Spec {
+	env := make([]string, 0, len(s.Env)+1)
+	for _, k := range slices.Sorted(maps.Keys(s.Env)) {
+		env = append(env, k+"="+s.Env[k])
+	}
+	if s.Supervised {
+		env = append(env, EnvSupervisorSocket+"="+socket)
+	} else {
+		env = append(env, EnvSupervisorSocket+"=") // not the one of vigil's own environment
+	}
+	readiness := container.ReadyNotify
+	if s.Readiness == config.ReadinessStarted {
+		readiness = container.ReadyStarted
+	}
+	return container.Spec{
+		Name:               s.Name,
+		Command:            s.Command,
+		Dir:                s.Dir,
+		Env:                env,
+		Count:              s.Count,
+		Restart:            s.Restart,
+		Readiness:          readiness,
+		StartupTimeout:     s.StartupTimeout.D(),
+		HealthCheckTimeout: s.HealthCheckTimeout.D(),
+		GracefulStop:       s.GracefulStop.D(),
+		RestartDelay:       s.RestartDelay.D(),
+		RestartDelayMax:    s.RestartDelayMax.D(),
+		StableAfter:        s.StableAfter.D(),
+	}
 }

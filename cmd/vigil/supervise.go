@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -49,6 +50,11 @@ func newLeveledLogger(w io.Writer, format, level string) (*slog.Logger, error) {
 	}
 }
 
+// supervisorDrain is how long a supervisor handed its socket goes on
+// answering what it was asked once told to stop (see
+// supervisor.Server.DrainTimeout).
+const supervisorDrain = 5 * time.Second
+
 func newSuperviseCmd() *cobra.Command {
 	var (
 		socket    string
@@ -78,6 +84,11 @@ and the socket and who may connect unless the flags say otherwise.`,
 				return usageErr("--listen-fd %d: not a file descriptor", listenFD)
 			}
 			srv := &supervisor.Server{ParentPID: parent}
+			if listenFD >= 0 {
+				// The socket is shared with the supervisor that replaces
+				// this one: what is under way is answered before leaving.
+				srv.DrainTimeout = supervisorDrain
+			}
 			opts := supervisor.ListenOptions{AllowUIDs: allowUIDs, AllowGIDs: allowGIDs}
 			if cmd.Flags().Changed("socket-group") {
 				opts.Group = &group

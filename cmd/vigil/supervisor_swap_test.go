@@ -1,0 +1,115 @@
+package main
+
+import (
+	"context"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/vigild/vigil/supervisor"
+)
+
+// statusLoop calls status on socket until stop is closed, counting the
+// calls that failed.
+func statusLoop(t *testing.T, socket string, stop chan struct{}) (wait func() (ok, failed int64)) {
+	var okN, failN atomic.Int64
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			c, err := supervisor.Dial(ctx, socket)
+			if err == nil {
+				_, err = callStatus(ctx, c)
+				c.Close()
+			}
+			cancel()
+			if err != nil {
+				failN.Add(1)
+				t.Logf("status failed: %v", err)
+			} else {
+				okN.Add(1)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	})
+	return func() (int64, int64) { wg.Wait(); return okN.Load(), failN.Load() }
+}
+
+// TestRunReplacesTheSupervisor is defect 4 of the process core: the
+// supervisor can be changed while running. vigil restart supervisor, and a
+// reload that adds allow_uids and a process monitor, each start a new
+// supervisor beside the old one on the same socket; nothing is refused
+// meanwhile, the workers and the controller reconnect, and the change is
+// in force.
+func TestRunReplacesTheSupervisor(t *testing.T) {
+	r := startRun(t, workerConfig(t, 2, ""))
+	tr := r.waitTree("2 ready workers", allUp(2))
+	sup := tr.pids(SupervisorService, "")
+
+	stop := make(chan struct{})
+	wait := statusLoop(t, r.socket, stop)
+	stdout, stderr, code := opRun(t, nil, "restart", "--socket", r.socket, "supervisor")
+	if code != 0 {
+		t.Errorf("vigil restart supervisor: exit %d: %s%s", code, stdout, stderr)
+	}
+	tr = r.waitTree("a new supervisor, the workers registered again", func(tr tree) bool {
+		s := tr.pids(SupervisorService, "ready")
+		return allUp(2)(tr) && len(s) == 1 && s[0] != sup[0]
+	})
+
+	// A reload that changes the supervisor's settings.
+	sup = tr.pids(SupervisorService, "")
+	cfg := strings.Replace(workerConfig(t, 2, ""), "[services.web]", "[supervisor]\nallow_uids = [65534]\n\n[supervisor.monitors.process]\ninterval = \"1s\"\n\n[services.web]", 1)
+	if err := os.WriteFile(r.config, []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	web := tr.pids("web", "")
+	if err := r.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, "the reload done", func() bool { return strings.Contains(r.out.String(), "reload done") })
+	tr = r.waitTree("a new supervisor after the reload", func(tr tree) bool {
+		s := tr.pids(SupervisorService, "ready")
+		return allUp(2)(tr) && len(s) == 1 && s[0] != sup[0]
+	})
+	close(stop)
+	ok, failed := wait()
+	if failed > 0 || ok < 10 {
+		t.Errorf("status calls during the swaps: %d answered, %d failed", ok, failed)
+	}
+	if got := tr.pids("web", ""); !equalInts(got, web) {
+		t.Errorf("the workers were restarted by a change of the supervisor: %v, then %v", web, got)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if st := r.rawStatus(ctx); st.Part("process_monitor") == nil {
+		t.Errorf("the process monitor added by the reload is not in status")
+	}
+	if fi, err := os.Stat(r.socket); err != nil || fi.Mode().Perm() != 0o666 {
+		t.Errorf("the socket's mode after allow_uids was added: %v %v, want 0666", fi.Mode(), err)
+	}
+	if strings.Contains(r.out.String(), "already listening") {
+		t.Errorf("a supervisor was refused the socket:\n%s", r.out.String())
+	}
+}
+
+func equalInts(a, b []int) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
