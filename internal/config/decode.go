@@ -166,7 +166,7 @@ func (v *validator) unknownKey(key []string, name string, fields map[string]int)
 		}
 		v.suggested[pathKey(append(slices.Clip(key[:len(key)-1]), near))] = true
 	} else if len(key) == 1 {
-		msg = fmt.Sprintf("unknown key %s: the top-level tables are %s", formatKey([]string{name}), strings.Join(known, " and "))
+		msg = fmt.Sprintf("unknown key %s: the top-level tables are %s", formatKey([]string{name}), andList(known))
 	} else {
 		msg = fmt.Sprintf("unknown key %s: the keys of [%s] are %s", formatKey([]string{name}), formatKey(key[:len(key)-1]), strings.Join(known, ", "))
 	}
@@ -278,4 +278,12 @@ func describe(t reflect.Type) string {
 		return "an array"
 	}
 	return t.String()
+}
+
+// andList is "a", "a and b", "a, b and c".
+func andList(words []string) string {
+	if len(words) < 2 {
+		return strings.Join(words, "")
+	}
+	return strings.Join(words[:len(words)-1], ", ") + " and " + words[len(words)-1]
 }
