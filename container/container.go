@@ -53,11 +53,16 @@ type Options struct {
 	Policy Policy
 	// Logger receives the container's events (nil = discard).
 	Logger *slog.Logger
+	// Logs captures the children's stdout and stderr: where the lines go,
+	// and the rings of recent lines. Nil: a hub of the container's own,
+	// writing to Output.
+	Logs *logs.Hub
 	// Output receives the children's stdout and stderr lines, prefixed
-	// "service.instance | " (nil = os.Stdout). Written by one goroutine.
+	// "service.instance | " (nil = os.Stdout), when Logs is nil. Written by
+	// one goroutine.
 	Output io.Writer
 	// OutputBuffer bounds the bytes queued for Output; lines beyond it are
-	// dropped and counted (0 = 1 MiB).
+	// dropped and counted (0 = package logs' default).
 	OutputBuffer int
 	// CheckInterval is the shortest spacing of two checks of one child's
 	// readiness clock (0 = DefaultCheckInterval).
@@ -72,7 +77,6 @@ type Options struct {
 	now          func() time.Time
 	jitter       func() float64
 	sys          *sysOps
-	sink         *logs.Writer
 	stats        *statsRegistry
 	runID        string     // EnvRun of every child ("" = none)
 	reaper       *Subreaper // nil: none
@@ -93,8 +97,8 @@ type Container struct {
 	logger   *slog.Logger
 	policy   Policy
 	sys      *sysOps
-	sink     *logs.Writer
-	ownSink  bool
+	hub      *logs.Hub
+	ownHub   bool
 	stats    *statsRegistry
 	interval time.Duration
 	specs    []Spec // as given to NewContainer, defaults filled in
@@ -127,7 +131,7 @@ func NewContainer(specs []Spec, opts Options) (*Container, error) {
 		logger:   opts.Logger,
 		policy:   opts.Policy,
 		sys:      opts.sys,
-		sink:     opts.sink,
+		hub:      opts.Logs,
 		stats:    opts.stats,
 		interval: opts.CheckInterval,
 		cmds:     make(chan func()),
@@ -186,9 +190,9 @@ func (c *Container) Start() error {
 		return fmt.Errorf("start: %w", err)
 	}
 	c.devnull = devnull
-	if c.sink == nil {
-		c.sink = newOutput(c.opts.Output, c.opts.OutputBuffer)
-		c.ownSink = true
+	if c.hub == nil {
+		c.hub = newHub(c.opts.Output, c.opts.OutputBuffer, c.logger)
+		c.ownHub = true
 	}
 	c.started = true
 	c.pool = newSpawnPool(c.opts.Spawners, c.sys)
@@ -211,8 +215,8 @@ func (c *Container) finisher() {
 	c.wg.Wait()
 	c.pool.stop()
 	c.devnull.Close()
-	if c.ownSink {
-		closeOutput(c.sink, c.logger)
+	if c.ownHub {
+		closeHub(c.hub, c.logger)
 	}
 	close(c.done)
 }
@@ -341,12 +345,26 @@ func (c *Container) Specs() []Spec {
 	return out
 }
 
-// Statistics returns each service's statistics, in order.
+// Statistics returns each service's statistics, in order; the output
+// lines dropped include those of the processes still running.
 func (c *Container) Statistics() []Statistics {
 	now := c.now()
 	var out []Statistics
+	live := map[string]uint64{}
+	read := func() {
+		c.eachProc(func(p *proc) {
+			if p.capture != nil && !p.reaped {
+				live[p.spec.Name] += p.capture.Stats().Dropped()
+			}
+		})
+	}
+	if c.isStarted() {
+		c.do(read)
+	}
 	for _, s := range c.Specs() {
-		out = append(out, c.stats.get(s.Name).snapshot(s.Name, now))
+		st := c.stats.get(s.Name).snapshot(s.Name, now)
+		st.OutputDroppedLines += live[s.Name]
+		out = append(out, st)
 	}
 	return out
 }

@@ -303,7 +303,7 @@ func TestOutputNeverBlocksChildAndCountsDrops(t *testing.T) {
 		return uint64(strings.Count(w.buf.String(), "flood.0 | "))+c.Statistics()[0].OutputDroppedLines == 20002 // the lines, "to stderr" and "I am ..."
 	})
 	t.Logf("dropped %d lines", dropped)
-	if !strings.Contains(w.buf.String(), "lines dropped: the output was not read fast enough") {
+	if !strings.Contains(w.buf.String(), "lines dropped: the console was not read fast enough") {
 		t.Errorf("the output does not say lines were dropped")
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/vigild/vigil/logs"
 	"github.com/vigild/vigil/notify"
 )
 
@@ -27,9 +28,14 @@ type ControllerOptions struct {
 	Policy Policy
 	// Logger receives events (nil = discard).
 	Logger *slog.Logger
-	// Output receives every child's output lines (nil = os.Stdout).
+	// Logs captures every child's output (nil: a hub of the controller's
+	// own, writing to Output). The caller closes a hub it gives.
+	Logs *logs.Hub
+	// Output receives every child's output lines when Logs is nil (nil =
+	// os.Stdout).
 	Output io.Writer
-	// OutputBuffer bounds the bytes queued for Output (0 = 1 MiB).
+	// OutputBuffer bounds the bytes queued for Output (0 = package logs'
+	// default).
 	OutputBuffer int
 	// CheckInterval is the shortest spacing of two checks of one child's
 	// readiness clock (0 = DefaultCheckInterval).
@@ -148,10 +154,18 @@ func (c *Controller) Run(ctx context.Context) (err error) {
 		c.opMu.Unlock()
 		return errors.New("controller: Run called twice")
 	}
-	sink := newOutput(c.opts.Output, c.opts.OutputBuffer)
+	hub := c.opts.Logs
+	if hub == nil {
+		hub = newHub(c.opts.Output, c.opts.OutputBuffer, c.logger)
+	}
+	closeOwnHub := func() {
+		if c.opts.Logs == nil {
+			closeHub(hub, c.logger)
+		}
+	}
 	ct, err := NewContainer(nil, Options{
 		Policy: c.opts.Policy, Logger: c.logger, CheckInterval: c.opts.CheckInterval,
-		Spawners: c.opts.Spawners, sink: sink, stats: c.stats, reaper: c.opts.Subreaper,
+		Spawners: c.opts.Spawners, Logs: hub, stats: c.stats, reaper: c.opts.Subreaper,
 	})
 	if c.opts.Subreaper != nil && err == nil {
 		ct.opts.runID = c.opts.Subreaper.RunID()
@@ -161,7 +175,7 @@ func (c *Controller) Run(ctx context.Context) (err error) {
 	}
 	if err != nil {
 		c.opMu.Unlock()
-		closeOutput(sink, c.logger)
+		closeOwnHub()
 		return err
 	}
 	c.mu.Lock()
@@ -169,7 +183,7 @@ func (c *Controller) Run(ctx context.Context) (err error) {
 	c.mu.Unlock()
 	defer func() {
 		c.wg.Wait()
-		closeOutput(sink, c.logger)
+		closeOwnHub()
 	}()
 	c.wg.Go(func() {
 		<-ct.Done()
@@ -432,6 +446,21 @@ func (c *Controller) Statistics() []Statistics {
 	c.mu.Lock()
 	specs := c.specs
 	c.mu.Unlock()
+	if ct := c.container(); ct != nil {
+		live := map[string]Statistics{}
+		for _, st := range ct.Statistics() {
+			live[st.Service] = st
+		}
+		out := make([]Statistics, len(specs))
+		for i, s := range specs {
+			if st, ok := live[s.Name]; ok {
+				out[i] = st
+			} else {
+				out[i] = c.stats.get(s.Name).snapshot(s.Name, time.Now())
+			}
+		}
+		return out
+	}
 	now := time.Now()
 	out := make([]Statistics, len(specs))
 	for i, s := range specs {

@@ -72,6 +72,9 @@ type ChildInfo struct {
 	NextRestart time.Time `json:"next_restart,omitzero"`
 	// Status is the last status message the process sent.
 	Status string `json:"status,omitempty"`
+	// DroppedLines counts the process's output lines that a destination
+	// (console, file, journal) dropped because it fell behind.
+	DroppedLines uint64 `json:"dropped_lines,omitempty"`
 }
 
 // Name is "service.instance", the prefix of the child's output.

@@ -1,74 +1,49 @@
 package container
 
 import (
-	"bufio"
 	"context"
-	"errors"
 	"io"
 	"log/slog"
 	"os"
-	"sync/atomic"
 	"time"
 
 	"github.com/vigild/vigil/logs"
 )
 
-const (
-	// maxLine: longer lines are split into pieces of this size.
-	maxLine = 16 << 10
-	// outputCloseTimeout bounds how long the output writer may take to
-	// write what is queued when the container or controller is done: a
-	// stuck output (a FIFO nobody reads) must not hold up the exit.
-	outputCloseTimeout = 500 * time.Millisecond
-)
+// outputCloseTimeout bounds how long the output may take to write what is
+// queued when the container or controller is done: a stuck output (a FIFO
+// nobody reads) must not hold up the exit.
+const outputCloseTimeout = 500 * time.Millisecond
 
-// newOutput returns the bounded writer the children's lines go to (w nil:
-// os.Stdout); max bounds the bytes queued (0: logs.DefaultWriterQueue).
-func newOutput(w io.Writer, max int) *logs.Writer {
+// newHub returns the hub that captures the children's output when none is
+// given: lines to w (nil: os.Stdout) prefixed "service.instance | ", kept
+// in rings for Logs, with no files and no journal.
+func newHub(w io.Writer, queue int, logger *slog.Logger) *logs.Hub {
 	if w == nil {
 		w = os.Stdout
 	}
-	return logs.NewWriter(w, logs.WriterOptions{MaxQueue: max, Name: "vigil"})
+	set := logs.DefaultSettings()
+	set.Console, set.Journal, set.Format = true, false, logs.FormatText
+	return logs.New(logs.Options{Settings: set, Console: w, SinkQueue: queue, Logger: logger})
 }
 
-// closeOutput writes what is queued, giving up after outputCloseTimeout.
-func closeOutput(w *logs.Writer, logger *slog.Logger) {
+// closeHub stops the hub's destinations, giving up after
+// outputCloseTimeout.
+func closeHub(h *logs.Hub, logger *slog.Logger) {
 	ctx, cancel := context.WithTimeout(context.Background(), outputCloseTimeout)
 	defer cancel()
-	if _, err := w.Close(ctx); err != nil && logger != nil {
+	if err := h.Close(ctx); err != nil {
 		logger.Warn("children's output abandoned: the output is not being read", "error", err)
 	}
 }
 
-// copyLines reads r to its end, queueing each line on out with prefix.
-// Lines dropped are counted in dropped and logged once per run of drops.
-func copyLines(r io.Reader, out *logs.Writer, prefix string, dropped *atomic.Uint64, logger *slog.Logger, name string) {
-	br := bufio.NewReaderSize(r, maxLine)
-	buf := make([]byte, 0, len(prefix)+256)
-	var run uint64
-	flush := func() {
-		if run > 0 && logger != nil {
-			logger.Warn("child output dropped: output buffer full", "child", name, "lines", run)
-		}
-		run = 0
-	}
-	for {
-		line, err := br.ReadSlice('\n')
-		if len(line) > 0 {
-			buf = append(append(buf[:0], prefix...), line...)
-			if line[len(line)-1] != '\n' {
-				buf = append(buf, '\n')
-			}
-			if n, _ := out.Queue(buf); n == 0 {
-				flush()
-			} else {
-				run++
-				dropped.Add(1)
-			}
-		}
-		if err != nil && !errors.Is(err, bufio.ErrBufferFull) {
-			flush()
-			return
-		}
-	}
+// endCapture lets p's capture read what its pipes still hold, for a
+// short grace after p was reaped (a grandchild that escaped the process
+// group may hold them open), then ends it and counts what was dropped.
+func (c *Container) endCapture(p *proc) {
+	defer c.wg.Done()
+	ctx, cancel := context.WithTimeout(context.Background(), outputGrace)
+	defer cancel()
+	_ = p.capture.Wait(ctx)
+	p.inst.svc.stats.dropped.Add(p.capture.Stats().Dropped())
 }

@@ -22,9 +22,9 @@ func (c *Container) onExit(p *proc) {
 	p.reaped, p.exit = true, status
 	c.st.live--
 	p.pidfd.Close()
-	deadline := time.Now().Add(outputGrace)
-	_ = p.notifyR.SetReadDeadline(deadline)
-	_ = p.outR.SetReadDeadline(deadline)
+	_ = p.notifyR.SetReadDeadline(time.Now().Add(outputGrace))
+	c.wg.Add(1)
+	go c.endCapture(p)
 	c.cancel(p.clock)
 	c.cancel(p.stopAt)
 	c.afterReap(p)

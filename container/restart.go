@@ -40,6 +40,7 @@ func (c *Container) scheduleRestart(inst *instance, lifetime time.Duration) {
 		return
 	}
 	inst.nextStart = c.now().Add(d)
+	c.logger.Info("restarting after a back-off", "child", inst.name(), "in", d.Round(time.Millisecond))
 	inst.restartAt = c.schedule(inst.restartAt, inst.nextStart, func(time.Time) {
 		inst.nextStart = time.Time{}
 		c.ensure(inst)

@@ -10,6 +10,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/vigild/vigil/logs"
 	"github.com/vigild/vigil/notify"
 )
 
@@ -72,14 +73,16 @@ type spawnJob struct {
 	env   []string
 	files []*os.File // Spec.Files
 	// Set by the spawner.
-	pid           int
-	pidfd         *os.File
-	notifyR, outR *os.File
-	err           error
-	devnull       *os.File
-	reaper        *Subreaper // nil: none
-	done          func(*spawnJob)
-	restart       bool
+	pid     int
+	pidfd   *os.File
+	notifyR *os.File
+	capture *logs.Capture
+	hub     *logs.Hub
+	err     error
+	devnull *os.File
+	reaper  *Subreaper // nil: none
+	done    func(*spawnJob)
+	restart bool
 }
 
 // ensure starts inst's process if it should run and nothing runs or is
@@ -103,7 +106,7 @@ func (c *Container) spawn(inst *instance, spec *Spec, r role, b *batch, restart 
 	job := &spawnJob{
 		inst: inst, spec: &s, role: r, batch: b, seq: c.st.seq, restart: restart,
 		env:   childEnv(os.Environ(), append(env, s.Env...)),
-		files: s.Files, devnull: c.devnull, reaper: c.opts.reaper,
+		files: s.Files, devnull: c.devnull, reaper: c.opts.reaper, hub: c.hub,
 		done: func(j *spawnJob) { c.send(evSpawned{j}) },
 	}
 	inst.spawning = job
@@ -140,7 +143,16 @@ func (j *spawnJob) run(sys *sysOps) {
 		j.err = fmt.Errorf("output pipe: %w", err)
 		return
 	}
-	fds := []uintptr{j.devnull.Fd(), outW.Fd(), outW.Fd(), notifyW.Fd()}
+	errR, errW, err := os.Pipe()
+	if err != nil {
+		notifyR.Close()
+		notifyW.Close()
+		outR.Close()
+		outW.Close()
+		j.err = fmt.Errorf("output pipe: %w", err)
+		return
+	}
+	fds := []uintptr{j.devnull.Fd(), outW.Fd(), errW.Fd(), notifyW.Fd()}
 	for _, f := range j.files {
 		fd, err := rawFD(f)
 		if err != nil {
@@ -163,12 +175,15 @@ func (j *spawnJob) run(sys *sysOps) {
 	}
 	notifyW.Close()
 	outW.Close()
+	errW.Close()
 	if j.err != nil {
 		notifyR.Close()
 		outR.Close()
+		errR.Close()
 		return
 	}
-	j.notifyR, j.outR = notifyR, outR
+	j.notifyR = notifyR
+	j.capture = j.hub.Capture(logs.Identity{Service: s.Name, Instance: j.inst.index, PID: j.pid}, outR, errR)
 }
 
 // rawFD returns f's descriptor without changing its blocking mode (Fd
@@ -230,7 +245,7 @@ func (c *Container) onSpawned(j *spawnJob) {
 	}
 	p := &proc{
 		inst: inst, spec: j.spec, seq: j.seq, role: j.role, batch: j.batch,
-		pid: j.pid, pidfd: j.pidfd, notifyR: j.notifyR, outR: j.outR,
+		pid: j.pid, pidfd: j.pidfd, notifyR: j.notifyR, capture: j.capture,
 		started: now, lastActivity: now,
 	}
 	c.st.live++
@@ -256,11 +271,10 @@ func (c *Container) onSpawned(j *spawnJob) {
 	}
 	inst.lastErr = ""
 	inst.svc.stats.spawn(now, j.restart)
-	c.logger.Debug("child started", "child", p.name(), "pid", p.pid)
-	c.wg.Add(3)
+	c.logger.Info("child started", "child", p.name(), "pid", p.pid)
+	c.wg.Add(2)
 	go c.watch(p)
 	go c.readNotify(p)
-	go c.readOutput(p)
 	c.policy.ChildSpawn(c.info(inst, p, now))
 	if p.role == roleOld {
 		c.stopProc(p)
@@ -320,12 +334,6 @@ func (c *Container) readNotify(p *proc) {
 		}
 		c.send(evMessage{p, m})
 	}
-}
-
-func (c *Container) readOutput(p *proc) {
-	defer c.wg.Done()
-	defer p.outR.Close()
-	copyLines(p.outR, c.sink, p.name()+" | ", &p.inst.svc.stats.dropped, c.logger, p.name())
 }
 
 // signal sends sig to p's process group unless p has been reaped (the loop

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"os"
 	"time"
+
+	"github.com/vigild/vigil/logs"
 )
 
 // service is one service's instances, owned by the loop.
@@ -60,7 +62,7 @@ type proc struct {
 	pid     int
 	pidfd   *os.File
 	notifyR *os.File
-	outR    *os.File
+	capture *logs.Capture // its stdout and stderr
 
 	started      time.Time
 	lastActivity time.Time
@@ -121,6 +123,9 @@ func (c *Container) info(inst *instance, p *proc, now time.Time) ChildInfo {
 	}
 	ci.Service = p.spec.Name
 	ci.PID, ci.Started, ci.Uptime, ci.Status = p.pid, p.started, now.Sub(p.started), p.status
+	if p.capture != nil {
+		ci.DroppedLines = p.capture.Stats().Dropped()
+	}
 	switch {
 	case p.stopping:
 		ci.State = StateStopping

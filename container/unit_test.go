@@ -6,12 +6,10 @@ import (
 	"context"
 	"errors"
 	"io"
-	"log/slog"
 	"os/exec"
 	"slices"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -98,39 +96,6 @@ func TestChildEnv(t *testing.T) {
 	got := childEnv([]string{"PATH=/bin", "NOTIFY_SOCKET=/run/x", "NOTIFY_PIPE=7", "WATCHDOG_USEC=1"}, []string{"A=1", "NOTIFY_LOG=/tmp/l"})
 	if strings.Join(got, ",") != "PATH=/bin,A=1,NOTIFY_LOG=/tmp/l,NOTIFY_PIPE=3" {
 		t.Errorf("childEnv = %v", got)
-	}
-}
-
-func TestOutputDropsWhenFull(t *testing.T) {
-	w := &blockedWriter{release: make(chan struct{})}
-	s := newOutput(w, 64)
-	var dropped atomic.Uint64
-	input := strings.Repeat("0123456789\n", 20)
-	copyLines(strings.NewReader(input), s, "x.0 | ", &dropped, slog.New(slog.DiscardHandler), "x.0")
-	close(w.release)
-	closeOutput(s, nil)
-	written := strings.Count(w.buf.String(), "x.0 | ")
-	if dropped.Load() == 0 || uint64(written)+dropped.Load() != 20 {
-		t.Errorf("written %d, dropped %d, want 20 in all with some dropped", written, dropped.Load())
-	}
-	for _, line := range strings.Split(strings.TrimSuffix(w.buf.String(), "\n"), "\n") {
-		// The writer says what it dropped, in lines of its own.
-		if line != "x.0 | 0123456789" && !strings.HasPrefix(line, "vigil: ") {
-			t.Errorf("line %q", line)
-		}
-	}
-}
-
-func TestCopyLinesSplitsLongLinesAndKeepsLastLine(t *testing.T) {
-	var buf syncBuffer
-	s := newOutput(&buf, 1<<22)
-	var dropped atomic.Uint64
-	long := strings.Repeat("a", maxLine+10)
-	copyLines(strings.NewReader(long+"\nlast"), s, "p | ", &dropped, nil, "p")
-	closeOutput(s, nil)
-	lines := strings.Split(strings.TrimSuffix(buf.String(), "\n"), "\n")
-	if len(lines) != 3 || len(lines[0]) != len("p | ")+maxLine || lines[1] != "p | aaaaaaaaaa" || lines[2] != "p | last" {
-		t.Errorf("got %d lines: %.40q...", len(lines), lines)
 	}
 }
 

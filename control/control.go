@@ -6,6 +6,44 @@
 // A Go program that embeds a container.Controller and registers with a
 // supervisor (role "controller") serves the same operations by giving
 // Handlers to its worker connection, as `vigil run` does.
+//
+// # The "logs" operation
+//
+// Served by the controller, reached with the supervisor's forward. Its
+// parameters, all optional:
+//
+//	service   string   one service ("" or absent: every service)
+//	instance  integer  one instance of it (absent: every instance)
+//	stream    string   "stdout" or "stderr" (absent: both)
+//	n         integer  only the last n lines (absent or 0: every line kept)
+//	since     string   only lines read at or after this RFC 3339 time
+//	previous  boolean  the lines of each instance's previous process
+//	                   instead of its current one (why did it crash?)
+//	after     integer  only lines after this cursor (a final reply's
+//	                   "cursor"): how a follow resumes
+//	follow    boolean  after the kept lines, stream the new ones as they
+//	                   come, across restarts, for up to follow_for seconds
+//	follow_for number  how long a follow call lasts, in seconds (default
+//	                   and most: 30)
+//
+// The lines come in intermediate replies, oldest first, interleaved across
+// instances in the order they were read, up to 500 lines a reply:
+//
+//	{"id":N,"lines":[{"time":"2025-01-02T03:04:05.123456Z","service":"web",
+//	  "instance":1,"pid":4242,"stream":"stderr","line":"panic: ..."}, ...]}
+//
+// A follower that fell behind gets {"id":N,"lost":COUNT} where the lines
+// were lost: the controller never slows a child down for a follower. The
+// final reply gives the cursor to resume from:
+//
+//	{"id":N,"finished":true,"cursor":12345}
+//
+// A follow ends on its own after follow_for: the protocol has no way to
+// cancel a call, and a forwarded call's operator may be gone, so the
+// caller calls again with "after" set to the cursor to go on; no line is
+// lost or repeated between two calls while the lines in between are still
+// kept. Bad parameters fail the call with class "ArgumentError"; previous
+// and follow together fail (the previous process has exited).
 package control
 
 import (

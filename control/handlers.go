@@ -5,6 +5,7 @@ import (
 	"slices"
 
 	"github.com/vigild/vigil/container"
+	"github.com/vigild/vigil/logs"
 	"github.com/vigild/vigil/rpc"
 )
 
@@ -20,16 +21,22 @@ type Controller interface {
 type Options struct {
 	// Tracking is sent in every "children" reply (see Children.Tracking).
 	Tracking string
+	// Logs, when set, is served by the "logs" operation.
+	Logs *logs.Hub
 }
 
-// Handlers returns the operations a controller serves: "children" and
-// "restart_children".
+// Handlers returns the operations a controller serves: "children",
+// "restart_children", and "logs" when Options.Logs is set.
 func Handlers(ctrl Controller, opts Options) rpc.Handlers {
 	s := &server{ctrl: ctrl, opts: opts}
-	return rpc.Handlers{
+	h := rpc.Handlers{
 		"children":         s.children,
 		"restart_children": s.restartChildren,
 	}
+	if opts.Logs != nil {
+		h["logs"] = Logs(opts.Logs)
+	}
+	return h
 }
 
 type server struct {

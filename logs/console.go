@@ -4,6 +4,7 @@ import (
 	"io"
 	"log/slog"
 	"strconv"
+	"time"
 	"unicode/utf8"
 )
 
@@ -28,6 +29,21 @@ func newConsole(w io.Writer, queue int, logger *slog.Logger) *console {
 
 // write formats the batches and writes them in chunks of whole lines.
 func (c *console) write(batches []*batch) {
+	if n := c.lost.Swap(0); n > 0 && len(batches) > 0 {
+		// Said where the lines went missing, in the console's own format.
+		msg := "vigil: " + strconv.FormatUint(n, 10) + " lines dropped: the console was not read fast enough"
+		if batches[0].cap.json {
+			c.buf = append(c.buf, `{"time":"`...)
+			c.buf = time.Now().UTC().AppendFormat(c.buf, time.RFC3339Nano)
+			c.buf = append(c.buf, `","service":"vigil","dropped":`...)
+			c.buf = strconv.AppendUint(c.buf, n, 10)
+			c.buf = append(c.buf, `,"line":`...)
+			c.buf = strconv.AppendQuote(c.buf, msg)
+			c.buf = append(c.buf, "}\n"...)
+		} else {
+			c.buf = append(append(c.buf, msg...), '\n')
+		}
+	}
 	from := 0 // the batches whose lines are in buf
 	for i, b := range batches {
 		c.buf = b.cap.appendConsole(c.buf, b)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -40,6 +41,10 @@ type pump struct {
 
 	wake chan struct{}
 	done chan struct{}
+
+	// lost counts the lines refused because the queue was full, since the
+	// destination last said so (the console says it in its output).
+	lost atomic.Uint64
 }
 
 func newPump(name string, max int, dest destination, write func([]*batch), abort func()) *pump {
@@ -53,6 +58,7 @@ func (p *pump) deliver(b *batch) bool {
 	p.mu.Lock()
 	if p.closed || p.bytes+len(b.data) > p.max {
 		p.mu.Unlock()
+		p.lost.Add(uint64(b.lines))
 		return false
 	}
 	p.queue = append(p.queue, b)

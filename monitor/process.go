@@ -141,7 +141,7 @@ func (p *Process) capture(sampler *procmetrics.Sampler) error {
 	p.mu.Unlock()
 	slices.Sort(pids)
 	for _, pid := range pids {
-		p.logger.LogAttrs(context.Background(), slog.LevelInfo, "process metrics", processAttrs(procs[pid])...)
+		p.logger.LogAttrs(context.Background(), slog.LevelDebug, "process metrics", processAttrs(procs[pid])...)
 	}
 	return nil
 }

@@ -145,10 +145,23 @@ func runController(ctx context.Context, path string, cfg *config.Config, strict 
 	defer sockFile.Close()
 	r := &controllerRun{exe: exe, path: path, logger: logger, up: up, cfg: cfg, sockFile: sockFile}
 
+	// The children's output: captured by one hub (console, files,
+	// journal, and the rings vigil logs reads).
+	set, perService := hubSettings(cfg)
+	hub := logs.New(logs.Options{Settings: set, Services: perService, Console: os.Stdout, Logger: logger.With("component", "logs")})
+	defer func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+		defer cancel()
+		if err := hub.Close(ctx); err != nil {
+			logger.Warn("children's output abandoned", "error", err)
+		}
+	}()
+	r.hub = hub
+
 	ctrl, err := container.NewController(r.specs(cfg), container.ControllerOptions{
 		Notify:    up,
 		Logger:    logger,
-		Output:    os.Stdout,
+		Logs:      hub,
 		Subreaper: core.reaper,
 		Strict:    strict,
 	})
@@ -170,7 +183,7 @@ func runController(ctx context.Context, path string, cfg *config.Config, strict 
 	if core.reaper != nil {
 		tracking = core.reaper.Tracking()
 	}
-	handlers := control.Handlers(ctrl, control.Options{Tracking: tracking})
+	handlers := control.Handlers(ctrl, control.Options{Tracking: tracking, Logs: hub})
 	wg.Go(func() {
 		if ctrl.WaitStarted(ctx) != nil {
 			return
@@ -241,6 +254,7 @@ type controllerRun struct {
 	up        notify.Client
 	ctrl      *container.Controller
 	sockFile  *os.File // the listening socket, for the supervisor's spec
+	hub       *logs.Hub
 
 	mu  sync.Mutex // serialises reloads
 	cfg *config.Config
@@ -279,6 +293,8 @@ func (r *controllerRun) reload(ctx context.Context) error {
 	if err := supervisor.SetPermissions(cfg.Supervisor.Socket, socketOptions(cfg, r.logger)); err != nil {
 		return err
 	}
+	set, perService := hubSettings(cfg)
+	r.hub.Configure(set, perService) // for the processes started from now on
 	if err := r.ctrl.Reload(ctx, r.specs(cfg)); err != nil {
 		return err
 	}
