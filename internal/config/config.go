@@ -295,10 +295,63 @@ type Service struct {
 	Env map[string]string
 	// Supervised workers get VIGIL_SUPERVISOR_SOCKET (default true).
 	Supervised bool
-	// Readiness is "notify" (default) or "started".
+	// Readiness is "notify" (default), "started", or "probe" (a probe
+	// says: ReadinessProbe).
 	Readiness Readiness
+	// ReadinessProbe is the readiness table's probe (readiness = { http =
+	// ... }), when Readiness is "probe".
+	ReadinessProbe *Probe
+	// HealthProbe, when set, checks a ready child (health = { ... }); its
+	// failure is a failed health check.
+	HealthProbe *Probe
 	// Logs is where its output goes: its logs table over [logs].
 	Logs Logs
+	// Required: if it cannot start, vigil run stops everything (required).
+	Required bool
+	// Autostart: started with vigil run (default true); off, it waits for
+	// vigil start.
+	Autostart bool
+	// User and Group, when set, are who the children run as (user, group),
+	// with UID and GID resolved; vigil must run as root.
+	User, Group string
+	UID, GID    int
+	// EnvFile is the absolute path of the dotenv file read (env_file), ""
+	// if none; its variables are in Env, under env's own.
+	EnvFile string
+	// StopSignal is the first signal of a graceful stop (stop_signal,
+	// default "SIGINT").
+	StopSignal string
+	// StartLimitBurst and StartLimitInterval: more starts than the burst
+	// within the interval fail the instance (start_limit = { burst,
+	// interval }); 0 = no limit.
+	StartLimitBurst    int
+	StartLimitInterval Duration
+	// Port, when not 0, is instance 0's port: instance i gets PORT=port+i,
+	// and ${port} in command, env and probes (port).
+	Port int
+	// Reload is how a changed service is replaced on reload: "blue-green"
+	// (default; "rolling" for a service with a port) or "rolling".
+	Reload string
+}
+
+// Probe is a readiness or health check of a program that knows nothing of
+// vigil: exactly one of HTTP, TCP and Exec, with ${instance}, ${service}
+// and ${port} expanded per instance.
+type Probe struct {
+	// HTTP is a URL: passes on a 2xx or 3xx answer (http).
+	HTTP string
+	// TCP is an address: passes when it accepts a connection (tcp).
+	TCP string
+	// Exec is a command: passes when it exits 0 (exec).
+	Exec []string
+	// Interval between checks, Timeout of one (0: the defaults, 1s and 1s
+	// for readiness, 10s and 1s for health).
+	Interval, Timeout Duration
+	// FailureThreshold checks failed in a row fail it; SuccessThreshold
+	// passed in a row pass it (0: 3 and 1).
+	FailureThreshold, SuccessThreshold int
+	// InitialDelay before the first check.
+	InitialDelay Duration
 }
 
 // Load reads and parses the file at path; relative paths in it resolve

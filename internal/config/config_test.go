@@ -54,6 +54,9 @@ func TestDefaults(t *testing.T) {
 			Dir:             "/etc/vigil",
 			Supervised:      true,
 			Readiness:       ReadinessNotify,
+			Autostart:       true,
+			StopSignal:      "SIGINT",
+			Reload:          ReloadBlueGreen,
 		}},
 	}
 	if !reflect.DeepEqual(c, want) {
@@ -222,6 +225,7 @@ func TestFull(t *testing.T) {
 		RestartDelayMax: Duration(time.Minute), StableAfter: Duration(20 * time.Second),
 		Dir: "/srv/web", Env: map[string]string{"PORT": "8080", "DB_URL": "postgres://x=y"},
 		Supervised: false, Readiness: ReadinessStarted,
+		Autostart: true, StopSignal: "SIGINT", Reload: ReloadBlueGreen,
 	}
 	if !ok || !reflect.DeepEqual(web, wantWeb) {
 		t.Fatalf("web:\ngot  %+v\nwant %+v", web, wantWeb)

@@ -22,8 +22,9 @@ import (
 //
 // Fields of the file* structs may be: a pointer to any of these, a struct
 // (a TABLE, its keys named by `toml` tags), map[string]T (a table of any
-// keys), []T (an array), []any (an array of anything, checked later),
-// string, int64, bool, and the string kinds tomlDuration and tomlSize.
+// keys), []T (an array), []any (an array of anything, checked later), any
+// (a value of any kind, checked later), string, int64, bool, and the string
+// kinds tomlDuration and tomlSize.
 
 // decodeDocument decodes a document that parses into f. It returns the
 // problems found, in no particular order; a syntax error is returned
@@ -97,6 +98,12 @@ func (v *validator) decodeValue(dst reflect.Value, src any, key []string) bool {
 			}
 		}
 		dst.Set(s)
+		return true
+	case reflect.Interface:
+		// Anything: checked by the validator, which knows what it may be.
+		if src != nil {
+			dst.Set(reflect.ValueOf(src))
+		}
 		return true
 	default:
 		if !v.scalar(dst, src) {

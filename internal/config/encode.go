@@ -80,7 +80,42 @@ type encService struct {
 	Dir                string            `toml:"dir"`
 	Env                map[string]string `toml:"env,omitempty"`
 	Supervised         bool              `toml:"supervised"`
-	Readiness          Readiness         `toml:"readiness"`
+	Readiness          any               `toml:"readiness"`
+	Health             *encProbe         `toml:"health,omitempty,inline"`
+	Required           bool              `toml:"required"`
+	Autostart          bool              `toml:"autostart"`
+	User               string            `toml:"user,omitempty"`
+	Group              string            `toml:"group,omitempty"`
+	EnvFile            string            `toml:"env_file,omitempty"`
+	StopSignal         string            `toml:"stop_signal"`
+	StartLimit         *encStartLimit    `toml:"start_limit,omitempty,inline"`
+	Port               int               `toml:"port,omitempty"`
+	Reload             string            `toml:"reload"`
+}
+
+type encProbe struct {
+	HTTP             string   `toml:"http,omitempty"`
+	TCP              string   `toml:"tcp,omitempty"`
+	Exec             []string `toml:"exec,omitempty"`
+	Interval         Duration `toml:"interval,omitempty"`
+	Timeout          Duration `toml:"timeout,omitempty"`
+	FailureThreshold int      `toml:"failure_threshold,omitempty"`
+	SuccessThreshold int      `toml:"success_threshold,omitempty"`
+	InitialDelay     Duration `toml:"initial_delay,omitempty"`
+}
+
+type encStartLimit struct {
+	Burst    int      `toml:"burst"`
+	Interval Duration `toml:"interval"`
+}
+
+// encodeProbe is p as a table, nil for none.
+func encodeProbe(p *Probe) *encProbe {
+	if p == nil {
+		return nil
+	}
+	e := encProbe(*p)
+	return &e
 }
 
 // Encode writes the effective configuration as TOML: every default filled
@@ -126,13 +161,23 @@ func (c *Config) Encode(w io.Writer) error {
 		if e.Services == nil {
 			e.Services = map[string]encService{}
 		}
-		e.Services[s.Name] = encService{
+		es := encService{
 			Command: s.Command, Count: s.Count, Restart: s.Restart,
 			StartupTimeout: s.StartupTimeout, HealthCheckTimeout: s.HealthCheckTimeout,
 			GracefulStop: s.GracefulStop, RestartDelay: s.RestartDelay,
 			RestartDelayMax: s.RestartDelayMax, StableAfter: s.StableAfter, Dir: s.Dir,
-			Env: s.Env, Supervised: s.Supervised, Readiness: s.Readiness,
+			Env: s.Env, Supervised: s.Supervised, Readiness: string(s.Readiness),
+			Health: encodeProbe(s.HealthProbe), Required: s.Required, Autostart: s.Autostart,
+			User: s.User, Group: s.Group, EnvFile: s.EnvFile, StopSignal: s.StopSignal,
+			Port: s.Port, Reload: s.Reload,
 		}
+		if s.ReadinessProbe != nil {
+			es.Readiness = encodeProbe(s.ReadinessProbe)
+		}
+		if s.StartLimitBurst > 0 {
+			es.StartLimit = &encStartLimit{Burst: s.StartLimitBurst, Interval: s.StartLimitInterval}
+		}
+		e.Services[s.Name] = es
 	}
 	enc := toml.NewEncoder(w)
 	enc.SetIndentTables(false)

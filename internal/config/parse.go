@@ -90,8 +90,18 @@ type fileService struct {
 	Dir                *string           `toml:"dir"`
 	Env                map[string]string `toml:"env"`
 	Supervised         *bool             `toml:"supervised"`
-	Readiness          *string           `toml:"readiness"`
+	Readiness          any               `toml:"readiness"`
+	Health             *fileProbe        `toml:"health"`
 	Logs               *fileLogs         `toml:"logs"`
+	Required           *bool             `toml:"required"`
+	Autostart          *bool             `toml:"autostart"`
+	User               *string           `toml:"user"`
+	Group              *string           `toml:"group"`
+	EnvFile            *string           `toml:"env_file"`
+	StopSignal         *string           `toml:"stop_signal"`
+	StartLimit         *fileStartLimit   `toml:"start_limit"`
+	Port               *int64            `toml:"port"`
+	Reload             *string           `toml:"reload"`
 }
 
 // tomlDuration and tomlSize take only TOML strings, parsed while
@@ -559,14 +569,7 @@ func (v *validator) service(name string, f *fileService, dir string, defaultCoun
 	if f.Supervised != nil {
 		s.Supervised = *f.Supervised
 	}
-	if f.Readiness != nil {
-		switch r := Readiness(*f.Readiness); r {
-		case ReadinessNotify, ReadinessStarted:
-			s.Readiness = r
-		default:
-			v.fail(key("readiness"), "%q is not a readiness: want \"notify\" or \"started\"", *f.Readiness)
-		}
-	}
+	v.serviceExtras(&s, f, key, dir)
 	return s, len(v.errs) == n
 }
 

@@ -14,8 +14,9 @@ import (
 // anything, so that `vigil check` refuses what run would: every service's
 // program exists and is executable (looked up in PATH when it has no
 // slash, relative to the service's dir otherwise), every service's dir is
-// a directory, and the supervisor's socket can be created (its directory
-// exists; the path is not a directory). Problems are *Error values naming
+// a directory, a service with a user or group is run by root, and the
+// supervisor's socket can be created (its directory exists; the path is
+// not a directory). Problems are *Error values naming
 // the key and its line, joined in the document's order, as Parse's are.
 func (c *Config) Preflight() error {
 	// The keys' lines come from the file the configuration was loaded from.
@@ -42,6 +43,13 @@ func (c *Config) Preflight() error {
 		} else if !st.IsDir() {
 			v.fail(key("dir"), "%s is not a directory", s.Dir)
 			continue
+		}
+		if (s.User != "" || s.Group != "") && os.Geteuid() != 0 {
+			k := "user"
+			if s.User == "" {
+				k = "group"
+			}
+			v.fail(key(k), "vigil runs as uid %d: running a service as another user or group needs root", os.Geteuid())
 		}
 		if len(s.Command) == 0 {
 			continue
