@@ -319,20 +319,32 @@ func (c *Controller) WaitReady(ctx context.Context) error {
 	}
 }
 
+// ServiceChange is what a Reload did to one service.
+type ServiceChange struct {
+	// Service is the service's name.
+	Service string `json:"service"`
+	// Change is "started" (new), "replaced" (changed), "stopped"
+	// (removed), or "unchanged".
+	Change string `json:"change"`
+	// Err is why the change failed (the old processes keep running), nil
+	// when it happened.
+	Err error `json:"-"`
+}
+
 // Reload applies specs by difference: a service whose spec is unchanged
-// keeps running untouched; a changed one is replaced blue/green (see
-// Container.ReplaceService: its new processes must all become ready before
-// the old ones are stopped); a new one is started; one no longer configured
-// is stopped. Persistent services go first. If a service cannot be
-// replaced or started (a new process exits or fails its startup timeout
-// before it is ready, or ctx ends, or Run stops), its old processes keep
-// running, the services not yet reached are left as they are, and the
-// error is returned and notified. Reload returns once the old processes
-// have stopped.
-func (c *Controller) Reload(ctx context.Context, specs []Spec) error {
+// keeps running untouched; a changed one is replaced, blue/green or
+// rolling as its spec says (see Container.ReplaceService); a new one is
+// started; one no longer configured is stopped; a service stopped by an
+// operator takes its new spec but stays stopped. Persistent services go
+// first. If a service cannot be replaced or started (a new process exits
+// or fails its startup timeout before it is ready, or ctx ends, or Run
+// stops), its old processes keep running, the services not yet reached
+// are left as they are, and the error is returned and notified, with what
+// was done so far. Reload returns once the old processes have stopped.
+func (c *Controller) Reload(ctx context.Context, specs []Spec) ([]ServiceChange, error) {
 	if err := validateSpecs(specs); err != nil {
 		c.sendError(fmt.Errorf("reload: %w", err))
-		return fmt.Errorf("reload: %w", err)
+		return nil, fmt.Errorf("reload: %w", err)
 	}
 	specs = cloneSpecs(specs)
 	c.opMu.Lock()
@@ -341,13 +353,13 @@ func (c *Controller) Reload(ctx context.Context, specs []Spec) error {
 	running, ct := c.running, c.ct
 	c.mu.Unlock()
 	if !running {
-		return fmt.Errorf("reload: %w", ErrNotRunning)
+		return nil, fmt.Errorf("reload: %w", ErrNotRunning)
 	}
 	ctx, done := c.abortOnStop(ctx)
 	defer done()
 
 	c.send(notify.Message{Reloading: true, Ready: notify.Bool(false), Status: "Reloading..."})
-	err := c.reload(ctx, ct, specs)
+	changes, err := c.reload(ctx, ct, specs)
 	c.mu.Lock()
 	if err == nil {
 		c.specs = specs
@@ -365,31 +377,33 @@ func (c *Controller) Reload(ctx context.Context, specs []Spec) error {
 		c.send(notify.Message{Ready: notify.Bool(true), Status: c.runningStatus()})
 	}
 	if err != nil {
-		return fmt.Errorf("reload: %w", err)
+		return changes, fmt.Errorf("reload: %w", err)
 	}
-	return nil
+	return changes, nil
 }
 
-func (c *Controller) reload(ctx context.Context, ct *Container, specs []Spec) error {
+func (c *Controller) reload(ctx context.Context, ct *Container, specs []Spec) ([]ServiceChange, error) {
 	current := map[string]Spec{}
 	for _, s := range ct.Specs() {
 		current[s.Name] = s
 	}
+	var changes []ServiceChange
 	wanted := map[string]bool{}
 	persistent, other := split(specs)
 	for _, group := range [][]Spec{persistent, other} {
 		for _, s := range group {
 			wanted[s.Name] = true
 			old, ok := current[s.Name]
-			var err error
+			ch := ServiceChange{Service: s.Name, Change: "unchanged"}
 			switch {
 			case !ok:
-				err = ct.AddService(ctx, s)
+				ch.Change, ch.Err = "started", ct.AddService(ctx, s)
 			case !equalSpec(old, s):
-				err = ct.ReplaceService(ctx, s)
+				ch.Change, ch.Err = "replaced", ct.ReplaceService(ctx, s)
 			}
-			if err != nil {
-				return fmt.Errorf("%s: %w", s.Name, err)
+			changes = append(changes, ch)
+			if ch.Err != nil {
+				return changes, fmt.Errorf("%s: %w", s.Name, ch.Err)
 			}
 		}
 	}
@@ -398,13 +412,15 @@ func (c *Controller) reload(ctx context.Context, ct *Container, specs []Spec) er
 	for _, group := range [][]Spec{oldOther, oldPersistent} {
 		for _, s := range group {
 			if !wanted[s.Name] {
-				if err := ct.RemoveService(ctx, s.Name); err != nil {
-					return fmt.Errorf("%s: %w", s.Name, err)
+				ch := ServiceChange{Service: s.Name, Change: "stopped", Err: ct.RemoveService(ctx, s.Name)}
+				changes = append(changes, ch)
+				if ch.Err != nil {
+					return changes, fmt.Errorf("%s: %w", s.Name, ch.Err)
 				}
 			}
 		}
 	}
-	return nil
+	return changes, nil
 }
 
 // abortOnStop returns a context cancelled when ctx ends or Run begins to

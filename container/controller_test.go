@@ -119,7 +119,7 @@ func TestControllerReloadSwapsWithoutGap(t *testing.T) {
 	}()
 	web2 := web
 	web2.Env = append(slices.Clone(web.Env), "GENERATION=2")
-	err = c.Reload(context.Background(), []Spec{web2, sup})
+	_, err = c.Reload(context.Background(), []Spec{web2, sup})
 	close(pollStop)
 	if err != nil {
 		t.Fatal(err)
@@ -201,7 +201,7 @@ func TestControllerFailedReloadKeepsOld(t *testing.T) {
 			return s
 		}()},
 	} {
-		err := c.Reload(context.Background(), []Spec{tc.spec})
+		_, err := c.Reload(context.Background(), []Spec{tc.spec})
 		if !errors.Is(err, ErrNotReady) {
 			t.Fatalf("%s: Reload = %v, want ErrNotReady", tc.name, err)
 		}
@@ -210,7 +210,7 @@ func TestControllerFailedReloadKeepsOld(t *testing.T) {
 			t.Errorf("%s: children after failed reload = %+v, want old pids %v ready", tc.name, kids, old)
 		}
 	}
-	if err := c.Reload(context.Background(), []Spec{{Name: "bad"}}); !errors.Is(err, ErrInvalidSpec) {
+	if _, err := c.Reload(context.Background(), []Spec{{Name: "bad"}}); !errors.Is(err, ErrInvalidSpec) {
 		t.Errorf("invalid reload = %v", err)
 	}
 	var errs int
@@ -236,7 +236,7 @@ func TestControllerPersistentChangedIsSwapped(t *testing.T) {
 	old := pidsByService(c.Children(), "sup")
 	sup2 := sup
 	sup2.Env = append(slices.Clone(sup.Env), "X=1")
-	if err := c.Reload(context.Background(), []Spec{sup2, helperSpec("web", "ready", 1)}); err != nil {
+	if _, err := c.Reload(context.Background(), []Spec{sup2, helperSpec("web", "ready", 1)}); err != nil {
 		t.Fatal(err)
 	}
 	kids := c.Children()
@@ -396,7 +396,8 @@ func TestControllerStopAbortsReload(t *testing.T) {
 	reloaded := make(chan error, 1)
 	go func() {
 		// Never ready, no startup timeout: only Run's stop ends the wait.
-		reloaded <- c.Reload(context.Background(), []Spec{helperSpec("web", "silent", 1)})
+		_, err := c.Reload(context.Background(), []Spec{helperSpec("web", "silent", 1)})
+		reloaded <- err
 	}()
 	eventually(t, "new container starting", func() bool { return len(c.Children()) == 2 })
 	if err := stop(); err != nil {

@@ -81,6 +81,9 @@ func (c *Container) onExit(p *proc) {
 				break
 			}
 		}
+		if p.then != nil {
+			p.then()
+		}
 	}
 	if action == StopContainer {
 		c.stopByPolicy()

@@ -83,7 +83,7 @@ func (c *Container) newBatch(svc *service, hold bool) *batch {
 
 // busy reports whether inst is part of a replacement in progress.
 func (inst *instance) busy() bool {
-	return inst.next != nil || (inst.spawning != nil && inst.spawning.batch != nil) ||
+	return inst.next != nil || inst.handover != nil || (inst.spawning != nil && inst.spawning.batch != nil) ||
 		(inst.svc.batch != nil && !inst.svc.batch.ended)
 }
 
@@ -97,6 +97,22 @@ func (c *Container) startMember(b *batch, inst *instance, spec *Spec, restart bo
 		// Its process is being started already: that start is the
 		// replacement.
 		j.batch = b
+		return
+	}
+	if inst.cur != nil && spec.Port > 0 {
+		// Its port cannot be held by two processes: the old one stops
+		// first, then the new one starts.
+		old := inst.cur
+		inst.cur, inst.handover = nil, old
+		old.then = func() {
+			inst.handover = nil
+			if b.ended || inst.removed || c.st.stopping {
+				c.ensure(inst)
+				return
+			}
+			c.spawn(inst, spec, roleCur, b, restart)
+		}
+		c.retire(old)
 		return
 	}
 	if inst.cur != nil {
@@ -220,15 +236,16 @@ func (c *Container) RestartChildren(ctx context.Context, svcName string, index i
 		return err
 	}
 	for _, inst := range targets {
-		if err := c.replaceOne(ctx, inst); err != nil {
+		if err := c.replaceOne(ctx, inst, true); err != nil {
 			return fmt.Errorf("restart %s.%d: %w", svcName, inst.index, err)
 		}
 	}
 	return nil
 }
 
-// replaceOne replaces inst's process and waits for the outcome.
-func (c *Container) replaceOne(ctx context.Context, inst *instance) error {
+// replaceOne replaces inst's process with one of its service's spec and
+// waits for the outcome; restart says whether it counts as a restart.
+func (c *Container) replaceOne(ctx context.Context, inst *instance, restart bool) error {
 	var (
 		b   *batch
 		err error
@@ -243,7 +260,7 @@ func (c *Container) replaceOne(ctx context.Context, inst *instance) error {
 			err = ErrBusy
 		default:
 			b = c.newBatch(inst.svc, false)
-			c.startMember(b, inst, &inst.svc.spec, true)
+			c.startMember(b, inst, &inst.svc.spec, restart)
 		}
 	})
 	if !ok {

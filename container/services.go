@@ -220,27 +220,23 @@ func (c *Container) ReplaceService(ctx context.Context, spec Spec) error {
 		return ErrStopped
 	}
 	spec = spec.withDefaults()
+	if spec.Rolling || spec.Port > 0 {
+		return c.rollService(ctx, spec)
+	}
 	var (
 		b       *batch
 		svc     *service
 		retired []*instance
 		err     error
+		asleep  bool
 	)
 	ok := c.do(func() {
-		svc = c.service(spec.Name)
-		switch {
-		case c.st.stopping:
-			err = ErrStopped
-			return
-		case svc == nil:
-			err = fmt.Errorf("replace %q: %w", spec.Name, ErrUnknownService)
+		if svc, err = c.replaceable(spec); err != nil {
 			return
 		}
-		for _, inst := range svc.instances {
-			if inst.busy() {
-				err = fmt.Errorf("replace %q: %s: %w", spec.Name, inst.name(), ErrBusy)
-				return
-			}
+		if asleep = allStopped(svc); asleep {
+			c.resize(svc, spec)
+			return
 		}
 		b = c.newBatch(svc, true)
 		svc.batch = b
@@ -273,7 +269,7 @@ func (c *Container) ReplaceService(ctx context.Context, spec Spec) error {
 	if !ok {
 		return ErrStopped
 	}
-	if err != nil {
+	if err != nil || asleep {
 		return err
 	}
 	err = c.await(ctx, b)
@@ -476,4 +472,91 @@ func (c *Container) StartService(ctx context.Context, name string, index int) er
 		}
 		return true, nil
 	})
+}
+
+// replaceable returns the service spec replaces, unless it is unknown or
+// being replaced already.
+func (c *Container) replaceable(spec Spec) (*service, error) {
+	svc := c.service(spec.Name)
+	switch {
+	case c.st.stopping:
+		return nil, ErrStopped
+	case svc == nil:
+		return nil, fmt.Errorf("replace %q: %w", spec.Name, ErrUnknownService)
+	}
+	for _, inst := range svc.instances {
+		if inst.busy() {
+			return nil, fmt.Errorf("replace %q: %s: %w", spec.Name, inst.name(), ErrBusy)
+		}
+	}
+	return svc, nil
+}
+
+// allStopped reports whether every instance of svc is stopped by an
+// operator.
+func allStopped(svc *service) bool {
+	for _, inst := range svc.instances {
+		if !inst.stopped {
+			return false
+		}
+	}
+	return len(svc.instances) > 0
+}
+
+// resize gives a stopped service its new spec and count without starting
+// anything: it stays stopped across the reload, until started.
+func (c *Container) resize(svc *service, spec Spec) {
+	svc.spec = spec
+	for i := len(svc.instances); i < spec.Count; i++ {
+		svc.instances = append(svc.instances, &instance{svc: svc, index: i, stopped: true})
+	}
+	for _, inst := range svc.instances[min(spec.Count, len(svc.instances)):] {
+		c.removeInstance(inst)
+	}
+	svc.instances = svc.instances[:spec.Count]
+}
+
+// rollService replaces a service's processes with spec one instance at a
+// time, each once its replacement is ready (for a service with a port,
+// each stopped before its replacement starts), then starts the instances
+// added by a larger Count and stops those beyond a smaller one. The new
+// spec is in force from the start: if a replacement fails, the instances
+// not yet replaced keep their old processes (and take the new spec at
+// their next restart), and the error is returned.
+func (c *Container) rollService(ctx context.Context, spec Spec) error {
+	if !c.isStarted() {
+		return ErrStopped
+	}
+	var (
+		svc     *service
+		targets []*instance
+		err     error
+		asleep  bool
+	)
+	ok := c.do(func() {
+		if svc, err = c.replaceable(spec); err != nil {
+			return
+		}
+		if asleep = allStopped(svc); asleep {
+			c.resize(svc, spec)
+			return
+		}
+		svc.spec = spec
+		targets = slices.Clone(svc.instances[:min(spec.Count, len(svc.instances))])
+	})
+	if !ok {
+		return ErrStopped
+	}
+	if err != nil || asleep {
+		return err
+	}
+	for _, inst := range targets {
+		if err := c.replaceOne(ctx, inst, false); err != nil {
+			return fmt.Errorf("replace %q: %s: %w: %w", spec.Name, inst.name(), ErrNotReady, err)
+		}
+	}
+	if err := c.Scale(ctx, spec.Name, spec.Count); err != nil {
+		return fmt.Errorf("replace %q: %w", spec.Name, err)
+	}
+	return nil
 }

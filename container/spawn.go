@@ -88,7 +88,7 @@ type spawnJob struct {
 // ensure starts inst's process if it should run and nothing runs or is
 // being started for it, and no restart is scheduled.
 func (c *Container) ensure(inst *instance) {
-	if c.st.stopping || inst.removed || inst.stopped || inst.failed != "" || inst.cur != nil || inst.spawning != nil ||
+	if c.st.stopping || inst.removed || inst.stopped || inst.failed != "" || inst.cur != nil || inst.spawning != nil || inst.handover != nil ||
 		(inst.restartAt != nil && inst.restartAt.index >= 0) {
 		return
 	}
@@ -98,10 +98,13 @@ func (c *Container) ensure(inst *instance) {
 // spawn queues a spawn job for inst in role r (roleCur or roleNext).
 func (c *Container) spawn(inst *instance, spec *Spec, r role, b *batch, restart bool) {
 	c.st.seq++
-	s := *spec // the process keeps the spec it was started with
+	s := spec.forInstance(inst.index) // the process keeps the spec it was started with
 	env := append(identityEnv(s.Name, inst.index), EnvSpawn+"="+strconv.FormatUint(c.st.seq, 10))
 	if c.opts.runID != "" {
 		env = append(env, EnvRun+"="+c.opts.runID)
+	}
+	if s.Port > 0 {
+		env = append(env, "PORT="+strconv.Itoa(s.Port+inst.index))
 	}
 	job := &spawnJob{
 		inst: inst, spec: &s, role: r, batch: b, seq: c.st.seq, restart: restart,

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -104,6 +105,17 @@ type Spec struct {
 	// original's behaviour for every service). Others that fail are left
 	// failed, and retried as their Spec says. A Container ignores it.
 	Required bool
+	// Port, when not 0, is instance 0's port: instance i gets PORT=Port+i
+	// in its environment, and two processes of one instance never run at
+	// once (a restart stops the old one before starting the new: they
+	// could not both hold the port). "${port}" in Command and Env is the
+	// instance's port, "${instance}" its number and "${service}" the
+	// service's name (with or without a Port).
+	Port int
+	// Rolling makes ReplaceService (a reload) replace the instances one at
+	// a time, each once its replacement is ready, instead of blue/green. A
+	// service with a Port is always replaced this way.
+	Rolling bool
 	// Files are inherited by every child as descriptors 4, 5, ... (after
 	// the readiness pipe on 3), e.g. a listening socket the controller
 	// holds. The container never closes them.
@@ -164,6 +176,8 @@ func (s Spec) validate() error {
 		return bad("RestartDelay %v exceeds RestartDelayMax %v", s.RestartDelay, s.RestartDelayMax)
 	case s.StableAfter < 0:
 		return bad("StableAfter %v is negative", s.StableAfter)
+	case s.Port < 0 || s.Port > 65535:
+		return bad("Port %d is not a port", s.Port)
 	case s.StartLimitBurst < 0 || s.StartLimitInterval < 0:
 		return bad("StartLimitBurst %d or StartLimitInterval %v is negative", s.StartLimitBurst, s.StartLimitInterval)
 	case s.StartLimitBurst > 0 && s.StartLimitInterval == 0:
@@ -203,7 +217,7 @@ func equalSpec(a, b Spec) bool {
 		a.RestartDelayMax == b.RestartDelayMax && a.StableAfter == b.StableAfter &&
 		slices.Equal(a.Files, b.Files) && a.StopSignal == b.StopSignal &&
 		equalCredential(a.Credential, b.Credential) && a.StartLimitBurst == b.StartLimitBurst &&
-		a.StartLimitInterval == b.StartLimitInterval
+		a.StartLimitInterval == b.StartLimitInterval && a.Port == b.Port
 }
 
 func equalCredential(a, b *syscall.Credential) bool {
@@ -211,4 +225,23 @@ func equalCredential(a, b *syscall.Credential) bool {
 		return a == b
 	}
 	return a.Uid == b.Uid && a.Gid == b.Gid && slices.Equal(a.Groups, b.Groups) && a.NoSetGroups == b.NoSetGroups
+}
+
+// forInstance is the spec of instance index: "${instance}", "${service}"
+// and "${port}" expanded in Command and Env.
+func (s Spec) forInstance(index int) Spec {
+	port := ""
+	if s.Port > 0 {
+		port = strconv.Itoa(s.Port + index)
+	}
+	r := strings.NewReplacer("${instance}", strconv.Itoa(index), "${service}", s.Name, "${port}", port)
+	expand := func(list []string) []string {
+		out := make([]string, len(list))
+		for i, x := range list {
+			out[i] = r.Replace(x)
+		}
+		return out
+	}
+	s.Command, s.Env = expand(s.Command), expand(s.Env)
+	return s
 }

@@ -25,6 +25,7 @@ type instance struct {
 	cur      *proc       // the instance's process
 	next     *proc       // its replacement, not yet ready
 	spawning *spawnJob   // a spawn in flight for cur or next
+	handover *proc       // its process being stopped before its replacement starts (a port)
 	removed  bool        // scaled away or its service removed: never started again
 	stopped  bool        // stopped by an operator: not started until StartService
 	failed   string      // why it failed for good (the start limit), "" if it has not
@@ -74,6 +75,7 @@ type proc struct {
 	reaped       bool
 	exit         ExitStatus
 
+	then     func() // run once it has been reaped (a handover)
 	clock    *alarm // its readiness clock
 	stopping bool
 	stopStep int    // escalation steps taken

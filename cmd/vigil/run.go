@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -228,7 +229,7 @@ func runController(ctx context.Context, path string, cfg *config.Config, strict 
 				// SIGHUP, SIGUSR2: the configuration read anew and applied
 				// by difference.
 				logger.Info("reloading", "config", path, "signal", sig.String())
-				if err := r.reload(ctx); err != nil {
+				if _, err := r.reload(ctx); err != nil {
 					logger.Error("reload refused: the running services stay as they were", "error", err)
 					_ = notify.Error(up, "Reload refused: "+err.Error(), -1)
 				} else {
@@ -274,7 +275,7 @@ func socketOptions(cfg *config.Config, logger *slog.Logger) supervisor.ListenOpt
 // reload reads the configuration anew and applies it by difference (see
 // container.Controller.Reload). A configuration vigil run would refuse is
 // refused (its error names the key and line) and nothing changes.
-func (r *controllerRun) reload(ctx context.Context) error {
+func (r *controllerRun) reload(ctx context.Context) ([]container.ServiceChange, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	cfg, err := config.Load(r.path, os.Getenv)
@@ -285,21 +286,27 @@ func (r *controllerRun) reload(ctx context.Context) error {
 		err = checkRoom(cfg)
 	}
 	if err != nil {
-		return fmt.Errorf("the configuration is refused: %w", err)
+		return nil, fmt.Errorf("the configuration is refused: %w", err)
 	}
 	if cfg.Supervisor.Socket != r.cfg.Supervisor.Socket {
-		return fmt.Errorf("supervisor.socket changed from %s to %s: a reload cannot move the socket (restart vigil run)", r.cfg.Supervisor.Socket, cfg.Supervisor.Socket)
+		return nil, fmt.Errorf("supervisor.socket changed from %s to %s: a reload cannot move the socket (restart vigil run)", r.cfg.Supervisor.Socket, cfg.Supervisor.Socket)
 	}
 	if err := supervisor.SetPermissions(cfg.Supervisor.Socket, socketOptions(cfg, r.logger)); err != nil {
-		return err
+		return nil, err
 	}
 	set, perService := hubSettings(cfg)
 	r.hub.Configure(set, perService) // for the processes started from now on
-	if err := r.ctrl.Reload(ctx, r.specs(cfg)); err != nil {
-		return err
+	changes, err := r.ctrl.Reload(ctx, r.specs(cfg))
+	for _, ch := range changes {
+		if ch.Change != "unchanged" {
+			r.logger.Info("reload", "service", ch.Service, "change", ch.Change, "error", ch.Err)
+		}
+	}
+	if err != nil {
+		return changes, err
 	}
 	r.cfg = cfg
-	return nil
+	return changes, nil
 }
 
 // SupervisorService is the name of the controller's supervisor child.
@@ -392,7 +399,7 @@ func serviceSpec(s config.Service, socket string) container.Spec {
 	if s.Readiness == config.ReadinessStarted {
 		readiness = container.ReadyStarted
 	}
-	return container.Spec{
+	spec := container.Spec{
 		Name:               s.Name,
 		Command:            s.Command,
 		Dir:                s.Dir,
@@ -406,5 +413,18 @@ func serviceSpec(s config.Service, socket string) container.Spec {
 		RestartDelay:       s.RestartDelay.D(),
 		RestartDelayMax:    s.RestartDelayMax.D(),
 		StableAfter:        s.StableAfter.D(),
+		Required:           s.Required,
+		Stopped:            !s.Autostart,
+		StartLimitBurst:    s.StartLimitBurst,
+		StartLimitInterval: s.StartLimitInterval.D(),
+		Port:               s.Port,
+		Rolling:            s.Reload == config.ReloadRolling,
 	}
+	if sig, err := supervisor.ParseSignal(strings.TrimPrefix(s.StopSignal, "SIG")); err == nil {
+		spec.StopSignal = sig
+	}
+	if s.User != "" || s.Group != "" {
+		spec.Credential = &syscall.Credential{Uid: uint32(s.UID), Gid: uint32(s.GID)}
+	}
+	return spec
 }
