@@ -94,11 +94,16 @@ func TestRunAsPID1(t *testing.T) {
 	if kids := childrenOf(cmd.Process.Pid); len(kids) == 1 {
 		vigil = kids[0]
 	}
-	for _, c := range childrenOf(vigil) {
-		if b, _ := os.ReadFile(filepath.Join("/proc", strconv.Itoa(c), "comm")); strings.TrimSpace(string(b)) == "sh" {
-			sh = c
+	waitUntil(t, "one sh worker (the reload's old one gone)", func() bool {
+		n := 0
+		for _, c := range childrenOf(vigil) {
+			if b, _ := os.ReadFile(filepath.Join("/proc", strconv.Itoa(c), "comm")); strings.TrimSpace(string(b)) == "sh" {
+				sh = c
+				n++
+			}
 		}
-	}
+		return n == 1
+	})
 	if vigil == 0 || sh == 0 {
 		t.Fatalf("vigil run (%d) or its sh worker (%d) not found from outside", vigil, sh)
 	}
