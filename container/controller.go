@@ -499,6 +499,16 @@ func (c *Controller) RestartChildren(ctx context.Context, service string, instan
 	return ct.RestartChildren(ctx, service, instance)
 }
 
+// Specs returns the specs in force, in order.
+func (c *Controller) Specs() []Spec {
+	if ct := c.container(); ct != nil {
+		return ct.Specs()
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return cloneSpecs(c.specs)
+}
+
 // FailedAtStart lists the services that failed when Run started them and
 // were left failed (retried as their Spec says).
 func (c *Controller) FailedAtStart() []ServiceOutcome {

@@ -23,10 +23,15 @@ type Options struct {
 	Tracking string
 	// Logs, when set, is served by the "logs" operation.
 	Logs *logs.Hub
+	// Reload, when set, reads the configuration anew and applies it: the
+	// "reload" operation.
+	Reload func(ctx context.Context) ([]container.ServiceChange, error)
 }
 
 // Handlers returns the operations a controller serves: "children",
-// "restart_children", and "logs" when Options.Logs is set.
+// "restart_children", "logs" when Options.Logs is set, and when ctrl is a
+// Lifecycle too, "start", "stop", "scale", "shutdown" and (with
+// Options.Reload) "reload".
 func Handlers(ctrl Controller, opts Options) rpc.Handlers {
 	s := &server{ctrl: ctrl, opts: opts}
 	h := rpc.Handlers{
@@ -36,11 +41,16 @@ func Handlers(ctrl Controller, opts Options) rpc.Handlers {
 	if opts.Logs != nil {
 		h["logs"] = Logs(opts.Logs)
 	}
+	if lc, ok := ctrl.(Lifecycle); ok {
+		s.lc = lc
+		s.lifecycleHandlers(h)
+	}
 	return h
 }
 
 type server struct {
 	ctrl Controller
+	lc   Lifecycle // nil: ctrl serves no lifecycle
 	opts Options
 }
 
@@ -77,6 +87,9 @@ func (s *server) restartChildren(ctx context.Context, call *rpc.Call) error {
 		return rpc.ArgumentError("restart_children: %v", err)
 	}
 	if p.Service == "" {
+		p.Service = "all"
+	}
+	if p.Service == "all" && s.lc == nil {
 		return rpc.ArgumentError("restart_children: 'service' is required")
 	}
 	instance := -1
@@ -87,8 +100,14 @@ func (s *server) restartChildren(ctx context.Context, call *rpc.Call) error {
 		instance = *p.Instance
 	}
 	before := s.pids(p.Service, instance)
-	if err := s.ctrl.RestartChildren(ctx, p.Service, instance); err != nil {
-		return rpc.Errorf("RestartError", "restart_children %s: %v", p.Service, err)
+	names := []string{p.Service}
+	if p.Service == "all" {
+		names = s.services("all")
+	}
+	for _, name := range names {
+		if err := s.ctrl.RestartChildren(ctx, name, instance); err != nil {
+			return rpc.Errorf("RestartError", "restart_children %s: %v", name, err)
+		}
 	}
 	after := s.pids(p.Service, instance)
 	reply := RestartReply{Restarted: make([]int, 0, len(before)), PIDs: after}
@@ -103,9 +122,13 @@ func (s *server) restartChildren(ctx context.Context, call *rpc.Call) error {
 // pids lists the live processes of a service's instances (instance -1:
 // all), leaving out those being stopped.
 func (s *server) pids(service string, instance int) []int {
+	names := []string{service}
+	if service == "all" && s.lc != nil {
+		names = s.services("all")
+	}
 	var pids []int
 	for _, c := range s.ctrl.Children() {
-		if c.Service == service && (instance < 0 || c.Instance == instance) && c.PID != 0 && c.State != container.StateStopping {
+		if slices.Contains(names, c.Service) && (instance < 0 || c.Instance == instance) && c.PID != 0 && c.State != container.StateStopping {
 			pids = append(pids, c.PID)
 		}
 	}

@@ -184,7 +184,7 @@ func runController(ctx context.Context, path string, cfg *config.Config, strict 
 	if core.reaper != nil {
 		tracking = core.reaper.Tracking()
 	}
-	handlers := control.Handlers(ctrl, control.Options{Tracking: tracking, Logs: hub})
+	handlers := control.Handlers(ctrl, control.Options{Tracking: tracking, Logs: hub, Reload: r.reload})
 	wg.Go(func() {
 		if ctrl.WaitStarted(ctx) != nil {
 			return
