@@ -1,40 +1,63 @@
 // Package container runs and watches child processes: the controller and
 // containers of vigil, after Ruby's async-container.
 //
-// A [Container] runs the children of a set of [Spec]s (each spec is a service
-// with Count instances). Every child is an executable started with its own
-// process group, a parent-death signal (SIGKILL), its standard output and
-// error piped to a shared, bounded, line-prefixing writer (`web.2 | ...`), and
-// a readiness pipe on file descriptor 3 named by NOTIFY_PIPE=3, on which it
-// writes the JSON messages of package notify.
+// A [Container] runs the children of a set of services (a [Spec] each,
+// with Count instances). Every child is an executable started in a process
+// group of its own, with a parent-death signal (SIGKILL), its standard
+// output and error captured apart by a [logs.Hub] (the console, files, the
+// journal, and the rings `vigil logs` reads), and a readiness pipe on file
+// descriptor 3 named by NOTIFY_PIPE=3, on which it writes the JSON messages
+// of package notify.
 //
-// Readiness clocks: every message from a child resets its clock. Before the
-// child is ready, Spec.StartupTimeout applies; after, Spec.HealthCheckTimeout.
-// The clocks are checked once a second by one ticker per container (none at
-// all when no service has a timeout). A [Policy] decides what happens when a
-// clock fails (the [DefaultPolicy] kills the child) and when a child exits.
+// One owner. All of a container's state (services, instances, their
+// processes, readiness clocks, back-off, stopping) belongs to one
+// goroutine, its loop, which receives events (a spawn finished, a child
+// exited, a child said something, an alarm passed) and commands (its
+// methods). Nothing holds a lock over that state, and the loop never
+// forks: children are started by a pool of spawner threads (one per CPU by
+// default, [Options.Spawners]), each locked for the container's lifetime,
+// because Linux delivers the parent-death signal when the creating thread
+// exits. An instance has at most one current process and at most one
+// replacement being started beside it, both known to the loop; a spawn
+// that fails is a state of its instance (its error and its next retry),
+// never a second process.
 //
-// Restart: a child whose Spec.Restart is set is restarted when it exits. The
-// first failure of an instance restarts it at once; each further failure of
-// an instance that lived less than Spec.StableAfter waits a delay that starts
-// at Spec.RestartDelay and doubles up to Spec.RestartDelayMax, with jitter.
+// Readiness clocks: every message from a child resets its clock. Before
+// the child is ready, Spec.StartupTimeout applies; after, the
+// HealthCheckTimeout. A clock is an alarm of the loop at its deadline; a
+// [Policy] decides what happens when one runs out (the [DefaultPolicy]
+// kills the child) and when a child exits.
 //
-// Stopping escalates per child: SIGINT to its process group, wait
-// Spec.GracefulStop, SIGTERM, wait again, SIGKILL. When a child's main process
-// exits, whatever is left of its process group is killed before it is reaped,
-// so nothing of a child outlives it.
+// Restart: a child whose Spec.Restart is set is restarted when it exits.
+// The first failure of an instance restarts it at once; each further
+// failure of an instance that lived less than Spec.StableAfter waits a
+// delay that starts at Spec.RestartDelay and doubles up to
+// Spec.RestartDelayMax, with jitter. A spawn that fails (ENOENT, ETXTBSY,
+// EAGAIN at the process limit) waits at least RestartDelay. With a start
+// limit, an instance started too often has failed until StartService.
 //
-// Reaping: no OS thread per child. Each child is watched through a pidfd
-// registered with Go's network poller; when it becomes readable the child is
-// reaped with wait4. All children of a container are started from one
-// goroutine locked to its OS thread for the container's lifetime, because
-// Linux delivers the parent-death signal when the creating thread exits, not
-// the process.
+// Stopping escalates per child: the stop signal (SIGINT by default) to its
+// process group, wait Spec.GracefulStop, SIGTERM, wait again, SIGKILL.
+// When a child's main process exits, whatever is left of its process group
+// is killed before the loop reaps it, so a pid is never signalled once
+// reaped. With a [Subreaper] (vigil run), descendants that left the
+// process group are found too (by cgroup, or by the environment they
+// inherit) and stopped, and orphans are reaped as by an init.
 //
-// A [Controller] owns containers: it starts persistent services first (such
-// as vigil's supervisor), then the rest; Reload starts a new container beside
-// the old one (blue/green) and stops the old one only once the new one is
-// ready; on stop, persistent services go last.
+// Reaping: no thread per child. Each child is watched through a pidfd
+// registered with Go's network poller; when it becomes readable, the loop
+// reaps the child with wait4.
+//
+// Services one at a time: a service can be added ([Container.AddService]),
+// removed, replaced blue/green or rolling ([Container.ReplaceService]),
+// scaled, stopped and started without touching the others. A service with
+// a Port is never run twice at once per instance: its restarts stop the old
+// process before starting the new one.
+//
+// A [Controller] runs one container for a configuration: persistent
+// services (vigil's supervisor) first and last; the others together, each
+// of them failing alone unless Required; Reload applies a new
+// configuration by difference.
 //
 // The package is Linux-only (pidfd_open and waitid(P_PIDFD): Linux 5.4 or
 // later); elsewhere starting a container fails with [ErrUnsupported].
