@@ -148,6 +148,7 @@ type bench struct {
 
 	actions    map[string]int
 	recoveries []time.Duration
+	byAction   map[string][]time.Duration
 	lost       int
 	extra      []string
 	zombies    []string
@@ -159,7 +160,7 @@ func run(ctx context.Context, o options) (bool, error) {
 		return false, err
 	}
 	defer os.RemoveAll(dir)
-	b := &bench{o: o, dir: dir, vigil: o.vigil, actions: map[string]int{}, out: &lockedBuffer{}}
+	b := &bench{o: o, dir: dir, vigil: o.vigil, actions: map[string]int{}, byAction: map[string][]time.Duration{}, out: &lockedBuffer{}}
 	if b.vigil == "" {
 		if b.vigil, err = build(dir, "./cmd/vigil"); err != nil {
 			return false, err
@@ -221,6 +222,7 @@ func run(ctx context.Context, o options) (bool, error) {
 			break
 		}
 		b.recoveries = append(b.recoveries, d)
+		b.byAction[what] = append(b.byAction[what], d)
 		b.quietChecks()
 	}
 	time.Sleep(time.Second)
@@ -246,7 +248,11 @@ func run(ctx context.Context, o options) (bool, error) {
 	// Figures.
 	fmt.Println("actions:")
 	for _, k := range slices.Sorted(maps.Keys(b.actions)) {
-		fmt.Printf("  %-22s %d\n", k, b.actions[k])
+		d := slices.Sorted(slices.Values(b.byAction[k]))
+		if len(d) == 0 {
+			d = []time.Duration{0}
+		}
+		fmt.Printf("  %-32s %4d  back in: median %v, max %v\n", k, b.actions[k], d[len(d)/2].Round(time.Millisecond), d[len(d)-1].Round(time.Millisecond))
 	}
 	slices.Sort(b.recoveries)
 	if n := len(b.recoveries); n > 0 {

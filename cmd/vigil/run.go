@@ -372,6 +372,10 @@ func specs(exe string, cfg *config.Config, sock *os.File) []container.Spec {
 		Readiness:      container.ReadyNotify,
 		StartupTimeout: 30 * time.Second,
 		GracefulStop:   10 * time.Second,
+		// Everything goes through it: however often it dies, it comes back
+		// within a second.
+		RestartDelay:    50 * time.Millisecond,
+		RestartDelayMax: time.Second,
 	}
 	if sock != nil {
 		supSpec.Command = append(supSpec.Command, "--listen-fd", strconv.Itoa(supervisorListenFD))
