@@ -174,8 +174,8 @@ type fakeChecker struct {
 	// stubborn attempts ignore their context once they have started.
 	stubborn bool
 	calls    chan fakeCall
-	closed chan struct{}
-	once   sync.Once
+	closed   chan struct{}
+	once     sync.Once
 }
 
 type fakeCall struct {

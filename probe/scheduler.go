@@ -76,11 +76,11 @@ func newScheduler(ctx context.Context, opts Options, clk clock) *Scheduler {
 		cancel:  cancel,
 	}
 	st := &state{
-		s:       s,
+		s:        s,
 		entries:  make(map[Handle]*entry),
 		draining: make(map[*entry]struct{}),
-		done:    make(chan completion),
-		timer:   clk.NewTimer(),
+		done:     make(chan completion),
+		timer:    clk.NewTimer(),
 	}
 	st.lanes[laneNet].max = opts.MaxConcurrent
 	st.lanes[laneExec].max = opts.MaxExec
@@ -164,8 +164,8 @@ type state struct {
 	// draining holds the entries removed while an attempt of theirs ran,
 	// whose checkers close when it ends.
 	draining map[*entry]struct{}
-	heap    dueHeap
-	lanes   [2]struct {
+	heap     dueHeap
+	lanes    [2]struct {
 		waiting fifo[*entry]
 		running int
 		max     int
