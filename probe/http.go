@@ -36,6 +36,7 @@ type httpChecker struct {
 	headers http.Header
 	status  StatusRange
 	req     []byte // the request for url, prepared once
+	target  string // dialAddr(url)
 	tls     *tls.Config
 
 	conn      net.Conn
@@ -53,7 +54,7 @@ func newHTTPChecker(h *HTTP) (*httpChecker, error) {
 		return nil, &FieldError{Field: "http.url", Err: err}
 	}
 	c := &httpChecker{url: u, headers: h.Headers.Clone(), status: h.Status.withDefaults()}
-	c.req = c.request(u)
+	c.req, c.target = c.request(u), dialAddr(u)
 	if u.Scheme == "https" {
 		c.tls = &tls.Config{InsecureSkipVerify: true} // see HTTP's doc
 		if net.ParseIP(u.Hostname()) == nil {
@@ -106,9 +107,9 @@ func dialAddr(u *url.URL) string {
 
 func (c *httpChecker) check(ctx context.Context, timeout time.Duration) error {
 	deadline := time.Now().Add(timeout)
-	u, req := c.url, c.req
+	u, req, addr := c.url, c.req, c.target
 	for redirects := 0; ; redirects++ {
-		resp, err := c.roundTrip(ctx, deadline, dialAddr(u), req)
+		resp, err := c.roundTrip(ctx, deadline, addr, req)
 		if err != nil {
 			return timedOut(err, timeout)
 		}
@@ -117,7 +118,7 @@ func (c *httpChecker) check(ctx context.Context, timeout time.Duration) error {
 			if err != nil {
 				return fmt.Errorf("status %d: Location %q: %w", resp.status, loc, err)
 			}
-			if next.Scheme == u.Scheme && dialAddr(next) == dialAddr(u) {
+			if next.Scheme == u.Scheme && dialAddr(next) == addr {
 				if redirects == MaxRedirects {
 					return fmt.Errorf("stopped after %d redirects, at %s", MaxRedirects, next.Redacted())
 				}

@@ -116,7 +116,7 @@ func (t *fakeTimer) fire() {
 
 // counts is what the scheduler's loop holds, for tests.
 type counts struct {
-	registered, inHeap, waiting, running, pending, draining int
+	registered, inHeap, waiting, running, pending, draining, workers int
 }
 
 func (s *Scheduler) counts() counts {
@@ -126,6 +126,7 @@ func (s *Scheduler) counts() counts {
 		for _, l := range st.lanes {
 			c.waiting += l.waiting.len()
 			c.running += l.running
+			c.workers += l.workers
 		}
 	})
 	return c

@@ -17,10 +17,9 @@ type entry struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 
-	due     time.Time // of the next attempt, or of the one in flight
-	index   int       // in the heap; -1 when not in it
-	queued  bool      // in its lane, waiting for a free slot
-	running bool      // an attempt is in flight
+	due     time.Duration // of the next attempt, or of the one in flight; from the epoch
+	queued  bool          // in its lane, waiting for a free slot
+	running bool          // an attempt is in flight
 	removed bool
 
 	lastPassed  bool
@@ -28,38 +27,62 @@ type entry struct {
 	status      Status
 }
 
-// dueHeap is a min-heap of entries by due time (then handle, so that ties
-// run in the order they were added), for container/heap.
-type dueHeap []*entry
+// dueHeap is a binary min-heap of entries by due time, then handle (so
+// that ties run in the order they were added). The keys sit in the heap's
+// array, so that sifting touches no entry. A removed entry stays in it
+// until its due time, and is then dropped.
+type dueHeap []dueItem
 
-func (h dueHeap) Len() int { return len(h) }
+type dueItem struct {
+	due    time.Duration
+	handle Handle
+	e      *entry
+}
 
-func (h dueHeap) Less(i, j int) bool {
-	if h[i].due.Equal(h[j].due) {
-		return h[i].handle < h[j].handle
+func (a dueItem) before(b dueItem) bool {
+	return a.due < b.due || a.due == b.due && a.handle < b.handle
+}
+
+func (h *dueHeap) push(e *entry) {
+	*h = append(*h, dueItem{due: e.due, handle: e.handle, e: e})
+	q := *h
+	i := len(q) - 1
+	for i > 0 {
+		parent := (i - 1) / 2
+		if !q[i].before(q[parent]) {
+			break
+		}
+		q[i], q[parent] = q[parent], q[i]
+		i = parent
 	}
-	return h[i].due.Before(h[j].due)
 }
 
-func (h dueHeap) Swap(i, j int) {
-	h[i], h[j] = h[j], h[i]
-	h[i].index = i
-	h[j].index = j
-}
+// top is the earliest item; the heap is not empty.
+func (h dueHeap) top() dueItem { return h[0] }
 
-func (h *dueHeap) Push(x any) {
-	e := x.(*entry)
-	e.index = len(*h)
-	*h = append(*h, e)
-}
-
-func (h *dueHeap) Pop() any {
-	old := *h
-	n := len(old) - 1
-	e := old[n]
-	old[n] = nil
-	e.index = -1
-	*h = old[:n]
+func (h *dueHeap) pop() *entry {
+	q := *h
+	e := q[0].e
+	n := len(q) - 1
+	q[0] = q[n]
+	q[n] = dueItem{}
+	q = q[:n]
+	i := 0
+	for {
+		least, l, r := i, 2*i+1, 2*i+2
+		if l < n && q[l].before(q[least]) {
+			least = l
+		}
+		if r < n && q[r].before(q[least]) {
+			least = r
+		}
+		if least == i {
+			break
+		}
+		q[i], q[least] = q[least], q[i]
+		i = least
+	}
+	*h = q
 	return e
 }
 

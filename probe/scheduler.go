@@ -1,9 +1,7 @@
 package probe
 
 import (
-	"container/heap"
 	"context"
-	"sync"
 	"time"
 )
 
@@ -11,6 +9,7 @@ import (
 const (
 	DefaultMaxConcurrent = 256
 	DefaultMaxExec       = 16
+	DefaultCoalesce      = 20 * time.Millisecond
 )
 
 // Options configure a Scheduler. The zero value is ready to use.
@@ -30,16 +29,30 @@ type Options struct {
 	// ChangesOnly sends only the results whose Status changed; otherwise
 	// every attempt's result is sent.
 	ChangesOnly bool
+	// Coalesce lets attempts that fall due close together run together,
+	// so that the process wakes once per batch rather than once per
+	// attempt, which is most of the cost of probes spread out in time. A
+	// probe's first attempt is due on a grid of Coalesce steps (but at most
+	// a tenth of its interval), at or before the time it would have been,
+	// and an interval that is a multiple of the step keeps it there; when
+	// the timer fires, the attempts due within one step after it start
+	// too. So an attempt starts at most one step early, and a probe's
+	// period stays its interval. 0 is DefaultCoalesce; negative is none.
+	Coalesce time.Duration
 }
 
-// Scheduler runs probes: one goroutine owns a heap of them by due time and
-// starts each due attempt on a goroutine of its own, within the bounds of
-// Options, and sends the results on Results. It is safe for concurrent use.
+// Scheduler runs probes: one goroutine owns a heap of them by due time,
+// hands each due attempt to a pool of worker goroutines within the bounds
+// of Options, and sends the results on Results. It is safe for concurrent
+// use.
 //
-// Attempts run on short-lived goroutines capped by a count the owning
-// goroutine keeps, not on a pool: an idle scheduler holds one goroutine
-// whatever the number of probes, a burst of due probes needs no hand-off to
-// a worker, and the goroutines' stacks are the runtime's to recycle.
+// The pool grows on demand up to its bound and keeps its workers until the
+// scheduler stops: a worker's stack has grown to what an HTTP exchange
+// needs, where a goroutine per attempt paid for growing it every time
+// (about a sixth of the CPU of an attempt, measured). Its size is the
+// largest number of attempts that were ever in flight at once, so 1,000
+// probes spread in time keep a few workers, and all falling due at once
+// at most MaxConcurrent.
 type Scheduler struct {
 	opts    Options
 	clk     clock
@@ -66,6 +79,9 @@ func newScheduler(ctx context.Context, opts Options, clk clock) *Scheduler {
 	if opts.Runner == nil {
 		opts.Runner = ExecRunner
 	}
+	if opts.Coalesce == 0 {
+		opts.Coalesce = DefaultCoalesce
+	}
 	ctx, cancel := context.WithCancel(ctx)
 	s := &Scheduler{
 		opts:    opts,
@@ -75,16 +91,7 @@ func newScheduler(ctx context.Context, opts Options, clk clock) *Scheduler {
 		stopped: make(chan struct{}),
 		cancel:  cancel,
 	}
-	st := &state{
-		s:        s,
-		entries:  make(map[Handle]*entry),
-		draining: make(map[*entry]struct{}),
-		done:     make(chan completion),
-		timer:    clk.NewTimer(),
-	}
-	st.lanes[laneNet].max = opts.MaxConcurrent
-	st.lanes[laneExec].max = opts.MaxExec
-	go s.loop(ctx, st)
+	go s.loop(ctx, newState(s))
 	return s
 }
 
@@ -148,224 +155,5 @@ func (s *Scheduler) do(fn func(*state)) bool {
 		return true
 	case <-s.stopped:
 		return false
-	}
-}
-
-// The lanes of attempts: network (http, tcp) and exec, bounded apart.
-const (
-	laneNet = iota
-	laneExec
-)
-
-// state belongs to the loop goroutine.
-type state struct {
-	s       *Scheduler
-	entries map[Handle]*entry
-	// draining holds the entries removed while an attempt of theirs ran,
-	// whose checkers close when it ends.
-	draining map[*entry]struct{}
-	heap     dueHeap
-	lanes    [2]struct {
-		waiting fifo[*entry]
-		running int
-		max     int
-	}
-	out     fifo[Result]
-	done    chan completion
-	wg      sync.WaitGroup
-	timer   timer
-	armedAt time.Time // due time the timer is set for; zero when unset
-	last    Handle
-}
-
-// completion is an attempt's report to the loop.
-type completion struct {
-	e        *entry
-	err      error
-	start    time.Time
-	duration time.Duration
-}
-
-func (s *Scheduler) loop(ctx context.Context, st *state) {
-	defer close(s.stopped)
-	defer close(s.results)
-	defer st.timer.Stop()
-	for {
-		st.startDue(ctx, s.clk.Now())
-		st.arm()
-		var out chan<- Result
-		var next Result
-		if st.out.len() > 0 {
-			out, next = s.results, st.out.front()
-		}
-		select {
-		case <-ctx.Done():
-			st.shutdown()
-			return
-		case fn := <-s.reqs:
-			fn(st)
-		case c := <-st.done:
-			st.complete(c)
-		case <-st.timer.C():
-			st.armedAt = time.Time{}
-		case out <- next:
-			st.out.pop()
-		}
-	}
-}
-
-func (st *state) add(spec Spec, chk checker) Handle {
-	st.last++
-	ctx, cancel := context.WithCancel(context.Background())
-	e := &entry{
-		handle: st.last,
-		spec:   spec,
-		chk:    chk,
-		ctx:    ctx,
-		cancel: cancel,
-		due:    st.s.clk.Now().Add(spec.InitialDelay),
-		index:  -1,
-	}
-	if spec.Exec != nil {
-		e.lane = laneExec
-	}
-	st.entries[e.handle] = e
-	heap.Push(&st.heap, e)
-	return e.handle
-}
-
-func (st *state) remove(h Handle) bool {
-	e, ok := st.entries[h]
-	if !ok {
-		return false
-	}
-	delete(st.entries, h)
-	e.removed = true
-	e.cancel()
-	if e.index >= 0 {
-		heap.Remove(&st.heap, e.index)
-	}
-	st.out.filter(func(r Result) bool { return r.Handle != h })
-	if e.running {
-		st.draining[e] = struct{}{}
-	} else {
-		// A queued entry is skipped when its turn comes.
-		e.chk.close()
-	}
-	return true
-}
-
-// startDue moves the entries due by now to their lanes and starts what the
-// lanes' bounds allow.
-func (st *state) startDue(ctx context.Context, now time.Time) {
-	for len(st.heap) > 0 && !st.heap[0].due.After(now) {
-		e := heap.Pop(&st.heap).(*entry)
-		e.queued = true
-		st.lanes[e.lane].waiting.push(e)
-	}
-	for i := range st.lanes {
-		l := &st.lanes[i]
-		for l.running < l.max && l.waiting.len() > 0 {
-			e := l.waiting.pop()
-			e.queued = false
-			if e.removed {
-				continue
-			}
-			l.running++
-			e.running = true
-			st.wg.Add(1)
-			go st.attempt(ctx, e, now)
-		}
-	}
-}
-
-// attempt runs on its own goroutine: it touches only e's immutable fields.
-func (st *state) attempt(stop context.Context, e *entry, start time.Time) {
-	defer st.wg.Done()
-	t0 := time.Now()
-	err := e.chk.check(e.ctx, e.spec.Timeout)
-	c := completion{e: e, err: err, start: start, duration: time.Since(t0)}
-	select {
-	case st.done <- c:
-	case <-stop.Done():
-		// The loop is shutting down and no longer needs the result; it
-		// counts this attempt done through wg.
-	}
-}
-
-func (st *state) complete(c completion) {
-	e := c.e
-	st.lanes[e.lane].running--
-	e.running = false
-	if e.removed {
-		delete(st.draining, e)
-		e.chk.close()
-		return
-	}
-	passed := c.err == nil
-	if e.consecutive > 0 && passed == e.lastPassed {
-		e.consecutive++
-	} else {
-		e.lastPassed, e.consecutive = passed, 1
-	}
-	old := e.status
-	switch {
-	case passed && e.consecutive >= e.spec.SuccessThreshold:
-		e.status = StatusPassing
-	case !passed && e.consecutive >= e.spec.FailureThreshold:
-		e.status = StatusFailing
-	}
-	// Due every Interval from the first attempt; an attempt that ran past
-	// its successor's time is followed at once, without making up more.
-	e.due = e.due.Add(e.spec.Interval)
-	if now := st.s.clk.Now(); e.due.Before(now) {
-		e.due = now
-	}
-	heap.Push(&st.heap, e)
-	changed := e.status != old
-	if st.s.opts.ChangesOnly && !changed {
-		return
-	}
-	st.out.push(Result{
-		Handle:      e.handle,
-		Passed:      passed,
-		Consecutive: e.consecutive,
-		Status:      e.status,
-		Changed:     changed,
-		Err:         c.err,
-		Time:        c.start,
-		Duration:    c.duration,
-	})
-}
-
-// arm sets the timer for the earliest due entry.
-func (st *state) arm() {
-	if len(st.heap) == 0 {
-		if !st.armedAt.IsZero() {
-			st.timer.Stop()
-			st.armedAt = time.Time{}
-		}
-		return
-	}
-	due := st.heap[0].due
-	if due.Equal(st.armedAt) {
-		return
-	}
-	st.armedAt = due
-	st.timer.Reset(due.Sub(st.s.clk.Now()))
-}
-
-// shutdown interrupts the attempts in flight, waits for them, and closes
-// every checker.
-func (st *state) shutdown() {
-	for _, e := range st.entries {
-		e.cancel()
-	}
-	st.wg.Wait()
-	for _, e := range st.entries {
-		e.chk.close()
-	}
-	for e := range st.draining {
-		e.chk.close()
 	}
 }

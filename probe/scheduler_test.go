@@ -56,7 +56,7 @@ func TestThresholdsCountExactly(t *testing.T) {
 
 func TestIntervalAndInitialDelay(t *testing.T) {
 	clk := newFakeClock()
-	s := newScheduler(context.Background(), Options{}, clk)
+	s := newScheduler(context.Background(), Options{Coalesce: -1}, clk)
 	defer s.Close()
 	f := newFakeChecker()
 	spec := fakeSpec(10 * time.Second)
@@ -141,8 +141,8 @@ func TestConcurrencyBound(t *testing.T) {
 		f.answer(t, nil)
 		next(t, s)
 	}
-	if c := s.counts(); c.running != 0 || c.waiting != 0 || c.inHeap != 6 {
-		t.Fatalf("got %+v, want all 6 in the heap", c)
+	if c := s.counts(); c.running != 0 || c.waiting != 0 || c.inHeap != 6 || c.workers != 3 {
+		t.Fatalf("got %+v, want all 6 in the heap and 3 workers (2 + 1 exec)", c)
 	}
 }
 
@@ -166,7 +166,7 @@ func TestRemoveInFlightDeliversNothing(t *testing.T) {
 		t.Fatal("the attempt in flight was not interrupted")
 	}
 	eventually(t, "the interrupted attempt ends", func() bool { return s.counts().running == 0 })
-	if got := s.counts(); got != (counts{}) {
+	if got := s.counts(); got != (counts{workers: 1}) {
 		t.Fatalf("after the attempt ended: %+v, want nothing left", got)
 	}
 	if !f.isClosed() {
@@ -353,5 +353,73 @@ func TestAddRefusesInvalidSpec(t *testing.T) {
 	var fe *FieldError
 	if !errors.As(err, &fe) || fe.Field != "http.url" {
 		t.Fatalf("got %v, want a FieldError on http.url", err)
+	}
+}
+
+func TestCoalesce(t *testing.T) {
+	clk := newFakeClock()
+	s := newScheduler(context.Background(), Options{Coalesce: 100 * time.Millisecond}, clk)
+	defer s.Close()
+	start := clk.Now()
+	add := func(interval time.Duration) *fakeChecker {
+		t.Helper()
+		f := newFakeChecker()
+		spec := fakeSpec(interval)
+		if _, err := s.add(spec, f); err != nil {
+			t.Fatal(err)
+		}
+		return f
+	}
+	at := func(r Result) time.Duration { return r.Time.Sub(start) }
+	a, c := add(10*time.Second), add(10*time.Second+50*time.Millisecond)
+	a.answer(t, nil)
+	c.answer(t, nil)
+	next(t, s)
+	next(t, s)
+	clk.Advance(30 * time.Millisecond)
+	b := add(10 * time.Second) // off the grid: runs at once, then on it
+	b.answer(t, nil)
+	if r := next(t, s); at(r) != 30*time.Millisecond {
+		t.Fatalf("b's first attempt at %v, want 30ms", at(r))
+	}
+	// Any wake-up of the loop starts what is due within 100ms; here the
+	// one counts causes, just before that.
+	clk.Advance(9900*time.Millisecond - 30*time.Millisecond - time.Nanosecond)
+	if n := s.counts().running; n != 0 {
+		t.Fatalf("%d attempts more than 100ms before 10s", n)
+	}
+	if n := s.counts().running; n != 0 {
+		t.Fatalf("%d attempts more than 100ms before 10s (after a wake-up)", n)
+	}
+	// At 10s: a and b are due, and c (due at 10.05s) is within the 100ms.
+	clk.Advance(100*time.Millisecond + time.Nanosecond)
+	for _, f := range []*fakeChecker{a, b, c} {
+		f.answer(t, nil)
+		if r := next(t, s); at(r) != 10*time.Second {
+			t.Fatalf("attempt at %v, want all three at 10s", at(r))
+		}
+	}
+}
+
+func TestSlackAndGrid(t *testing.T) {
+	st := &state{s: &Scheduler{opts: Options{Coalesce: 100 * time.Millisecond}}}
+	ms := time.Millisecond
+	for _, tt := range []struct {
+		coalesce, interval, t time.Duration
+		slack, aligned        time.Duration
+	}{
+		{100 * ms, 10 * time.Second, 1234 * ms, 100 * ms, 1200 * ms},
+		{100 * ms, 200 * ms, 1234 * ms, 20 * ms, 1220 * ms}, // a tenth of the interval
+		{100 * ms, 5 * ms, 1234 * ms, 500 * time.Microsecond, 1234 * ms},
+		{-1, 10 * time.Second, 1234 * ms, 0, 1234 * ms},
+	} {
+		st.s.opts.Coalesce = tt.coalesce
+		e := &entry{spec: Spec{Interval: tt.interval}}
+		if got := st.slack(e); got != tt.slack {
+			t.Errorf("slack(coalesce %v, interval %v) = %v, want %v", tt.coalesce, tt.interval, got, tt.slack)
+		}
+		if got := st.align(e, tt.t); got != tt.aligned {
+			t.Errorf("align(%v; coalesce %v, interval %v) = %v, want %v", tt.t, tt.coalesce, tt.interval, got, tt.aligned)
+		}
 	}
 }

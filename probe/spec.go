@@ -34,8 +34,11 @@ type Spec struct {
 	Exec *Exec
 
 	// Interval is the time from the start of one attempt to the start of
-	// the next. An attempt that takes longer delays the next one: a probe
-	// never runs twice at once, and missed attempts are not made up.
+	// the next: attempts fall due at fixed steps from the first, and the
+	// Scheduler may start one a little early to batch it with others
+	// (Options.Coalesce). An attempt that takes longer delays the next
+	// one: a probe never runs twice at once, and missed attempts are not
+	// made up.
 	Interval time.Duration
 	// Timeout bounds one attempt: connect, request and response together,
 	// or the command's whole run (which is then killed, with its process

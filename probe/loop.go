@@ -1,0 +1,300 @@
+package probe
+
+import (
+	"context"
+	"sync"
+	"time"
+)
+
+// The lanes of attempts: network (http, tcp) and exec, bounded apart.
+const (
+	laneNet = iota
+	laneExec
+)
+
+// lane is a line of due attempts and the workers that run them.
+type lane struct {
+	waiting fifo[*entry]
+	running int // attempts handed to workers and not yet completed
+	workers int
+	max     int
+	jobs    chan job // capacity max: a hand-off never blocks
+}
+
+// job is one attempt for a worker.
+type job struct {
+	e     *entry
+	start time.Duration
+}
+
+// completion is an attempt's report to the loop.
+type completion struct {
+	e        *entry
+	err      error
+	start    time.Duration
+	duration time.Duration
+}
+
+// state belongs to the loop goroutine, but for the done queue.
+type state struct {
+	s       *Scheduler
+	entries map[Handle]*entry
+	// draining holds the entries removed while an attempt of theirs ran,
+	// whose checkers close when it ends.
+	draining map[*entry]struct{}
+	heap     dueHeap
+	lanes    [2]lane
+	out      fifo[Result]
+	wg       sync.WaitGroup // the workers
+	timer    timer
+	armed    bool
+	armedAt  time.Duration // the due time the timer is set for
+	epoch    time.Time     // the origin of due times and of their grid
+	last     Handle
+
+	// done holds the completions of attempts: workers append to it and
+	// poke finished; the loop takes them all at once.
+	doneMu   sync.Mutex
+	done     []completion
+	finished chan struct{}
+}
+
+func newState(s *Scheduler) *state {
+	st := &state{
+		s:        s,
+		entries:  make(map[Handle]*entry),
+		draining: make(map[*entry]struct{}),
+		finished: make(chan struct{}, 1),
+		timer:    s.clk.NewTimer(),
+		epoch:    s.clk.Now(),
+	}
+	for i, max := range []int{s.opts.MaxConcurrent, s.opts.MaxExec} {
+		st.lanes[i].max = max
+		st.lanes[i].jobs = make(chan job, max)
+	}
+	return st
+}
+
+// now is the time since the epoch, on the monotonic clock when the clock
+// has one.
+func (st *state) now() time.Duration { return st.s.clk.Now().Sub(st.epoch) }
+
+func (s *Scheduler) loop(ctx context.Context, st *state) {
+	defer close(s.stopped)
+	defer close(s.results)
+	defer st.timer.Stop()
+	for {
+		st.startDue(st.now())
+		st.arm()
+		var out chan<- Result
+		var next Result
+		if st.out.len() > 0 {
+			out, next = s.results, st.out.front()
+		}
+		select {
+		case <-ctx.Done():
+			st.shutdown()
+			return
+		case fn := <-s.reqs:
+			fn(st)
+		case <-st.finished:
+			st.doneMu.Lock()
+			batch := st.done
+			st.done = nil
+			st.doneMu.Unlock()
+			for _, c := range batch {
+				st.complete(c)
+			}
+		case <-st.timer.C():
+			st.armed = false
+		case out <- next:
+			st.out.pop()
+		}
+	}
+}
+
+func (st *state) add(spec Spec, chk checker) Handle {
+	st.last++
+	ctx, cancel := context.WithCancel(context.Background())
+	e := &entry{handle: st.last, spec: spec, chk: chk, ctx: ctx, cancel: cancel}
+	if spec.Exec != nil {
+		e.lane = laneExec
+	}
+	e.due = st.align(e, st.now()+spec.InitialDelay)
+	st.entries[e.handle] = e
+	st.heap.push(e)
+	return e.handle
+}
+
+func (st *state) remove(h Handle) bool {
+	e, ok := st.entries[h]
+	if !ok {
+		return false
+	}
+	delete(st.entries, h)
+	e.removed = true
+	e.cancel()
+	st.out.filter(func(r Result) bool { return r.Handle != h })
+	if e.running {
+		st.draining[e] = struct{}{}
+	} else {
+		// In the heap or waiting in its lane, it is dropped when its turn
+		// comes.
+		e.chk.close()
+	}
+	return true
+}
+
+// startDue moves the entries due by now (or within their slack after it:
+// Options.Coalesce) to their lanes and hands what the lanes' bounds allow
+// to workers.
+func (st *state) startDue(now time.Duration) {
+	for len(st.heap) > 0 {
+		top := st.heap.top()
+		if top.e.removed {
+			st.heap.pop()
+			continue
+		}
+		if top.due > now+st.slack(top.e) {
+			break
+		}
+		e := st.heap.pop()
+		e.queued = true
+		st.lanes[e.lane].waiting.push(e)
+	}
+	for i := range st.lanes {
+		l := &st.lanes[i]
+		for l.running < l.max && l.waiting.len() > 0 {
+			e := l.waiting.pop()
+			e.queued = false
+			if e.removed {
+				continue
+			}
+			l.running++
+			e.running = true
+			if l.workers < l.running {
+				l.workers++
+				st.wg.Add(1)
+				go st.worker(l.jobs)
+			}
+			l.jobs <- job{e: e, start: now}
+		}
+	}
+}
+
+// worker runs attempts until the lane's jobs channel closes. It touches
+// only the immutable fields of entries, and the done queue.
+func (st *state) worker(jobs <-chan job) {
+	defer st.wg.Done()
+	for j := range jobs {
+		t0 := time.Now()
+		err := j.e.chk.check(j.e.ctx, j.e.spec.Timeout)
+		c := completion{e: j.e, err: err, start: j.start, duration: time.Since(t0)}
+		st.doneMu.Lock()
+		st.done = append(st.done, c)
+		first := len(st.done) == 1
+		st.doneMu.Unlock()
+		if first {
+			select {
+			case st.finished <- struct{}{}:
+			default:
+			}
+		}
+	}
+}
+
+func (st *state) complete(c completion) {
+	e := c.e
+	st.lanes[e.lane].running--
+	e.running = false
+	if e.removed {
+		delete(st.draining, e)
+		e.chk.close()
+		return
+	}
+	passed := c.err == nil
+	if e.consecutive > 0 && passed == e.lastPassed {
+		e.consecutive++
+	} else {
+		e.lastPassed, e.consecutive = passed, 1
+	}
+	old := e.status
+	switch {
+	case passed && e.consecutive >= e.spec.SuccessThreshold:
+		e.status = StatusPassing
+	case !passed && e.consecutive >= e.spec.FailureThreshold:
+		e.status = StatusFailing
+	}
+	// Due every Interval from the first attempt; an attempt that ran past
+	// its successor's time is followed at once, without making up more.
+	e.due += e.spec.Interval
+	if now := st.now(); e.due < now {
+		e.due = st.align(e, now)
+	}
+	st.heap.push(e)
+	changed := e.status != old
+	if st.s.opts.ChangesOnly && !changed {
+		return
+	}
+	st.out.push(Result{
+		Handle:      e.handle,
+		Passed:      passed,
+		Consecutive: e.consecutive,
+		Status:      e.status,
+		Changed:     changed,
+		Err:         c.err,
+		Time:        st.epoch.Add(c.start),
+		Duration:    c.duration,
+	})
+}
+
+// slack is how early e may start: Coalesce, at most a tenth of its
+// interval.
+func (st *state) slack(e *entry) time.Duration {
+	return max(0, min(st.s.opts.Coalesce, e.spec.Interval/10))
+}
+
+// align returns t moved back onto e's grid, the multiples of its slack.
+// Probes whose due times share a grid point run in one batch, and an
+// interval that is a multiple of the slack keeps them there.
+func (st *state) align(e *entry, t time.Duration) time.Duration {
+	if g := st.slack(e); g > 0 {
+		return t - t%g
+	}
+	return t
+}
+
+// arm sets the timer for the earliest due entry.
+func (st *state) arm() {
+	if len(st.heap) == 0 {
+		if st.armed {
+			st.timer.Stop()
+			st.armed = false
+		}
+		return
+	}
+	due := st.heap.top().due
+	if st.armed && due == st.armedAt {
+		return
+	}
+	st.armed, st.armedAt = true, due
+	st.timer.Reset(due - st.now())
+}
+
+// shutdown interrupts the attempts in flight, waits for the workers, and
+// closes every checker.
+func (st *state) shutdown() {
+	for _, e := range st.entries {
+		e.cancel()
+	}
+	for i := range st.lanes {
+		close(st.lanes[i].jobs)
+	}
+	st.wg.Wait()
+	for _, e := range st.entries {
+		e.chk.close()
+	}
+	for e := range st.draining {
+		e.chk.close()
+	}
+}
