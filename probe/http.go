@@ -107,6 +107,13 @@ func dialAddr(u *url.URL) string {
 
 func (c *httpChecker) check(ctx context.Context, timeout time.Duration) error {
 	deadline := time.Now().Add(timeout)
+	defer func() {
+		if c.conn != nil {
+			// Idle, the connection keeps no deadline: its timer would
+			// fire for nothing.
+			_ = c.conn.SetDeadline(time.Time{})
+		}
+	}()
 	u, req, addr := c.url, c.req, c.target
 	for redirects := 0; ; redirects++ {
 		resp, err := c.roundTrip(ctx, deadline, addr, req)

@@ -23,7 +23,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"math"
 	"net"
 	"net/http"
 	"os"
@@ -31,9 +30,7 @@ import (
 	"os/signal"
 	"runtime"
 	"runtime/pprof"
-	"slices"
 	"strconv"
-	"strings"
 	"syscall"
 	"time"
 
@@ -243,7 +240,7 @@ func run(ctx context.Context, o options) error {
 		if err := pprof.StartCPUProfile(f); err != nil {
 			return err
 		}
-		defer pprof.StopCPUProfile()
+		defer pprof.StopCPUProfile() // on an early return
 	}
 	maxThreads, maxGoroutines := before.threads, before.goroutines
 	tick := time.NewTicker(250 * time.Millisecond)
@@ -262,6 +259,7 @@ func run(ctx context.Context, o options) error {
 	}
 	tick.Stop()
 	after, err := takeSelf(serverPIDs)
+	pprof.StopCPUProfile()
 	if err != nil {
 		return err
 	}
@@ -308,173 +306,4 @@ func sleepUntil(ctx context.Context, t time.Time) error {
 	case <-tm.C:
 		return nil
 	}
-}
-
-// recorder is owned by the goroutine that receives results.
-type recorder struct {
-	interval         time.Duration
-	from, to         time.Time
-	set              chan [2]time.Time
-	inWindow, failed int
-	firstErr         error
-	durations        []time.Duration
-	deviations       []time.Duration // |gap - interval| between a probe's attempts
-	last             map[probe.Handle]time.Time
-}
-
-func newRecorder(interval time.Duration) *recorder {
-	return &recorder{interval: interval, set: make(chan [2]time.Time, 1), last: map[probe.Handle]time.Time{}}
-}
-
-// window sets the measurement window, from another goroutine.
-func (r *recorder) window(from, to time.Time) { r.set <- [2]time.Time{from, to} }
-
-func (r *recorder) add(res probe.Result) {
-	select {
-	case w := <-r.set:
-		r.from, r.to = w[0], w[1]
-	default:
-	}
-	prev, seen := r.last[res.Handle]
-	r.last[res.Handle] = res.Time
-	if r.from.IsZero() || res.Time.Before(r.from) || !res.Time.Before(r.to) {
-		return
-	}
-	r.inWindow++
-	if !res.Passed {
-		r.failed++
-		if r.firstErr == nil {
-			r.firstErr = res.Err
-		}
-	}
-	r.durations = append(r.durations, res.Duration)
-	if seen {
-		d := res.Time.Sub(prev) - r.interval
-		r.deviations = append(r.deviations, max(d, -d))
-	}
-}
-
-// summary is read after the receiving goroutine has ended.
-func (r *recorder) summary(window time.Duration, changesOnly bool) string {
-	var b strings.Builder
-	if changesOnly {
-		fmt.Fprintf(&b, "results received in the window: %d (changes of status only)", r.inWindow)
-		return b.String()
-	}
-	fmt.Fprintf(&b, "attempts in the window: %d (%.1f/s), %d failed", r.inWindow, float64(r.inWindow)/window.Seconds(), r.failed)
-	if r.firstErr != nil {
-		fmt.Fprintf(&b, " (first: %v)", r.firstErr)
-	}
-	slices.Sort(r.durations)
-	slices.Sort(r.deviations)
-	fmt.Fprintf(&b, "\nattempt duration: median %v, p99 %v, max %v",
-		pct(r.durations, 50), pct(r.durations, 99), pct(r.durations, 100))
-	fmt.Fprintf(&b, "\nperiod of each probe, |gap - interval|: median %v, p99 %v, max %v",
-		pct(r.deviations, 50), pct(r.deviations, 99), pct(r.deviations, 100))
-	return b.String()
-}
-
-func pct(sorted []time.Duration, p float64) time.Duration {
-	if len(sorted) == 0 {
-		return 0
-	}
-	i := int(math.Ceil(p/100*float64(len(sorted)))) - 1
-	return sorted[max(i, 0)].Round(time.Microsecond)
-}
-
-// selfSample is this process's figures at one moment.
-type selfSample struct {
-	at                 time.Time
-	cpu, user, sys     time.Duration // getrusage
-	ticks, serverTicks int64         // /proc/PID/stat utime+stime
-	switches           int64
-	threads            int
-	goroutines         int
-	rssKiB             int64
-}
-
-func takeSelf(servers []int) (selfSample, error) {
-	s := selfSample{at: time.Now(), goroutines: runtime.NumGoroutine()}
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return s, err
-	}
-	s.user, s.sys = time.Duration(ru.Utime.Nano()), time.Duration(ru.Stime.Nano())
-	s.cpu = s.user + s.sys
-	s.switches = ru.Nvcsw + ru.Nivcsw
-	var err error
-	if s.ticks, err = statTicks("self"); err != nil {
-		return s, err
-	}
-	for _, pid := range servers {
-		t, err := statTicks(strconv.Itoa(pid))
-		if err != nil {
-			return s, err
-		}
-		s.serverTicks += t
-	}
-	status, err := os.ReadFile("/proc/self/status")
-	if err != nil {
-		return s, err
-	}
-	s.threads = int(statusField(status, "Threads:"))
-	s.rssKiB = statusField(status, "VmRSS:")
-	return s, nil
-}
-
-// statTicks is utime+stime of /proc/PID/stat, in 10ms ticks.
-func statTicks(pid string) (int64, error) {
-	b, err := os.ReadFile("/proc/" + pid + "/stat")
-	if err != nil {
-		return 0, err
-	}
-	s := string(b)
-	i := strings.LastIndexByte(s, ')')
-	if i < 0 {
-		return 0, fmt.Errorf("/proc/%s/stat: no )", pid)
-	}
-	f := strings.Fields(s[i+1:])
-	// f[0] is field 3 (state); utime and stime are fields 14 and 15.
-	if len(f) < 13 {
-		return 0, fmt.Errorf("/proc/%s/stat: %d fields", pid, len(f))
-	}
-	ut, err1 := strconv.ParseInt(f[11], 10, 64)
-	st, err2 := strconv.ParseInt(f[12], 10, 64)
-	if err := errors.Join(err1, err2); err != nil {
-		return 0, fmt.Errorf("/proc/%s/stat: %w", pid, err)
-	}
-	return ut + st, nil
-}
-
-func threadCount() int {
-	b, err := os.ReadFile("/proc/self/status")
-	if err != nil {
-		return 0
-	}
-	return int(statusField(b, "Threads:"))
-}
-
-// statusField is the first number after name in /proc/PID/status.
-func statusField(status []byte, name string) int64 {
-	for line := range strings.SplitSeq(string(status), "\n") {
-		if rest, ok := strings.CutPrefix(line, name); ok {
-			if f := strings.Fields(rest); len(f) > 0 {
-				n, _ := strconv.ParseInt(f[0], 10, 64)
-				return n
-			}
-		}
-	}
-	return 0
-}
-
-func loadavg() string {
-	b, err := os.ReadFile("/proc/loadavg")
-	if err != nil {
-		return "?"
-	}
-	f := strings.Fields(string(b))
-	if len(f) < 3 {
-		return "?"
-	}
-	return strings.Join(f[:3], " ")
 }
