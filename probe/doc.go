@@ -10,9 +10,9 @@
 // scheduler's [Scheduler.Results] channel. Once [Scheduler.Remove] has
 // returned, no result of that probe is received any more.
 //
-// HTTP probes keep their connection alive between attempts and parse the
-// response themselves on it (net/http's wire format, not its Transport), so
-// an idle probe holds one file descriptor and no goroutine. Commands run
+// HTTP probes keep their connection alive between attempts and read the
+// response themselves (not through net/http's Transport), so an idle probe
+// holds one file descriptor and no goroutine. Commands run
 // through a [Runner], which a program that reaps its own children (a
 // subreaper) replaces with one that does not use os/exec's Wait.
 //

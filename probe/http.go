@@ -29,8 +29,8 @@ const userAgent = "vigil-probe/1"
 
 // httpChecker makes GET requests on a connection it keeps alive from one
 // attempt to the next. It writes the request bytes it prepared once and
-// reads the response with net/http's parser: no Transport, so an idle probe
-// holds one socket and no goroutine.
+// reads the response itself (wire.go): no Transport, so an idle probe holds
+// one socket and no goroutine.
 type httpChecker struct {
 	url     *url.URL
 	headers http.Header
@@ -225,30 +225,30 @@ func (c *httpChecker) exchange(ctx context.Context, deadline time.Time, req []by
 	if _, err := br.Peek(1); err != nil {
 		return response{}, fmt.Errorf("%w: %w", errNoResponse, err)
 	}
-	resp, err := http.ReadResponse(br, nil)
+	h, err := readHead(br)
 	if err != nil {
 		return response{}, err
 	}
-	defer resp.Body.Close()
-	r := response{status: resp.StatusCode}
-	switch resp.StatusCode {
+	r := response{status: h.status}
+	switch h.status {
 	case http.StatusMovedPermanently, http.StatusFound, http.StatusSeeOther,
 		http.StatusTemporaryRedirect, http.StatusPermanentRedirect:
-		r.location = resp.Header.Get("Location")
+		r.location = h.location
 	}
+	body, reusable := h.body(br)
 	var read int64
-	if r.location == "" && !c.status.Contains(resp.StatusCode) {
+	if r.location == "" && !c.status.Contains(h.status) {
 		var buf [snippetLimit]byte
-		n, _ := io.ReadFull(resp.Body, buf[:])
+		n, _ := io.ReadFull(body, buf[:])
 		r.snippet = strings.TrimSpace(string(buf[:n]))
 		read = int64(n)
 	}
-	n, err := io.CopyN(io.Discard, resp.Body, bodyLimit+1-read)
+	n, err := io.CopyN(io.Discard, body, bodyLimit+1-read)
 	if err != nil && !errors.Is(err, io.EOF) {
 		c.closeConn()
-		return response{}, fmt.Errorf("status %d, reading the body: %w", resp.StatusCode, err)
+		return response{}, fmt.Errorf("status %d, reading the body: %w", h.status, err)
 	}
-	if err == nil || read+n > bodyLimit || resp.Close || br.Buffered() > 0 {
+	if err == nil || read+n > bodyLimit || !reusable || br.Buffered() > 0 {
 		// Not reusable: a body longer than we read, the server's
 		// Connection: close, or bytes beyond the response.
 		c.closeConn()

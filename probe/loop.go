@@ -120,7 +120,8 @@ func (st *state) add(spec Spec, chk checker) Handle {
 	if spec.Exec != nil {
 		e.lane = laneExec
 	}
-	e.due = st.align(e, st.now()+spec.InitialDelay)
+	e.ideal = st.now() + spec.InitialDelay
+	e.due = st.align(e, e.ideal)
 	st.entries[e.handle] = e
 	st.heap.push(e)
 	return e.handle
@@ -145,20 +146,14 @@ func (st *state) remove(h Handle) bool {
 	return true
 }
 
-// startDue moves the entries due by now (or within their slack after it:
-// Options.Coalesce) to their lanes and hands what the lanes' bounds allow
-// to workers.
+// startDue moves the entries due by now to their lanes and hands what the
+// lanes' bounds allow to workers.
 func (st *state) startDue(now time.Duration) {
-	for len(st.heap) > 0 {
-		top := st.heap.top()
-		if top.e.removed {
-			st.heap.pop()
+	for len(st.heap) > 0 && st.heap.top().due <= now {
+		e := st.heap.pop()
+		if e.removed {
 			continue
 		}
-		if top.due > now+st.slack(top.e) {
-			break
-		}
-		e := st.heap.pop()
 		e.queued = true
 		st.lanes[e.lane].waiting.push(e)
 	}
@@ -227,10 +222,11 @@ func (st *state) complete(c completion) {
 	}
 	// Due every Interval from the first attempt; an attempt that ran past
 	// its successor's time is followed at once, without making up more.
-	e.due += e.spec.Interval
-	if now := st.now(); e.due < now {
-		e.due = st.align(e, now)
+	e.ideal += e.spec.Interval
+	if now := st.now(); e.ideal < now {
+		e.ideal = now
 	}
+	e.due = st.align(e, e.ideal)
 	st.heap.push(e)
 	changed := e.status != old
 	if st.s.opts.ChangesOnly && !changed {
@@ -248,15 +244,15 @@ func (st *state) complete(c completion) {
 	})
 }
 
-// slack is how early e may start: Coalesce, at most a tenth of its
-// interval.
+// slack is e's grid step, less than which it may start early: Coalesce,
+// at most a tenth of its interval.
 func (st *state) slack(e *entry) time.Duration {
 	return max(0, min(st.s.opts.Coalesce, e.spec.Interval/10))
 }
 
-// align returns t moved back onto e's grid, the multiples of its slack.
-// Probes whose due times share a grid point run in one batch, and an
-// interval that is a multiple of the slack keeps them there.
+// align returns t moved back onto e's grid, the multiples of its slack:
+// probes whose due times fall between two grid points run in one batch,
+// at the first, and each attempt is less than one step early.
 func (st *state) align(e *entry, t time.Duration) time.Duration {
 	if g := st.slack(e); g > 0 {
 		return t - t%g

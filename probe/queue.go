@@ -17,9 +17,13 @@ type entry struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 
-	due     time.Duration // of the next attempt, or of the one in flight; from the epoch
-	queued  bool          // in its lane, waiting for a free slot
-	running bool          // an attempt is in flight
+	// ideal is when the next attempt (or the one in flight) falls due, from
+	// the epoch: the first at InitialDelay, then every Interval. due is
+	// ideal moved back onto the grid (Options.Coalesce), when it starts.
+	ideal   time.Duration
+	due     time.Duration
+	queued  bool // in its lane, waiting for a free slot
+	running bool // an attempt is in flight
 	removed bool
 
 	lastPassed  bool

@@ -31,13 +31,12 @@ type Options struct {
 	ChangesOnly bool
 	// Coalesce lets attempts that fall due close together run together,
 	// so that the process wakes once per batch rather than once per
-	// attempt, which is most of the cost of probes spread out in time. A
-	// probe's first attempt is due on a grid of Coalesce steps (but at most
-	// a tenth of its interval), at or before the time it would have been,
-	// and an interval that is a multiple of the step keeps it there; when
-	// the timer fires, the attempts due within one step after it start
-	// too. So an attempt starts at most one step early, and a probe's
-	// period stays its interval. 0 is DefaultCoalesce; negative is none.
+	// attempt, which is most of the cost of probes spread out in time: an
+	// attempt starts at the last multiple of Coalesce (from the scheduler's
+	// start) at or before its due time. So it is less than Coalesce early,
+	// and never as much as a tenth of its interval (the step is at most
+	// that); a probe's period averages its interval. 0 is DefaultCoalesce;
+	// negative is none.
 	Coalesce time.Duration
 }
 

@@ -382,22 +382,35 @@ func TestCoalesce(t *testing.T) {
 	if r := next(t, s); at(r) != 30*time.Millisecond {
 		t.Fatalf("b's first attempt at %v, want 30ms", at(r))
 	}
-	// Any wake-up of the loop starts what is due within 100ms; here the
-	// one counts causes, just before that.
-	clk.Advance(9900*time.Millisecond - 30*time.Millisecond - time.Nanosecond)
+	clk.Advance(10*time.Second - 30*time.Millisecond - time.Nanosecond)
 	if n := s.counts().running; n != 0 {
-		t.Fatalf("%d attempts more than 100ms before 10s", n)
+		t.Fatalf("%d attempts before 10s", n)
 	}
+	// The loop woke up for counts: still nothing to start.
 	if n := s.counts().running; n != 0 {
-		t.Fatalf("%d attempts more than 100ms before 10s (after a wake-up)", n)
+		t.Fatalf("%d attempts before 10s (after a wake-up)", n)
 	}
-	// At 10s: a and b are due, and c (due at 10.05s) is within the 100ms.
-	clk.Advance(100*time.Millisecond + time.Nanosecond)
+	// At 10s: a and b are due, and c (due at 10.05s) is on the same step.
+	clk.Advance(time.Nanosecond)
 	for _, f := range []*fakeChecker{a, b, c} {
 		f.answer(t, nil)
 		if r := next(t, s); at(r) != 10*time.Second {
 			t.Fatalf("attempt at %v, want all three at 10s", at(r))
 		}
+	}
+	// c's next is due at 20.1s, on the step of 20.1s; a's and b's at 20s.
+	clk.Advance(10 * time.Second)
+	a.answer(t, nil)
+	b.answer(t, nil)
+	next(t, s)
+	next(t, s)
+	if n := s.counts().running; n != 0 {
+		t.Fatalf("c started at 20s, want 20.1s")
+	}
+	clk.Advance(100 * time.Millisecond)
+	c.answer(t, nil)
+	if r := next(t, s); at(r) != 20100*time.Millisecond {
+		t.Fatalf("c's third attempt at %v, want 20.1s", at(r))
 	}
 }
 

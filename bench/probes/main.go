@@ -53,6 +53,7 @@ type options struct {
 	changesOnly bool
 	cpuProfile  string
 	coalesce    time.Duration
+	concurrent  int
 }
 
 func main() {
@@ -70,6 +71,7 @@ func main() {
 	flag.BoolVar(&o.spread, "spread", false, "add the probes evenly over one interval rather than all at once")
 	flag.BoolVar(&o.changesOnly, "changes-only", false, "Options.ChangesOnly: receive only changes of status")
 	flag.DurationVar(&o.coalesce, "coalesce", 0, "Options.Coalesce (0: the default; negative: none)")
+	flag.IntVar(&o.concurrent, "max-concurrent", 0, "Options.MaxConcurrent (0: the default)")
 	flag.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the window to this file")
 	flag.Parse()
 	if o.probes < 1 || o.servers < 1 || o.interval <= 0 || o.duration <= 0 || o.timeout <= 0 || o.warmup < 0 ||
@@ -190,7 +192,7 @@ func run(ctx context.Context, o options) error {
 		addrs = append(addrs, s.addrs...)
 	}
 
-	sched := probe.New(ctx, probe.Options{ChangesOnly: o.changesOnly, Coalesce: o.coalesce})
+	sched := probe.New(ctx, probe.Options{ChangesOnly: o.changesOnly, Coalesce: o.coalesce, MaxConcurrent: o.concurrent})
 	defer sched.Close()
 	rec := newRecorder(o.interval)
 	received := make(chan struct{})
