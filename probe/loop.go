@@ -44,19 +44,22 @@ type state struct {
 	draining map[*entry]struct{}
 	heap     dueHeap
 	lanes    [2]lane
-	out      fifo[Result]
-	wg       sync.WaitGroup // the workers
-	timer    timer
-	armed    bool
-	armedAt  time.Duration // the due time the timer is set for
-	epoch    time.Time     // the origin of due times and of their grid
-	last     Handle
+	// out lines up the entries with a result to send (entry.pending),
+	// each once.
+	out     fifo[*entry]
+	wg      sync.WaitGroup // the workers
+	timer   timer
+	armed   bool
+	armedAt time.Duration // the due time the timer is set for
+	epoch   time.Time     // the origin of due times and of their grid
+	last    Handle
 
 	// done holds the completions of attempts: workers append to it and
 	// poke finished; the loop takes them all at once.
 	doneMu   sync.Mutex
 	done     []completion
 	finished chan struct{}
+	spare    []completion // the loop's: done's other buffer
 }
 
 func newState(s *Scheduler) *state {
@@ -86,10 +89,13 @@ func (s *Scheduler) loop(ctx context.Context, st *state) {
 	for {
 		st.startDue(st.now())
 		st.arm()
+		for st.out.len() > 0 && !st.out.front().pending {
+			st.out.pop().inOut = false
+		}
 		var out chan<- Result
 		var next Result
 		if st.out.len() > 0 {
-			out, next = s.results, st.out.front()
+			out, next = s.results, st.out.front().result
 		}
 		select {
 		case <-ctx.Done():
@@ -100,15 +106,19 @@ func (s *Scheduler) loop(ctx context.Context, st *state) {
 		case <-st.finished:
 			st.doneMu.Lock()
 			batch := st.done
-			st.done = nil
+			st.done = st.spare[:0]
 			st.doneMu.Unlock()
-			for _, c := range batch {
+			for i, c := range batch {
 				st.complete(c)
+				batch[i] = completion{}
 			}
+			st.spare = batch
 		case <-st.timer.C():
 			st.armed = false
 		case out <- next:
-			st.out.pop()
+			e := st.out.pop()
+			e.inOut, e.pending, e.result = false, false, Result{}
+			e.sent = next.Status
 		}
 	}
 }
@@ -135,7 +145,9 @@ func (st *state) remove(h Handle) bool {
 	delete(st.entries, h)
 	e.removed = true
 	e.cancel()
-	st.out.filter(func(r Result) bool { return r.Handle != h })
+	if e.inOut {
+		st.out.filter(func(x *entry) bool { return x != e })
+	}
 	if e.running {
 		st.draining[e] = struct{}{}
 	} else {
@@ -213,7 +225,6 @@ func (st *state) complete(c completion) {
 	} else {
 		e.lastPassed, e.consecutive = passed, 1
 	}
-	old := e.status
 	switch {
 	case passed && e.consecutive >= e.spec.SuccessThreshold:
 		e.status = StatusPassing
@@ -228,11 +239,14 @@ func (st *state) complete(c completion) {
 	}
 	e.due = st.align(e, e.ideal)
 	st.heap.push(e)
-	changed := e.status != old
+
+	// A result not yet sent is replaced: at most one waits per probe.
+	changed := e.status != e.sent
 	if st.s.opts.ChangesOnly && !changed {
+		e.pending, e.result = false, Result{}
 		return
 	}
-	st.out.push(Result{
+	e.result = Result{
 		Handle:      e.handle,
 		Passed:      passed,
 		Consecutive: e.consecutive,
@@ -241,7 +255,12 @@ func (st *state) complete(c completion) {
 		Err:         c.err,
 		Time:        st.epoch.Add(c.start),
 		Duration:    c.duration,
-	})
+	}
+	e.pending = true
+	if !e.inOut {
+		e.inOut = true
+		st.out.push(e)
+	}
 }
 
 // slack is e's grid step, less than which it may start early: Coalesce,

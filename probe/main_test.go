@@ -122,7 +122,12 @@ type counts struct {
 func (s *Scheduler) counts() counts {
 	var c counts
 	s.do(func(st *state) {
-		c.registered, c.inHeap, c.pending, c.draining = len(st.entries), len(st.heap), st.out.len(), len(st.draining)
+		c.registered, c.inHeap, c.draining = len(st.entries), len(st.heap), len(st.draining)
+		for _, e := range st.out.items[st.out.head:] {
+			if e.pending {
+				c.pending++
+			}
+		}
 		for _, l := range st.lanes {
 			c.waiting += l.waiting.len()
 			c.running += l.running

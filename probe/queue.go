@@ -29,6 +29,11 @@ type entry struct {
 	lastPassed  bool
 	consecutive int
 	status      Status
+
+	sent    Status // in the last result sent; StatusUnknown before any
+	result  Result // the next to send, when pending
+	pending bool
+	inOut   bool // in the scheduler's out line
 }
 
 // dueHeap is a binary min-heap of entries by due time, then handle (so

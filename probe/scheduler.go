@@ -27,7 +27,7 @@ type Options struct {
 	// Runner runs exec probes' commands; nil is ExecRunner.
 	Runner Runner
 	// ChangesOnly sends only the results whose Status changed; otherwise
-	// every attempt's result is sent.
+	// every attempt's result is sent (but see Results on a slow owner).
 	ChangesOnly bool
 	// Coalesce lets attempts that fall due close together run together,
 	// so that the process wakes once per batch rather than once per
@@ -94,11 +94,13 @@ func newScheduler(ctx context.Context, opts Options, clk clock) *Scheduler {
 	return s
 }
 
-// Results returns the channel on which every attempt's result (or, with
-// ChangesOnly, every change of status) is sent, in the order the attempts
-// finished. It is unbuffered: the owner receives, and while it does not,
-// results queue up inside the scheduler and probes go on being run. It is
-// closed when the scheduler has stopped.
+// Results returns the channel on which the results of attempts are sent,
+// in the order the attempts finished (with ChangesOnly, only those that
+// change a probe's status). It is unbuffered: the owner receives, and while
+// it does not, probes go on being run and their results wait in the
+// scheduler, at most one per probe: a probe's result not yet received is
+// replaced by its next one, whose Changed then compares with the last
+// received. It is closed when the scheduler has stopped.
 func (s *Scheduler) Results() <-chan Result { return s.results }
 
 // Add registers a probe and returns its handle. Its first attempt falls due

@@ -436,3 +436,50 @@ func TestSlackAndGrid(t *testing.T) {
 		}
 	}
 }
+
+func TestSlowOwnerGetsLatestResult(t *testing.T) {
+	for _, changesOnly := range []bool{false, true} {
+		clk := newFakeClock()
+		s := newScheduler(context.Background(), Options{ChangesOnly: changesOnly}, clk)
+		f := newFakeChecker()
+		spec := fakeSpec(time.Second)
+		spec.FailureThreshold = 1
+		h, err := s.add(spec, f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// attempt runs the next attempt with outcome err, and waits until
+		// the loop has taken its completion, nobody receiving.
+		attempt := func(i int, err error) {
+			t.Helper()
+			if i > 0 {
+				clk.Advance(time.Second)
+			}
+			f.answer(t, err)
+			eventually(t, "the attempt completes", func() bool { return s.counts().running == 0 })
+			if n := s.counts().pending; n != 1 && !changesOnly {
+				t.Fatalf("changesOnly=%v: %d results waiting, want 1", changesOnly, n)
+			}
+		}
+		attempt(0, nil)     // passing
+		attempt(1, errFake) // failing
+		attempt(2, nil)     // passing again
+		r := next(t, s)
+		if r.Handle != h || !r.Passed || r.Status != StatusPassing || !r.Changed || r.Consecutive != 1 {
+			t.Fatalf("changesOnly=%v: got %+v, want the third attempt's, changed from unknown", changesOnly, r)
+		}
+		attempt(3, errFake) // failing, waits
+		attempt(4, nil)     // passing: as last received
+		if changesOnly {
+			if n := s.counts().pending; n != 0 {
+				t.Fatalf("%d results waiting, want none: the status is back to the one received", n)
+			}
+		} else {
+			r := next(t, s)
+			if !r.Passed || r.Status != StatusPassing || r.Changed || r.Consecutive != 1 {
+				t.Fatalf("got %+v, want the fifth attempt's, unchanged", r)
+			}
+		}
+		s.Close()
+	}
+}
