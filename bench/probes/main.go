@@ -54,6 +54,7 @@ type options struct {
 	cpuProfile  string
 	coalesce    time.Duration
 	concurrent  int
+	floor       bool
 }
 
 func main() {
@@ -72,6 +73,7 @@ func main() {
 	flag.BoolVar(&o.changesOnly, "changes-only", false, "Options.ChangesOnly: receive only changes of status")
 	flag.DurationVar(&o.coalesce, "coalesce", 0, "Options.Coalesce (0: the default; negative: none)")
 	flag.IntVar(&o.concurrent, "max-concurrent", 0, "Options.MaxConcurrent (0: the default)")
+	flag.BoolVar(&o.floor, "floor", false, "measure the floor instead: the same round trips without package probe (http only; -spread batches every -coalesce, default 100ms)")
 	flag.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the window to this file")
 	flag.Parse()
 	if o.probes < 1 || o.servers < 1 || o.interval <= 0 || o.duration <= 0 || o.timeout <= 0 || o.warmup < 0 ||
@@ -188,8 +190,17 @@ func run(ctx context.Context, o options) error {
 		return err
 	}
 	var addrs []string
+	var serverPIDs []int
 	for _, s := range servers {
 		addrs = append(addrs, s.addrs...)
+		serverPIDs = append(serverPIDs, s.cmd.Process.Pid)
+	}
+	if o.floor {
+		if o.coalesce <= 0 {
+			o.coalesce = probe.DefaultCoalesce
+		}
+		fmt.Printf("machine: %d CPUs, load average %s (shared with other work)\n", runtime.NumCPU(), loadavg())
+		return floor(ctx, addrs, o, serverPIDs)
 	}
 
 	sched := probe.New(ctx, probe.Options{ChangesOnly: o.changesOnly, Coalesce: o.coalesce, MaxConcurrent: o.concurrent})
@@ -224,10 +235,6 @@ func run(ctx context.Context, o options) error {
 		return err
 	}
 
-	var serverPIDs []int
-	for _, s := range servers {
-		serverPIDs = append(serverPIDs, s.cmd.Process.Pid)
-	}
 	before, err := takeSelf(serverPIDs)
 	if err != nil {
 		return err
@@ -245,7 +252,7 @@ func run(ctx context.Context, o options) error {
 		defer pprof.StopCPUProfile() // on an early return
 	}
 	maxThreads, maxGoroutines := before.threads, before.goroutines
-	tick := time.NewTicker(250 * time.Millisecond)
+	tick := time.NewTicker(time.Second)
 	end := time.NewTimer(o.duration)
 	for done := false; !done; {
 		select {
@@ -286,7 +293,7 @@ func run(ctx context.Context, o options) error {
 		window.Round(time.Millisecond), cpu.Round(time.Millisecond), 100*cpu.Seconds()/window.Seconds(),
 		(after.user - before.user).Round(time.Millisecond), (after.sys - before.sys).Round(time.Millisecond),
 		after.ticks-before.ticks, perAttempt)
-	fmt.Printf("scheduling process: threads %d (max %d sampled every 250ms), goroutines %d (max %d), wake-ups %.0f/s (context switches), RSS %.1f MiB\n",
+	fmt.Printf("scheduling process: threads %d (max %d, sampled every second), goroutines %d (max %d), wake-ups %.0f/s (context switches), RSS %.1f MiB\n",
 		after.threads, maxThreads, after.goroutines, maxGoroutines,
 		float64(after.switches-before.switches)/window.Seconds(), float64(after.rssKiB)/1024)
 	serverCPU := time.Duration(after.serverTicks-before.serverTicks) * 10 * time.Millisecond
