@@ -299,6 +299,12 @@ func run(ctx context.Context, o options) error {
 	serverCPU := time.Duration(after.serverTicks-before.serverTicks) * 10 * time.Millisecond
 	fmt.Printf("servers (%d processes) CPU over the window: %v = %.2f%% of one core (10ms ticks)\n",
 		len(servers), serverCPU, 100*serverCPU.Seconds()/window.Seconds())
+	switch {
+	case rec.failed > 0:
+		return fmt.Errorf("%d of %d attempts failed (first: %w): the figures are not those of healthy probes", rec.failed, rec.inWindow, rec.firstErr)
+	case rec.inWindow == 0 && !o.changesOnly:
+		return errors.New("no attempt in the window")
+	}
 	return nil
 }
 
