@@ -4,10 +4,10 @@
 //
 // A [Spec] describes one probe: its kind, its interval, timeout, failure and
 // success thresholds and initial delay. A [Scheduler] runs any number of them
-// from one goroutine that owns a timer heap; a due probe runs on a
-// short-lived goroutine, at most [Options].MaxConcurrent network probes and
-// [Options].MaxExec commands at once, and its [Result] comes back on the
-// scheduler's [Scheduler.Results] channel. Once [Scheduler.Remove] has
+// from one goroutine that owns a timer heap; due attempts run in batches on
+// a pool of worker goroutines, at most [Options].MaxConcurrent network
+// probes and [Options].MaxExec commands at once, and their [Result]s come
+// back on the scheduler's [Scheduler.Results] channel. Once [Scheduler.Remove] has
 // returned, no result of that probe is received any more.
 //
 // HTTP probes keep their connection alive between attempts and read the

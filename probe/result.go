@@ -43,8 +43,9 @@ type Result struct {
 	Consecutive int
 	// Status is the probe's state after this attempt.
 	Status Status
-	// Changed reports whether Status differs from the previous result's
-	// received (from StatusUnknown for the first).
+	// Changed reports whether Status differs from the Status of the
+	// previous result received of this probe (StatusUnknown before the
+	// first).
 	Changed bool
 	// Err says why the attempt failed; nil when it passed. A timeout wraps
 	// ErrTimeout.
