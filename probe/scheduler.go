@@ -50,7 +50,7 @@ type Options struct {
 // The pool grows on demand up to its bound and keeps its workers until the
 // scheduler stops: a worker's stack has grown to what an HTTP exchange
 // needs, where a goroutine per attempt paid for growing it every time
-// (about a sixth of the CPU of an attempt, measured). Its size is the
+// (15 % of the probing process's CPU in a profile). Its size is the
 // largest number of attempts that were ever in flight at once: about a
 // batch (see Options.Coalesce), at most MaxConcurrent.
 type Scheduler struct {
@@ -105,9 +105,9 @@ func newScheduler(ctx context.Context, opts Options, clk clock) *Scheduler {
 func (s *Scheduler) Results() <-chan Result { return s.results }
 
 // Add registers a probe and returns its handle. Its first attempt falls due
-// after spec.InitialDelay, then one every spec.Interval. Add returns the
-// spec's validation error (a *FieldError), or ErrClosed once the scheduler
-// has stopped.
+// after spec.InitialDelay, then one every spec.Interval (each may start a
+// little sooner: Options.Coalesce). Add returns the spec's validation error
+// (a *FieldError), or ErrClosed once the scheduler has stopped.
 func (s *Scheduler) Add(spec Spec) (Handle, error) {
 	if err := spec.Validate(); err != nil {
 		return 0, err
