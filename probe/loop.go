@@ -155,15 +155,20 @@ func (st *state) remove(h Handle) bool {
 		// comes.
 		e.chk.close()
 	}
+	if !e.running && !e.queued {
+		st.heap.stale++
+		st.heap.compact()
+	}
 	return true
 }
 
 // startDue moves the entries due by now to their lanes and hands what the
 // lanes' bounds allow to workers.
 func (st *state) startDue(now time.Duration) {
-	for len(st.heap) > 0 && st.heap.top().due <= now {
+	for st.heap.len() > 0 && st.heap.top().due <= now {
 		e := st.heap.pop()
 		if e.removed {
+			st.heap.stale--
 			continue
 		}
 		e.queued = true
@@ -281,7 +286,7 @@ func (st *state) align(e *entry, t time.Duration) time.Duration {
 
 // arm sets the timer for the earliest due entry.
 func (st *state) arm() {
-	if len(st.heap) == 0 {
+	if st.heap.len() == 0 {
 		if st.armed {
 			st.timer.Stop()
 			st.armed = false

@@ -122,7 +122,7 @@ type counts struct {
 func (s *Scheduler) counts() counts {
 	var c counts
 	s.do(func(st *state) {
-		c.registered, c.inHeap, c.draining = len(st.entries), len(st.heap), len(st.draining)
+		c.registered, c.inHeap, c.draining = len(st.entries), st.heap.len()-st.heap.stale, len(st.draining)
 		for _, e := range st.out.items[st.out.head:] {
 			if e.pending {
 				c.pending++

@@ -39,8 +39,12 @@ type entry struct {
 // dueHeap is a binary min-heap of entries by due time, then handle (so
 // that ties run in the order they were added). The keys sit in the heap's
 // array, so that sifting touches no entry. A removed entry stays in it
-// until its due time, and is then dropped.
-type dueHeap []dueItem
+// until its due time, and is then dropped, unless removed entries come to
+// be half of it: then they are swept out at once.
+type dueHeap struct {
+	items []dueItem
+	stale int // removed entries still in items
+}
 
 type dueItem struct {
 	due    time.Duration
@@ -52,10 +56,29 @@ func (a dueItem) before(b dueItem) bool {
 	return a.due < b.due || a.due == b.due && a.handle < b.handle
 }
 
+func (h *dueHeap) len() int { return len(h.items) }
+
+// top is the earliest item; the heap is not empty.
+func (h *dueHeap) top() dueItem { return h.items[0] }
+
 func (h *dueHeap) push(e *entry) {
-	*h = append(*h, dueItem{due: e.due, handle: e.handle, e: e})
-	q := *h
-	i := len(q) - 1
+	h.items = append(h.items, dueItem{due: e.due, handle: e.handle, e: e})
+	h.up(len(h.items) - 1)
+}
+
+func (h *dueHeap) pop() *entry {
+	q := h.items
+	e := q[0].e
+	n := len(q) - 1
+	q[0] = q[n]
+	q[n] = dueItem{}
+	h.items = q[:n]
+	h.down(0)
+	return e
+}
+
+func (h *dueHeap) up(i int) {
+	q := h.items
 	for i > 0 {
 		parent := (i - 1) / 2
 		if !q[i].before(q[parent]) {
@@ -66,17 +89,9 @@ func (h *dueHeap) push(e *entry) {
 	}
 }
 
-// top is the earliest item; the heap is not empty.
-func (h dueHeap) top() dueItem { return h[0] }
-
-func (h *dueHeap) pop() *entry {
-	q := *h
-	e := q[0].e
-	n := len(q) - 1
-	q[0] = q[n]
-	q[n] = dueItem{}
-	q = q[:n]
-	i := 0
+func (h *dueHeap) down(i int) {
+	q := h.items
+	n := len(q)
 	for {
 		least, l, r := i, 2*i+1, 2*i+2
 		if l < n && q[l].before(q[least]) {
@@ -86,13 +101,30 @@ func (h *dueHeap) pop() *entry {
 			least = r
 		}
 		if least == i {
-			break
+			return
 		}
 		q[i], q[least] = q[least], q[i]
 		i = least
 	}
-	*h = q
-	return e
+}
+
+// compact sweeps the removed entries out when they are half the heap (and
+// more than a few).
+func (h *dueHeap) compact() {
+	if h.stale < 64 || 2*h.stale < len(h.items) {
+		return
+	}
+	kept := h.items[:0]
+	for _, it := range h.items {
+		if !it.e.removed {
+			kept = append(kept, it)
+		}
+	}
+	clear(h.items[len(kept):])
+	h.items, h.stale = kept, 0
+	for i := len(kept)/2 - 1; i >= 0; i-- {
+		h.down(i)
+	}
 }
 
 // fifo is a first-in first-out queue that reuses its backing array.

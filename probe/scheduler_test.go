@@ -483,3 +483,40 @@ func TestSlowOwnerGetsLatestResult(t *testing.T) {
 		s.Close()
 	}
 }
+
+func TestRemovedEntriesLeaveTheHeap(t *testing.T) {
+	clk := newFakeClock()
+	s := newScheduler(context.Background(), Options{Coalesce: -1}, clk)
+	defer s.Close()
+	var handles []Handle
+	var checkers []*fakeChecker
+	for i := range 200 {
+		f := newFakeChecker()
+		spec := fakeSpec(time.Hour)
+		spec.InitialDelay = time.Hour + time.Duration(i)*time.Second
+		h, err := s.add(spec, f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		handles, checkers = append(handles, h), append(checkers, f)
+	}
+	// Remove all but every fourth.
+	for i, h := range handles {
+		if i%4 != 0 {
+			s.Remove(h)
+		}
+	}
+	var items, stale int
+	s.do(func(st *state) { items, stale = st.heap.len(), st.heap.stale })
+	if items+stale > 200 || items-stale != 50 || items > 100 {
+		t.Fatalf("heap of %d items, %d stale; want 50 live and the removed swept out as they passed half", items, stale)
+	}
+	// The survivors run in their order.
+	clk.Advance(time.Hour + 200*time.Second)
+	for i := 0; i < 200; i += 4 {
+		checkers[i].answer(t, nil)
+		if r := next(t, s); r.Handle != handles[i] {
+			t.Fatalf("got %d, want %d", r.Handle, handles[i])
+		}
+	}
+}
