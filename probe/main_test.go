@@ -247,7 +247,7 @@ func (f *fakeChecker) isClosed() bool {
 
 var errFake = errors.New("fake failure")
 
-// tcpSpec is a valid spec for add with a fake checker.
+// fakeSpec is a valid spec, with its defaults, for add with a fake checker.
 func fakeSpec(interval time.Duration) Spec {
 	return Spec{TCP: &TCP{Address: "127.0.0.1:1"}, Interval: interval}.WithDefaults()
 }
