@@ -38,6 +38,9 @@ func (c *Container) markReady(p *proc) {
 	}
 	p.ready, p.everReady, p.unhealthy = true, true, false
 	p.inst.everReady = true
+	if p.probeKind == 0 {
+		c.startProbe(p, healthProbe)
+	}
 	if b := p.batch; b != nil {
 		c.batchMemberReady(b, p)
 	}

@@ -212,6 +212,7 @@ func (c *Container) Start() error {
 // has been reaped and no spawn is in flight.
 func (c *Container) finisher() {
 	<-c.loopDone
+	c.closeProbes() // before the pool: exec probes run on it
 	c.wg.Wait()
 	c.pool.stop()
 	c.devnull.Close()

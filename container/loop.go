@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/vigild/vigil/notify"
+	"github.com/vigild/vigil/probe"
 )
 
 // loopState is everything the loop owns. Only the loop goroutine reads or
@@ -23,9 +24,11 @@ type loopState struct {
 	timer    *time.Timer
 	timerAt  time.Time
 	waiters  []*waiter
-	batches  map[*batch]bool // replacements in progress
-	seq      uint64          // numbers processes
-	version  uint64          // counts changes of what Children shows
+	batches  map[*batch]bool        // replacements in progress
+	seq      uint64                 // numbers processes
+	version  uint64                 // counts changes of what Children shows
+	sched    *probe.Scheduler       // nil until a probe is needed
+	probed   map[probe.Handle]*proc // the processes whose probe runs
 }
 
 // event is something that happened outside the loop.

@@ -27,6 +27,7 @@ func (c *Container) onExit(p *proc) {
 	go c.endCapture(p)
 	c.cancel(p.clock)
 	c.cancel(p.stopAt)
+	c.stopProbe(p)
 	c.afterReap(p)
 
 	inst := p.inst

@@ -82,6 +82,7 @@ type spawnJob struct {
 	devnull *os.File
 	reaper  *Subreaper // nil: none
 	done    func(*spawnJob)
+	fn      func() // when set, the job is only this, run on a spawner thread
 	restart bool
 }
 
@@ -216,6 +217,10 @@ func newSpawnPool(n int, sys *sysOps) *spawnPool {
 		p.wg.Go(func() {
 			lockThread() // never unlocked: the thread exits with the goroutine
 			for j := range p.jobs {
+				if j.fn != nil {
+					j.fn()
+					continue
+				}
 				j.run(sys)
 				j.done(j)
 			}
@@ -284,8 +289,11 @@ func (c *Container) onSpawned(j *spawnJob) {
 		return
 	}
 	c.armClock(p, now)
-	if p.spec.Readiness == ReadyStarted {
+	switch {
+	case p.spec.Readiness == ReadyStarted:
 		c.markReady(p)
+	case p.spec.ReadinessProbe != nil:
+		c.startProbe(p, readinessProbe)
 	}
 }
 

@@ -4,11 +4,14 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/vigild/vigil/probe"
 )
 
 // Defaults applied to zero fields of a Spec.
@@ -29,6 +32,9 @@ const (
 	// ReadyStarted: the child is ready as soon as it has been started, for
 	// programs that know nothing of vigil.
 	ReadyStarted
+	// ReadyProbe: the child is ready once its ReadinessProbe passes, for
+	// programs that know nothing of vigil but answer on a port.
+	ReadyProbe
 )
 
 // String returns "notify" or "started".
@@ -38,6 +44,8 @@ func (r Readiness) String() string {
 		return "notify"
 	case ReadyStarted:
 		return "started"
+	case ReadyProbe:
+		return "probe"
 	}
 	return fmt.Sprintf("Readiness(%d)", int(r))
 }
@@ -105,6 +113,11 @@ type Spec struct {
 	// original's behaviour for every service). Others that fail are left
 	// failed, and retried as their Spec says. A Container ignores it.
 	Required bool
+	// ReadinessProbe is checked until the child is ready (Readiness
+	// ReadyProbe); HealthProbe, once it is ready: its failure is a failed
+	// health check (see Policy). "${port}", "${instance}" and "${service}"
+	// are expanded in their URLs, addresses and commands.
+	ReadinessProbe, HealthProbe *probe.Spec
 	// Port, when not 0, is instance 0's port: instance i gets PORT=Port+i
 	// in its environment, and two processes of one instance never run at
 	// once (a restart stops the old one before starting the new: they
@@ -162,8 +175,10 @@ func (s Spec) validate() error {
 		return bad("Command is empty")
 	case s.Count < 0:
 		return bad("Count %d is negative", s.Count)
-	case s.Readiness != ReadyNotify && s.Readiness != ReadyStarted:
+	case s.Readiness != ReadyNotify && s.Readiness != ReadyStarted && s.Readiness != ReadyProbe:
 		return bad("Readiness %d is unknown", int(s.Readiness))
+	case (s.Readiness == ReadyProbe) != (s.ReadinessProbe != nil):
+		return bad("Readiness probe and a ReadinessProbe go together")
 	case s.StartupTimeout < 0:
 		return bad("StartupTimeout %v is negative", s.StartupTimeout)
 	case s.HealthCheckTimeout < 0:
@@ -217,7 +232,8 @@ func equalSpec(a, b Spec) bool {
 		a.RestartDelayMax == b.RestartDelayMax && a.StableAfter == b.StableAfter &&
 		slices.Equal(a.Files, b.Files) && a.StopSignal == b.StopSignal &&
 		equalCredential(a.Credential, b.Credential) && a.StartLimitBurst == b.StartLimitBurst &&
-		a.StartLimitInterval == b.StartLimitInterval && a.Port == b.Port
+		a.StartLimitInterval == b.StartLimitInterval && a.Port == b.Port &&
+		reflect.DeepEqual(a.ReadinessProbe, b.ReadinessProbe) && reflect.DeepEqual(a.HealthProbe, b.HealthProbe)
 }
 
 func equalCredential(a, b *syscall.Credential) bool {
@@ -243,5 +259,28 @@ func (s Spec) forInstance(index int) Spec {
 		return out
 	}
 	s.Command, s.Env = expand(s.Command), expand(s.Env)
+	probe := func(p *probe.Spec) *probe.Spec {
+		if p == nil {
+			return nil
+		}
+		q := *p
+		if q.HTTP != nil {
+			h := *q.HTTP
+			h.URL = r.Replace(h.URL)
+			q.HTTP = &h
+		}
+		if q.TCP != nil {
+			t := *q.TCP
+			t.Address = r.Replace(t.Address)
+			q.TCP = &t
+		}
+		if q.Exec != nil {
+			e := *q.Exec
+			e.Argv, e.Env = expand(e.Argv), expand(e.Env)
+			q.Exec = &e
+		}
+		return &q
+	}
+	s.ReadinessProbe, s.HealthProbe = probe(s.ReadinessProbe), probe(s.HealthProbe)
 	return s
 }

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/vigild/vigil/logs"
+	"github.com/vigild/vigil/probe"
 )
 
 // service is one service's instances, owned by the loop.
@@ -75,11 +76,13 @@ type proc struct {
 	reaped       bool
 	exit         ExitStatus
 
-	then     func() // run once it has been reaped (a handover)
-	clock    *alarm // its readiness clock
-	stopping bool
-	stopStep int    // escalation steps taken
-	stopAt   *alarm // the next escalation step
+	then      func()       // run once it has been reaped (a handover)
+	probe     probe.Handle // its probe, when probeKind is not 0
+	probeKind probeKind
+	clock     *alarm // its readiness clock
+	stopping  bool
+	stopStep  int    // escalation steps taken
+	stopAt    *alarm // the next escalation step
 }
 
 func (p *proc) name() string { return fmt.Sprintf("%s.%d", p.spec.Name, p.inst.index) }

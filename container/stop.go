@@ -13,6 +13,7 @@ func (c *Container) stopProc(p *proc) {
 	}
 	p.stopping = true
 	c.cancel(p.clock)
+	c.stopProbe(p)
 	c.escalate(p, c.now())
 }
 

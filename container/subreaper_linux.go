@@ -322,3 +322,25 @@ func commandOf(pid int) string {
 	}
 	return strings.TrimSpace(string(b))
 }
+
+// startCommand runs start (a fork) of a command of the container's own
+// (an exec probe), tracked as a child of its, without a cgroup.
+func (s *Subreaper) startCommand(seq uint64, start func(cgroupFD int) (int, error)) error {
+	s.spawnMu.RLock()
+	defer s.spawnMu.RUnlock()
+	pid, err := start(-1)
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	s.known[pid] = seq
+	s.mu.Unlock()
+	return nil
+}
+
+// forget drops a command's pid once it has been reaped.
+func (s *Subreaper) forget(pid int) {
+	s.mu.Lock()
+	delete(s.known, pid)
+	s.mu.Unlock()
+}

@@ -31,3 +31,10 @@ func (s *Subreaper) startChild(seq uint64, name string, start func(int) (int, er
 }
 
 func (s *Subreaper) reaped(int, uint64) {}
+
+func (s *Subreaper) startCommand(seq uint64, start func(int) (int, error)) error {
+	_, err := start(-1)
+	return err
+}
+
+func (s *Subreaper) forget(int) {}

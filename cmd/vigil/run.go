@@ -430,5 +430,6 @@ func serviceSpec(s config.Service, socket string) container.Spec {
 	if s.User != "" || s.Group != "" {
 		spec.Credential = &syscall.Credential{Uid: uint32(s.UID), Gid: uint32(s.GID)}
 	}
+	setProbes(&spec, s)
 	return spec
 }
