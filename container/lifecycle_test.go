@@ -133,33 +133,15 @@ func TestRollingReplace(t *testing.T) {
 	c := startContainer(t, []Spec{s}, Options{Output: io.Discard})
 	waitReady(t, c)
 	old := pidsOf(c.Children())
-	var least atomic.Int32
-	least.Store(3)
-	stop, done := make(chan struct{}), make(chan struct{})
-	go func() {
-		defer close(done)
-		for {
-			select {
-			case <-stop:
-				return
-			default:
-			}
-			if n := int32(countState(c.Children(), "web", StateReady)); n < least.Load() {
-				least.Store(n)
-			}
-			time.Sleep(time.Millisecond)
-		}
-	}()
+	least := watchLeast(c, "web")
 	s2 := s
 	s2.Env = append(slices.Clone(s.Env), "GENERATION=2")
 	err := c.ReplaceService(context.Background(), s2)
-	close(stop)
-	<-done
+	if n := least(); n < 2 {
+		t.Errorf("at some moment only %d of 3 were ready", n)
+	}
 	if err != nil {
 		t.Fatal(err)
-	}
-	if least.Load() < 2 {
-		t.Errorf("at some moment only %d of 3 were ready", least.Load())
 	}
 	eventually(t, "the old ones gone", func() bool { return len(c.Children()) == 3 })
 	for _, pid := range pidsOf(c.Children()) {

@@ -285,3 +285,29 @@ func countState(children []ChildInfo, service string, st State) int {
 }
 
 func killPID(pid int) error { return syscall.Kill(pid, syscall.SIGKILL) }
+
+// watchLeast samples, until the returned function is called, the least
+// number of ready children of service seen; the function returns it.
+func watchLeast(c *Container, service string) func() int {
+	least := -1
+	stop, done := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			if n := countState(c.Children(), service, StateReady); least < 0 || n < least {
+				least = n
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}()
+	return func() int {
+		close(stop)
+		<-done
+		return least
+	}
+}

@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -61,31 +60,13 @@ func TestReadinessProbeGatesARollingRestart(t *testing.T) {
 	if d := time.Since(start); d < 300*time.Millisecond {
 		t.Errorf("ready after %v, before the server listened (300ms)", d)
 	}
-	var least atomic.Int32
-	least.Store(2)
-	stop, done := make(chan struct{}), make(chan struct{})
-	go func() {
-		defer close(done)
-		for {
-			select {
-			case <-stop:
-				return
-			default:
-			}
-			if n := int32(countState(c.Children(), "web", StateReady)); n < least.Load() {
-				least.Store(n)
-			}
-			time.Sleep(time.Millisecond)
-		}
-	}()
+	least := watchLeast(c, "web")
 	err := c.RestartChildren(context.Background(), "web", -1)
-	close(stop)
-	<-done
+	if least() < 1 {
+		t.Errorf("at some moment no instance was ready during the restart")
+	}
 	if err != nil {
 		t.Fatal(err)
-	}
-	if least.Load() < 1 {
-		t.Errorf("at some moment no instance was ready during the restart")
 	}
 }
 
