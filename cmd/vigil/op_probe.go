@@ -143,9 +143,9 @@ func probeSocket(parent context.Context, o *opOptions, kind string) (string, err
 func readiness(children []statusview.Child) (string, error) {
 	type count struct {
 		total, ready, stopped int
-		states               map[string]int
-		failed               string  // the reason of the first failed instance
-		starting             float64 // the longest a worker has been starting, in seconds
+		states                map[string]int
+		failed                string  // the reason of the first failed instance
+		starting              float64 // the longest a worker has been starting, in seconds
 	}
 	counts := make(map[string]*count)
 	var names []string
@@ -189,7 +189,7 @@ func readiness(children []statusview.Child) (string, error) {
 			var states []string
 			for s, k := range c.states {
 				st := fmt.Sprintf("%d %s", k, s)
-				if s == "starting" && c.starting > 0 {
+				if s == "starting" && c.starting >= 1 {
 					st += " for " + formatUptime(c.starting)
 				}
 				states = append(states, st)

@@ -37,7 +37,7 @@ func operatorCommands() []*cobra.Command {
 // opOptions are the flags the operator's commands share.
 type opOptions struct {
 	socket  string
-	config  string // -c: the vigil.toml that names the socket
+	config  string   // -c: the vigil.toml that names the socket
 	output  string   // "table", "json" or "raw"; "" for commands that print no data
 	outputs []string // the --output values the command takes
 	timeout time.Duration
