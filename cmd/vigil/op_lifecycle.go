@@ -382,14 +382,12 @@ func (o *opOptions) callController(ctx context.Context, c *supervisor.Client, v 
 			return nil, false, o.noOutcome(op, err)
 		case remote.Class == "NoMethodError":
 			return nil, false, failed(err, "the controller (%s) does not serve %s: it is not vigil run, or an older one%s", v.Controller.Describe(), op, notServedHint(op))
-		case remote.Class == "LifecycleError", remote.Class == "ReloadError", remote.Class == "RestartError":
+		case remote.Class == "LifecycleError", remote.Class == "ReloadError", remote.Class == "RestartError", remote.Class == "ArgumentError":
 			msg := remote.Message
 			if !strings.HasPrefix(msg, op) {
 				msg = op + ": " + msg
 			}
 			return remote.Reply, false, failed(err, "%s", msg)
-		case remote.Class == "ArgumentError":
-			return remote.Reply, false, failed(err, "%s: %s", op, remote.Message)
 		}
 	}
 	if errors.Is(err, context.DeadlineExceeded) {
