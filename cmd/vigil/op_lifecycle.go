@@ -281,7 +281,6 @@ func sortedNames[V any](m map[string]V) []string {
 // the target, the children before and after (after is nil when the status
 // could not be had again), and the controller's reply.
 type outcome struct {
-	op            string
 	target        target
 	before, after map[string]statusview.Child
 	reply         *rpc.Message
@@ -310,7 +309,7 @@ func runLifecycle(parent context.Context, o *opOptions, op, arg string, extra ma
 	}
 	params := maps.Clone(t.params)
 	maps.Copy(params, extra)
-	res := &outcome{op: op, target: t, before: instances(v, t.services, t.instance)}
+	res := &outcome{target: t, before: instances(v, t.services, t.instance)}
 	if n, ok := extra["count"].(int); ok {
 		res.count = n
 	}
