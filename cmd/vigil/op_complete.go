@@ -24,6 +24,9 @@ func completeWorkers(o *opOptions, index int, withServices bool, fixed []string)
 		case len(args) > index:
 			return nil, cobra.ShellCompDirectiveNoFileComp
 		}
+		if o.resolveSocket() != nil {
+			return nil, cobra.ShellCompDirectiveNoFileComp
+		}
 		ctx, cancel := context.WithTimeout(context.Background(), completionTimeout)
 		defer cancel()
 		c, v, err := o.fetchStatus(ctx)
@@ -55,6 +58,9 @@ func completeWorkers(o *opOptions, index int, withServices bool, fixed []string)
 // the supervisor at --socket.
 func completeServices(o *opOptions) cobra.CompletionFunc {
 	return func(cmd *cobra.Command, args []string, toComplete string) ([]cobra.Completion, cobra.ShellCompDirective) {
+		if o.resolveSocket() != nil {
+			return nil, cobra.ShellCompDirectiveNoFileComp
+		}
 		ctx, cancel := context.WithTimeout(context.Background(), completionTimeout)
 		defer cancel()
 		c, v, err := o.fetchStatus(ctx)

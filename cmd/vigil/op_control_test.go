@@ -61,21 +61,33 @@ func TestOpRestartThroughController(t *testing.T) {
 	}
 }
 
-// reload and restart signal the supervisor's parent: HUP, then INT.
+// reload --signal and restart --signal do what the original's reload and
+// restart did: the supervisor signals its parent, HUP, then INT. Without
+// --signal, both are operations of the controller, which this one (not
+// vigil run) does not serve: the error says so, and how to signal it.
 func TestOpReloadAndRestartSignal(t *testing.T) {
 	t.Parallel()
 	socket := opShortSocket(t)
 	ctl := opControllerReady(t, socket, "web=1")
 
-	stdout, stderr, code := opRun(t, nil, "reload", "--socket", socket)
-	if code != 0 || !strings.HasPrefix(stdout, "sent SIGHUP to the controller: blue/green restart") {
-		t.Fatalf("reload: exit %d: %s%s", code, stdout, stderr)
+	_, stderr, code := opRun(t, nil, "reload", "--socket", socket)
+	if code != exitFailed || !strings.Contains(stderr, "does not serve reload") || !strings.Contains(stderr, "vigil reload --signal sends it SIGHUP") {
+		t.Errorf("reload through a controller that does not serve it: exit %d: %s", code, stderr)
+	}
+	_, stderr, code = opRun(t, nil, "restart", "--socket", socket)
+	if code != exitFailed || !strings.Contains(stderr, "restart_children: 'service' is required") {
+		t.Errorf("restart of every service through a controller that does not serve it: exit %d: %s", code, stderr)
+	}
+
+	stdout, stderr, code := opRun(t, nil, "reload", "--signal", "--socket", socket)
+	if code != 0 || !strings.HasPrefix(stdout, "sent SIGHUP to the controller: it reloads its configuration") {
+		t.Fatalf("reload --signal: exit %d: %s%s", code, stdout, stderr)
 	}
 	ctl.expect(t, "signal HUP", 10*time.Second)
 
-	stdout, stderr, code = opRun(t, nil, "restart", "--socket", socket)
-	if code != 0 || !strings.HasPrefix(stdout, "sent SIGINT to the controller") {
-		t.Fatalf("restart: exit %d: %s%s", code, stdout, stderr)
+	stdout, stderr, code = opRun(t, nil, "restart", "--signal", "INT", "--socket", socket)
+	if code != 0 || stdout != "sent SIGINT to the controller: it stops gracefully, and everything with it\n" {
+		t.Fatalf("restart --signal INT: exit %d: %s%s", code, stdout, stderr)
 	}
 	ctl.expect(t, "signal INT", 10*time.Second)
 	ctl.wait()
@@ -87,8 +99,15 @@ func TestOpReloadAndRestartSignal(t *testing.T) {
 	if code != exitFailed || !strings.Contains(stderr, "restarting web needs the controller (`vigil run`), and none is registered") {
 		t.Errorf("restart without controller: exit %d: %s", code, stderr)
 	}
-	if _, stderr, code := opRun(t, nil, "restart", "--socket", socket2, "--signal", "KILL"); code != exitUsage {
-		t.Errorf("--signal KILL: exit %d: %s", code, stderr)
+	for _, args := range [][]string{
+		{"restart", "--signal", "KILL"},
+		{"restart", "--signal", "INT", "web"},
+		{"restart", "--signal", "INT", "--no-wait"},
+		{"reload", "--signal", "--no-wait"},
+	} {
+		if _, stderr, code := opRun(t, nil, append(args, "--socket", socket2)...); code != exitUsage {
+			t.Errorf("%v: exit %d: %s", args, code, stderr)
+		}
 	}
 }
 

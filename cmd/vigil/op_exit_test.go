@@ -49,6 +49,9 @@ func TestExitCodes(t *testing.T) {
 			{"dump", "trace", "--socket", socket, "--duration", "10ms", "web.0"},
 			{"restart", "--socket", bare, "svc.0"},
 			{"probe", "ready", "--socket", bare},
+			{"start", "--socket", socket, "web"}, // this controller does not serve start
+			{"shutdown", "--socket", bare},       // no controller
+
 		}},
 		{"a usage error or an invalid configuration", exitUsage, [][]string{
 			{"bogus"},
@@ -58,6 +61,11 @@ func TestExitCodes(t *testing.T) {
 			{"dump", "nosuchkind", "--socket", socket, "web.0"},
 			{"dump", "heap", "--socket", socket, "--output", "raw", "web.0"},
 			{"restart", "--socket", socket, "--signal", "BOGUS"},
+			{"scale", "--socket", socket, "web", "many"},
+			{"scale", "--socket", socket, "all", "2"},
+			{"stop", "--socket", socket, "supervisor"},
+			{"start", "--socket", socket},
+			{"status", "-c", filepath.Join(dir, "none.toml")},
 			{"forward", "--socket", bare, "4242", "echo"}, // ambiguous
 			{"dump", "heap", "--socket", bare, "4242"},    // ambiguous
 			{"probe", "alive", "--socket", socket},
@@ -70,6 +78,10 @@ func TestExitCodes(t *testing.T) {
 			{"restart", "--socket", nowhere},
 			{"restart", "--socket", nowhere, "web"},
 			{"reload", "--socket", nowhere},
+			{"start", "--socket", nowhere, "web"},
+			{"stop", "--socket", nowhere, "web"},
+			{"scale", "--socket", nowhere, "web", "2"},
+			{"shutdown", "--socket", nowhere},
 			{"forward", "--socket", nowhere, "web.0", "echo"},
 			{"dump", "heap", "--socket", nowhere, "web.0"},
 			{"probe", "ready", "--socket", nowhere},
@@ -80,6 +92,9 @@ func TestExitCodes(t *testing.T) {
 			{"status", "--socket", socket, "--output", "json", "web", "cache"},
 			{"restart", "--socket", socket, "web.7"},
 			{"restart", "--socket", socket, "nosuch"},
+			{"stop", "--socket", socket, "nosuch"},
+			{"start", "--socket", socket, "web.9"},
+			{"scale", "--socket", socket, "nosuch", "2"},
 			{"forward", "--socket", socket, "web.9", "echo"},
 			{"forward", "--socket", socket, "nosuch", "echo"},
 			{"dump", "heap", "--socket", socket, "web.9"},

@@ -6,6 +6,8 @@ import (
 	"os"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/vigild/vigil/internal/statusview"
 )
 
 // useColour reports whether output to w gets colour: only on a terminal,
@@ -39,10 +41,29 @@ func stateColour(state string) string {
 		return ansiGreen
 	case "starting", "backing off":
 		return ansiYellow
-	case "unhealthy", "stopping":
+	case "unhealthy", "stopping", "failed":
 		return ansiRed
+	case "stopped":
+		return ansiDim
 	}
 	return ""
+}
+
+// failedLines says why each failed worker failed, and how to start it
+// again: one line each, "" when none failed.
+func failedLines(v *statusview.View) string {
+	var b strings.Builder
+	for _, w := range v.Workers {
+		if w.State != "failed" {
+			continue
+		}
+		why := w.LastError
+		if why == "" {
+			why = "no reason given"
+		}
+		fmt.Fprintf(&b, "%s failed: %s (vigil start %s retries)\n", w.Name(), why, w.Name())
+	}
+	return b.String()
 }
 
 // formatSize formats bytes in binary units: "512 B", "12.3 MiB"; "-" when

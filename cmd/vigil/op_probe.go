@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+
+	"github.com/vigild/vigil/internal/statusview"
 )
 
 func newProbeCmd() *cobra.Command {
@@ -28,7 +30,10 @@ func newProbeCmd() *cobra.Command {
 		Long: `For Kubernetes exec probes and scripts: exit 0 or 1 with a one-line reason
 (3 when the supervisor cannot be reached; any non-zero code fails a probe).
 
-  ready    every service has at least one ready worker
+  ready    every service has at least one ready worker (a service
+           stopped with vigil stop or autostart = false left out); when
+           not, the services that are not, and why: failed (its reason),
+           or its workers' states (1 starting for 4m05s)
   healthy  the supervisor answers within --timeout (1s) and no worker is
            failing its health check
 
@@ -126,44 +131,93 @@ func probeSocket(parent context.Context, o *opOptions, kind string) (string, err
 	case len(v.Children) == 0:
 		return "", errors.New("not ready: the controller reports no workers")
 	}
+	return readiness(v.Children)
+}
+
+// readiness judges the controller's children: ready when every service
+// has a ready worker. A service whose instances are all stopped (vigil
+// stop, autostart = false) is left out, being meant not to run; the
+// services that are not ready are named, with why: failed (and the
+// reason), or the states of their workers and how long the oldest has
+// been starting.
+func readiness(children []statusview.Child) (string, error) {
 	type count struct {
-		total, ready int
-		states       map[string]int
+		total, ready, stopped int
+		states                map[string]int
+		failed                string  // the reason of the first failed instance
+		starting              float64 // the longest a worker has been starting, in seconds
 	}
 	counts := make(map[string]*count)
 	var names []string
-	for _, ch := range v.Children {
+	for _, ch := range children {
 		c := counts[ch.Service]
 		if c == nil {
 			c = &count{states: make(map[string]int)}
 			counts[ch.Service] = c
 			names = append(names, ch.Service)
 		}
+		if ch.State == "stopped" {
+			c.stopped++
+			continue
+		}
 		c.total++
 		c.states[ch.State]++
-		if ch.State == "ready" {
+		switch ch.State {
+		case "ready":
 			c.ready++
+		case "failed":
+			if c.failed == "" {
+				c.failed = ch.LastError
+				if c.failed == "" {
+					c.failed = "no reason given"
+				}
+			}
+		case "starting":
+			if ch.Uptime != nil {
+				c.starting = max(c.starting, *ch.Uptime)
+			}
 		}
 	}
 	slices.Sort(names)
-	var missing, ok []string
+	var missing, ok, stopped []string
 	for _, n := range names {
 		c := counts[n]
-		if c.ready == 0 {
+		switch {
+		case c.total == 0:
+			stopped = append(stopped, n)
+		case c.ready == 0:
 			var states []string
 			for s, k := range c.states {
-				states = append(states, fmt.Sprintf("%d %s", k, s))
+				st := fmt.Sprintf("%d %s", k, s)
+				if s == "starting" && c.starting >= 1 {
+					st += " for " + formatUptime(c.starting)
+				}
+				states = append(states, st)
 			}
 			slices.Sort(states)
-			missing = append(missing, fmt.Sprintf("%s has no ready worker (%s)", n, strings.Join(states, ", ")))
-		} else {
+			why := fmt.Sprintf("%s has no ready worker (%s)", n, strings.Join(states, ", "))
+			switch {
+			case c.failed != "" && len(c.states) == 1:
+				why = fmt.Sprintf("%s failed: %s; vigil start %s retries", n, c.failed, n)
+			case c.failed != "":
+				why = fmt.Sprintf("%s failed (%s): %s; vigil start %s retries", n, strings.Join(states, ", "), c.failed, n)
+			}
+			missing = append(missing, why)
+		default:
 			ok = append(ok, fmt.Sprintf("%s %d/%d", n, c.ready, c.total))
 		}
 	}
 	if len(missing) > 0 {
 		return "", fmt.Errorf("not ready: %s", strings.Join(missing, "; "))
 	}
-	return "ready: " + strings.Join(ok, ", "), nil
+	if len(ok) == 0 {
+		return "", fmt.Errorf("not ready: every service is stopped (%s)", strings.Join(stopped, ", "))
+	}
+	msg := "ready: " + strings.Join(ok, ", ")
+	if len(stopped) > 0 {
+		msg += " (stopped: " + strings.Join(stopped, ", ") + ")"
+	}
+	return msg, nil
 }
 
 func listShort(items []string) string {

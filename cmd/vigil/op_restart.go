@@ -2,13 +2,10 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"slices"
-	"strconv"
 	"strings"
-	"time"
 
 	"github.com/spf13/cobra"
 
@@ -20,68 +17,61 @@ func newRestartCmd() *cobra.Command {
 	var (
 		o      opOptions
 		signal string
+		noWait bool
 	)
 	cmd := &cobra.Command{
-		Use:   "restart [SERVICE|WORKER]",
-		Short: "Restart the controller (SIGINT, as the original's restart), or one service's or worker's processes",
-		Long: `With no argument, as the original's restart task: the supervisor sends
-SIGINT (or --signal) to the controller, which stops gracefully; whatever
-started it (systemd, Kubernetes) starts it again. Use vigil reload for a
-blue/green restart of everything without stopping.
+		Use:   "restart [SERVICE|WORKER|all]",
+		Short: "Rolling restart of every service, of one, or of one worker: each replaced only once its replacement is ready",
+		Long: `Restart the workers one at a time, each only after its replacement is
+ready, so that a service never loses its last ready worker (a service with
+a port: each stopped before its replacement starts, the others serving).
+With no argument, or all, every service in turn (vigil's own supervisor
+left out; vigil restart supervisor replaces it). Exits 0 once every
+replacement is ready, 1 with the reason when one fails.
 
-With SERVICE or WORKER, the controller restarts only those, one at a time,
-each only after its replacement is ready, so the service never loses its
-last ready worker.
+--signal SIG does what the original's restart did instead: the supervisor
+sends SIG to its parent, the controller, and the command returns at once
+(vigil run: INT or TERM stops it, and everything with it; HUP reloads).
 
-` + workerHelp,
-		Example: `  vigil restart web      # every worker of web, one at a time
+` + targetHelp,
+		Example: `  vigil restart          # every service, one worker at a time
+  vigil restart web      # every worker of web, one at a time
   vigil restart web.2    # one worker
-  vigil restart          # stop the controller gracefully (SIGINT)`,
+  vigil restart --signal INT   # the original's restart: SIGINT to the controller`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := o.check(); err != nil {
 				return err
 			}
-			if _, err := supervisor.ParseSignal(signal); err != nil {
-				return usageErr("--signal: %v", err)
-			}
-			if len(args) == 1 && cmd.Flags().Changed("signal") {
-				return usageErr("--signal applies to a restart of the controller, not of %s", args[0])
+			withSignal := cmd.Flags().Changed("signal")
+			if withSignal {
+				if _, err := supervisor.ParseSignal(signal); err != nil {
+					return usageErr("--signal: %v", err)
+				}
+				if len(args) == 1 {
+					return usageErr("--signal signals the controller: it takes no SERVICE or WORKER (%s)", args[0])
+				}
+				if noWait {
+					return usageErr("--signal never waits: --no-wait is for a restart through the controller")
+				}
 			}
 			usageDone(cmd)
 			out := cmd.OutOrStdout()
-			if len(args) == 0 {
+			if withSignal {
 				return signalController(cmd.Context(), &o, strings.TrimPrefix(strings.ToUpper(strings.TrimSpace(signal)), "SIG"), out)
 			}
-			return restartChildren(cmd.Context(), &o, args[0], out)
+			arg := "all"
+			if len(args) == 1 {
+				arg = args[0]
+			}
+			return restartChildren(cmd.Context(), &o, arg, noWait, out)
 		},
 	}
 	cmd.ValidArgsFunction = completeWorkers(&o, 0, true, nil)
-	o.addSocketFlag(cmd, 5*time.Minute, "how long to wait for the restart to finish")
+	o.addSocketFlag(cmd, lifecycleTimeout, "how long to wait for the restart to finish (0: no limit)")
 	o.addOutputFlag(cmd)
-	cmd.Flags().StringVar(&signal, "signal", "INT", "the signal for the controller (INT, TERM, HUP, USR1, USR2, QUIT)")
-	return cmd
-}
-
-func newReloadCmd() *cobra.Command {
-	var o opOptions
-	cmd := &cobra.Command{
-		Use:   "reload",
-		Short: "Blue/green restart of every worker (SIGHUP to the controller, as the original's reload)",
-		Long: `The supervisor sends SIGHUP to the controller, which re-reads its
-configuration, starts a new set of workers beside the old ones, waits until
-they are all ready, then stops the old ones. If the new configuration is
-invalid or the new workers fail to become ready, the old ones keep running.`,
-		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := o.check(); err != nil {
-				return err
-			}
-			usageDone(cmd)
-			return signalController(cmd.Context(), &o, "HUP", cmd.OutOrStdout())
-		},
-	}
-	o.addSocketFlag(cmd, 5*time.Second, "how long to wait for the supervisor's answer")
+	cmd.Flags().StringVar(&signal, "signal", "", "signal the controller instead, as the original's restart (INT, TERM, HUP, QUIT, USR1, USR2)")
+	cmd.Flags().BoolVar(&noWait, "no-wait", false, noWaitHelp)
 	return cmd
 }
 
@@ -98,9 +88,11 @@ func signalController(parent context.Context, o *opOptions, sig string, out io.W
 		return o.callError("restart", err)
 	}
 	what := map[string]string{
-		"INT":  "it stops gracefully; whatever started it starts it again",
-		"TERM": "it stops gracefully",
-		"HUP":  "blue/green restart: new workers start, the old ones stop once all the new are ready (vigil status to follow)",
+		"INT":  "it stops gracefully, and everything with it",
+		"TERM": "it stops gracefully, and everything with it",
+		"QUIT": "it stops gracefully, and everything with it",
+		"HUP":  "it reloads its configuration (vigil run: by difference; vigil status to follow)",
+		"USR2": "it reloads its configuration (vigil run: by difference; vigil status to follow)",
 	}[sig]
 	if what == "" {
 		writeLine(out, "sent SIG%s to the controller", sig)
@@ -110,8 +102,9 @@ func signalController(parent context.Context, o *opOptions, sig string, out io.W
 	return nil
 }
 
-// restartChildren asks the controller to restart a service or one worker.
-func restartChildren(parent context.Context, o *opOptions, arg string, out io.Writer) error {
+// restartChildren asks the controller to restart every service ("all"), a
+// service, or one worker, and says which new pid replaced each old one.
+func restartChildren(parent context.Context, o *opOptions, arg string, noWait bool, out io.Writer) error {
 	ctx, cancel := o.withTimeout(parent)
 	defer cancel()
 	c, v, err := o.fetchStatus(ctx)
@@ -119,17 +112,29 @@ func restartChildren(parent context.Context, o *opOptions, arg string, out io.Wr
 		return err
 	}
 	defer c.Close()
+	what := "restarting " + arg
+	if arg == "all" {
+		what = "a restart of every service"
+	}
 	if v.Controller == nil {
-		return failed(nil, "restarting %s needs the controller (`vigil run`), and none is registered with the supervisor at %s", arg, o.socket)
+		return failed(nil, "%s needs the controller (`vigil run`), and none is registered with the supervisor at %s "+
+			"(vigil restart --signal INT signals the supervisor's parent, as the original's restart)", what, o.socket)
 	}
-	params, what, err := restartTarget(v, arg)
+	t, err := resolveTarget(v, arg)
 	if err != nil {
 		return err
 	}
-	before := pidsByInstance(v, params)
-	reply, err := o.forward(ctx, c, v.Controller, "restart_children", params, nil)
+	params := t.params
+	if t.all() {
+		params = map[string]any{} // restart_children with no service: every one
+	}
+	before := instances(v, t.services, t.instance)
+	reply, accepted, err := o.callController(ctx, c, v, "restart_children", params, noWait)
 	if err != nil {
 		return err
+	}
+	if accepted {
+		return underWay(out, o, "restart "+arg)
 	}
 	if o.output == "json" {
 		_, err := out.Write(append(withoutID(reply), '\n'))
@@ -139,104 +144,41 @@ func restartChildren(parent context.Context, o *opOptions, arg string, out io.Wr
 	// after (an old child may still be listed while it stops).
 	st, err := callStatus(ctx, c)
 	if err != nil {
-		writeLine(out, "restarted %s: %s", what, reply)
+		writeLine(out, "restarted %s: %s", t.what, withoutID(reply))
 		return nil
 	}
-	now := pidsByInstance(statusview.New(st), params)
-	names := make([]string, 0, len(before))
-	for name := range before {
-		names = append(names, name)
-	}
-	slices.SortFunc(names, compareWorkerNames)
+	now := instances(statusview.New(st), t.services, t.instance)
 	var lines []string
-	for _, name := range names {
-		old, pid := before[name], now[name]
+	for _, name := range sortedNames(before) {
+		old, cur := before[name].PID, now[name].PID
 		switch {
-		case pid == 0:
+		case old == 0:
+			continue // not running: nothing to restart
+		case cur == 0:
 			lines = append(lines, fmt.Sprintf("  %s: pid %d -> none yet (see vigil status)", name, old))
-		case pid != old:
-			lines = append(lines, fmt.Sprintf("  %s: pid %d -> %d", name, old, pid))
+		case cur != old:
+			lines = append(lines, fmt.Sprintf("  %s: pid %d -> %d", name, old, cur))
 		}
 	}
 	if len(lines) == 0 {
-		writeLine(out, "%s: nothing was restarted (the controller answered %s)", what, withoutID(reply))
+		writeLine(out, "%s: nothing was restarted (the controller answered %s)", t.what, withoutID(reply))
 		return nil
 	}
-	writeLine(out, "restarted %s: %d %s, one at a time", what, len(lines), plural(len(lines), "worker", "workers"))
+	writeLine(out, "restarted %s: %d %s, one at a time", t.what, len(lines), plural(len(lines), "worker", "workers"))
 	for _, l := range lines {
 		writeLine(out, "%s", l)
 	}
 	return nil
 }
 
-// compareWorkerNames orders "web.2" before "web.10".
-func compareWorkerNames(a, b string) int {
-	sa, na, _ := statusview.ParseName(a)
-	sb, nb, _ := statusview.ParseName(b)
-	if c := strings.Compare(sa, sb); c != 0 {
-		return c
-	}
-	return na - nb
-}
-
-// restartTarget chooses restart_children's parameters for arg: a service,
-// SERVICE.INSTANCE, or a worker by pid or connection id.
-func restartTarget(v *statusview.View, arg string) (map[string]any, string, error) {
-	services := make([]string, 0, len(v.Services))
-	for _, ch := range v.Children {
-		if !slices.Contains(services, ch.Service) {
-			services = append(services, ch.Service)
+// pidsOf lists the pids of a service's instances, sorted, 0s left out.
+func pidsOf(m map[string]statusview.Child, service string) []int {
+	var pids []int
+	for _, ch := range m {
+		if ch.Service == service && ch.PID != 0 {
+			pids = append(pids, ch.PID)
 		}
 	}
-	if slices.Contains(services, arg) {
-		return map[string]any{"service": arg}, "service " + arg, nil
-	}
-	if svc, n, ok := statusview.ParseName(arg); ok && slices.Contains(services, svc) {
-		var instances []string
-		for _, ch := range v.Children {
-			if ch.Service == svc {
-				if ch.Instance == n {
-					return map[string]any{"service": svc, "instance": n}, arg, nil
-				}
-				name := svc + "." + strconv.Itoa(ch.Instance)
-				if !slices.Contains(instances, name) {
-					instances = append(instances, name)
-				}
-			}
-		}
-		slices.SortFunc(instances, compareWorkerNames)
-		return nil, "", notFound(nil, "no worker %s: service %s has %s", arg, svc, strings.Join(instances, ", "))
-	}
-	w, err := resolveWorker(v, arg)
-	if err != nil {
-		slices.Sort(services)
-		if e := (*exitError)(nil); len(services) > 0 && errors.As(err, &e) {
-			err = &exitError{code: e.code, err: fmt.Errorf("%w; the services are %s", e.err, strings.Join(services, ", "))}
-		}
-		return nil, "", err
-	}
-	if w.Controller || w.Service == "" || w.Instance < 0 {
-		return nil, "", usageErr("%s is not one of the controller's workers: it cannot be restarted from here", w.Describe())
-	}
-	return map[string]any{"service": w.Service, "instance": w.Instance}, w.Describe(), nil
-}
-
-// pidsByInstance maps SERVICE.INSTANCE to its pid for the controller's
-// children that restart_children's params select; of two children of one
-// instance (the old one still stopping), the other one counts.
-func pidsByInstance(v *statusview.View, params map[string]any) map[string]int {
-	service, _ := params["service"].(string)
-	instance, one := params["instance"].(int)
-	m := make(map[string]int)
-	for _, ch := range v.Children {
-		if ch.Service != service || one && ch.Instance != instance {
-			continue
-		}
-		name := ch.Service + "." + strconv.Itoa(ch.Instance)
-		if _, seen := m[name]; seen && ch.State == "stopping" {
-			continue
-		}
-		m[name] = ch.PID
-	}
-	return m
+	slices.Sort(pids)
+	return pids
 }

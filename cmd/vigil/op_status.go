@@ -196,6 +196,7 @@ func renderStatus(w io.Writer, v *statusview.View, colour bool, now time.Time) e
 	if v.Kills != nil {
 		fmt.Fprintf(&b, "memory monitor kills: %s\n", formatKills(v.Kills))
 	}
+	b.WriteString(failedLines(v))
 	for _, warn := range v.Warnings {
 		if colour {
 			fmt.Fprintf(&b, "%swarning: %s%s\n", ansiRed, warn, ansiReset)

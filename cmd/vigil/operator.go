@@ -16,13 +16,17 @@ import (
 	"github.com/vigild/vigil/supervisor"
 )
 
-// operatorCommands returns the operator's subcommands (status, restart,
-// reload, forward, dump, probe, logs).
+// operatorCommands returns the operator's subcommands (status, the
+// lifecycle commands, forward, dump, probe, logs).
 func operatorCommands() []*cobra.Command {
 	return []*cobra.Command{
 		newStatusCmd(),
+		newStartCmd(),
+		newStopCmd(),
 		newRestartCmd(),
+		newScaleCmd(),
 		newReloadCmd(),
+		newShutdownCmd(),
 		newForwardCmd(),
 		newDumpCmd(),
 		newProbeCmd(),
@@ -33,25 +37,56 @@ func operatorCommands() []*cobra.Command {
 // opOptions are the flags the operator's commands share.
 type opOptions struct {
 	socket  string
+	config  string   // -c: the vigil.toml that names the socket
 	output  string   // "table", "json" or "raw"; "" for commands that print no data
 	outputs []string // the --output values the command takes
 	timeout time.Duration
+	flags   interface{ Changed(name string) bool } // the command's, to tell a flag given from its default
 }
 
-// defaultSocket is --socket's default: VIGIL_SUPERVISOR_SOCKET, else
-// supervisor.ipc in the working directory.
-func defaultSocket() string {
-	if v := os.Getenv(EnvSupervisorSocket); v != "" {
-		return v
-	}
-	return supervisor.DefaultSocket
-}
-
-// addSocketFlag adds --socket and --timeout.
+// addSocketFlag adds --socket, -c/--config and --timeout.
 func (o *opOptions) addSocketFlag(cmd *cobra.Command, timeout time.Duration, timeoutHelp string) {
-	cmd.Flags().StringVar(&o.socket, "socket", defaultSocket(),
-		"the supervisor's socket ($"+EnvSupervisorSocket+", else supervisor.ipc here)")
+	o.flags = cmd.Flags()
+	cmd.Flags().StringVar(&o.socket, "socket", "",
+		"the supervisor's socket (default: $"+EnvSupervisorSocket+", else supervisor.socket of --config, else supervisor.ipc here)")
+	cmd.Flags().StringVarP(&o.config, "config", "c", "",
+		"the vigil.toml whose supervisor.socket to use (default: "+defaultConfig+" here, when there is one)")
 	cmd.Flags().DurationVar(&o.timeout, "timeout", timeout, timeoutHelp)
+}
+
+// resolveSocket chooses the socket, first found: --socket,
+// $VIGIL_SUPERVISOR_SOCKET, supervisor.socket of the file -c names (which
+// must exist), of ./vigil.toml when it exists, else ./supervisor.ipc. A
+// file that is named but missing, or whose TOML cannot be read, is a
+// usage error naming it (and its line).
+func (o *opOptions) resolveSocket() error {
+	if o.flags != nil && o.flags.Changed("socket") {
+		if o.socket == "" {
+			return usageErr("--socket: the path must not be empty")
+		}
+		return nil
+	}
+	if v := os.Getenv(EnvSupervisorSocket); v != "" {
+		o.socket = v
+		return nil
+	}
+	path, named := o.config, o.flags != nil && o.flags.Changed("config")
+	if named && path == "" {
+		return usageErr("--config: the path must not be empty")
+	}
+	if !named {
+		path = defaultConfig
+		if _, err := os.Stat(path); err != nil {
+			o.socket = supervisor.DefaultSocket
+			return nil
+		}
+	}
+	socket, err := configSocket(path)
+	if err != nil {
+		return &exitError{code: exitUsage, err: err}
+	}
+	o.socket = socket
+	return nil
 }
 
 // addOutputFlag adds --output, which takes the given formats (the first
@@ -72,13 +107,14 @@ func orList(items []string) string {
 	return strings.Join(items[:len(items)-1], ", ") + " or " + items[len(items)-1]
 }
 
-// check validates the shared flags; its error is a usage error.
+// check validates the shared flags and chooses the socket (see
+// resolveSocket); its error is a usage error.
 func (o *opOptions) check() error {
 	if o.output != "" && !slices.Contains(o.outputs, o.output) {
 		return usageErr("--output %q: expected %s", o.output, orList(o.outputs))
 	}
-	if o.socket == "" {
-		return usageErr("--socket: the path must not be empty")
+	if err := o.resolveSocket(); err != nil {
+		return err
 	}
 	if o.timeout < 0 {
 		return usageErr("--timeout %v: must not be negative", o.timeout)
