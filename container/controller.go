@@ -192,18 +192,45 @@ func (c *Controller) Run(ctx context.Context) (err error) {
 		}
 	})
 	c.send(notify.Message{Status: "Initializing controller..."})
-	err = c.start(ctx, ct)
+	err = c.startPersistent(ctx, ct)
 	if err == nil {
+		// From here on the controller takes commands (a reload, a stop),
+		// while the other services start.
 		c.mu.Lock()
 		c.running = true
+		c.mu.Unlock()
+	}
+	c.opMu.Unlock()
+	interrupted := false
+	if err == nil {
+		startCtx, cancel := context.WithCancel(ctx)
+		watched := make(chan struct{})
+		go func() {
+			defer close(watched)
+			select {
+			case <-c.shutdown:
+				cancel()
+			case <-startCtx.Done():
+			}
+		}()
+		err = c.startOthers(startCtx, ct)
+		interrupted = err != nil && startCtx.Err() != nil
+		cancel()
+		<-watched
+	}
+	switch {
+	case interrupted: // told to stop while starting: no failure
+		err = nil
+	case err == nil:
+		// Notified before WaitReady returns: what follows comes after.
+		c.send(notify.Message{Ready: notify.Bool(true), Status: c.runningStatus()})
+		c.mu.Lock()
 		close(c.ready)
 		c.mu.Unlock()
-		c.send(notify.Message{Ready: notify.Bool(true), Status: c.runningStatus()})
-	} else {
+	default:
 		c.logger.Error("controller failed to start", "error", err)
 		c.sendError(err)
 	}
-	c.opMu.Unlock()
 
 	if err == nil {
 		select {
@@ -227,9 +254,10 @@ func (c *Controller) Run(ctx context.Context) (err error) {
 	return err
 }
 
-func (c *Controller) start(ctx context.Context, ct *Container) error {
+// startPersistent starts the persistent services, one after the other.
+func (c *Controller) startPersistent(ctx context.Context, ct *Container) error {
 	c.mu.Lock()
-	persistent, other := split(c.specs)
+	persistent, _ := split(c.specs)
 	c.mu.Unlock()
 	for _, s := range persistent {
 		if err := ct.AddService(ctx, s); err != nil {
@@ -237,6 +265,16 @@ func (c *Controller) start(ctx context.Context, ct *Container) error {
 		}
 	}
 	close(c.started)
+	return nil
+}
+
+// startOthers starts the other services together and waits until each has
+// become ready or failed: a failed Required one (or any, Strict) is an
+// error, the others are logged and left to their retries.
+func (c *Controller) startOthers(ctx context.Context, ct *Container) error {
+	c.mu.Lock()
+	_, other := split(c.specs)
+	c.mu.Unlock()
 	if len(other) == 0 {
 		return nil
 	}

@@ -408,3 +408,41 @@ func TestControllerStopAbortsReload(t *testing.T) {
 	}
 	noChildren(t)
 }
+
+// TestControllerReloadScales: a reload that changes a service's count
+// alone scales it (the running pids stay), and a service an operator
+// scaled keeps its count through reloads that do not change it.
+func TestControllerReloadScales(t *testing.T) {
+	web, other := helperSpec("web", "ready", 2), helperSpec("other", "ready", 1)
+	c, err := NewController([]Spec{web, other}, ControllerOptions{Output: io.Discard})
+	if err != nil {
+		t.Fatal(err)
+	}
+	runController(t, c)
+	waitReady(t, c)
+	before := pidsByService(c.Children(), "web")
+	web3 := web
+	web3.Count = 3
+	changes, err := c.Reload(context.Background(), []Spec{web3, other})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(changes) != 2 || changes[0].Change != "scaled" || changes[1].Change != "unchanged" {
+		t.Errorf("changes = %+v", changes)
+	}
+	after := pidsByService(c.Children(), "web")
+	if len(after) != 3 || !slices.Contains(after, before[0]) || !slices.Contains(after, before[1]) {
+		t.Errorf("web %v after scaling %v to 3 by a reload", after, before)
+	}
+	// An operator scales other; a reload that does not change it keeps 4.
+	if err := c.Scale(context.Background(), "other", 4); err != nil {
+		t.Fatal(err)
+	}
+	scaled := pidsByService(c.Children(), "other")
+	if _, err := c.Reload(context.Background(), []Spec{web3, other}); err != nil {
+		t.Fatal(err)
+	}
+	if got := pidsByService(c.Children(), "other"); !slices.Equal(got, scaled) {
+		t.Errorf("other %v after a reload, was %v as scaled", got, scaled)
+	}
+}

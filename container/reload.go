@@ -11,16 +11,18 @@ import (
 type ServiceChange struct {
 	// Service is the service's name.
 	Service string `json:"service"`
-	// Change is "started" (new), "replaced" (changed), "stopped"
-	// (removed), or "unchanged".
+	// Change is "started" (new), "replaced" (changed), "scaled" (its
+	// count alone changed), "stopped" (removed), or "unchanged".
 	Change string `json:"change"`
 	// Err is why the change failed (the old processes keep running), nil
 	// when it happened.
 	Err error `json:"-"`
 }
 
-// Reload applies specs by difference: a service whose spec is unchanged
-// keeps running untouched; a changed one is replaced, blue/green or
+// Reload applies specs by difference, against the specs applied before: a
+// service whose spec is unchanged keeps running untouched (also if an
+// operator scaled it since); one whose count alone changed is scaled; a
+// changed one is replaced, blue/green or
 // rolling as its spec says (see Container.ReplaceService); a new one is
 // started; one no longer configured is stopped; a service stopped by an
 // operator takes its new spec but stays stopped. Persistent services go
@@ -71,9 +73,18 @@ func (c *Controller) Reload(ctx context.Context, specs []Spec) ([]ServiceChange,
 }
 
 func (c *Controller) reload(ctx context.Context, ct *Container, specs []Spec) ([]ServiceChange, error) {
-	current := map[string]Spec{}
+	// The new configuration is compared with the one applied before, not
+	// with what runs: a service an operator scaled stays as it is while
+	// its configuration does not change.
+	c.mu.Lock()
+	prev := map[string]Spec{}
+	for _, s := range c.specs {
+		prev[s.Name] = s
+	}
+	c.mu.Unlock()
+	live := map[string]bool{}
 	for _, s := range ct.Specs() {
-		current[s.Name] = s
+		live[s.Name] = true
 	}
 	var changes []ServiceChange
 	wanted := map[string]bool{}
@@ -81,12 +92,15 @@ func (c *Controller) reload(ctx context.Context, ct *Container, specs []Spec) ([
 	for _, group := range [][]Spec{persistent, other} {
 		for _, s := range group {
 			wanted[s.Name] = true
-			old, ok := current[s.Name]
+			old, ok := prev[s.Name]
 			ch := ServiceChange{Service: s.Name, Change: "unchanged"}
 			switch {
-			case !ok:
+			case !ok || !live[s.Name]:
 				ch.Change, ch.Err = "started", ct.AddService(ctx, s)
-			case !equalSpec(old, s):
+			case equalSpec(old, s):
+			case onlyCount(old, s):
+				ch.Change, ch.Err = "scaled", ct.Scale(ctx, s.Name, s.withDefaults().Count)
+			default:
 				ch.Change, ch.Err = "replaced", ct.ReplaceService(ctx, s)
 			}
 			changes = append(changes, ch)
@@ -109,4 +123,10 @@ func (c *Controller) reload(ctx context.Context, ct *Container, specs []Spec) ([
 		}
 	}
 	return changes, nil
+}
+
+// onlyCount reports whether a and b differ in their Count alone.
+func onlyCount(a, b Spec) bool {
+	a.Count, b.Count = 1, 1
+	return equalSpec(a, b)
 }

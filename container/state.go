@@ -115,10 +115,10 @@ func (c *Container) info(inst *instance, p *proc, now time.Time) ChildInfo {
 		switch {
 		case inst.spawning != nil:
 			ci.State = StateStarting
-		case inst.failed != "":
-			ci.State, ci.LastError = StateFailed, inst.failed
 		case inst.stopped:
 			ci.State = StateStopped
+		case inst.failed != "":
+			ci.State, ci.LastError = StateFailed, inst.failed
 		case inst.restartAt != nil && inst.restartAt.index >= 0:
 			ci.State, ci.NextRestart = StateBackingOff, inst.nextStart
 		default:

@@ -76,7 +76,8 @@ type Child struct {
 	Status string `json:"status,omitempty"`
 	// StartedAt is when the current process started, null without one.
 	StartedAt *time.Time `json:"started_at"`
-	// Uptime is how long the current process has run, in seconds.
+	// Uptime is how long the current process has run, in seconds; null
+	// without one.
 	Uptime *float64 `json:"uptime"`
 	// NextRestart is when a backing-off instance starts again, null if
 	// none is scheduled.
@@ -85,10 +86,13 @@ type Child struct {
 
 // FromInfo describes a container's child on the wire.
 func FromInfo(c container.ChildInfo) Child {
-	up := c.Uptime.Seconds()
 	j := Child{
 		Service: c.Service, Instance: c.Instance, PID: c.PID, State: c.State.String(),
-		Restarts: c.Restarts, LastError: c.LastError, Status: c.Status, Uptime: &up,
+		Restarts: c.Restarts, LastError: c.LastError, Status: c.Status,
+	}
+	if c.PID != 0 {
+		up := c.Uptime.Seconds()
+		j.Uptime = &up
 	}
 	if c.LastExit != nil {
 		s := c.LastExit.String()

@@ -111,9 +111,23 @@ func (s *server) start(ctx context.Context, call *rpc.Call) error {
 	return call.Finish(map[string]any{"service": p.Service, "pids": s.pids(p.Service, instanceOf(p))})
 }
 
+// persistent refuses an operation on a persistent service (vigil's own
+// supervisor): nothing could start it again.
+func (s *server) persistent(op, name string) error {
+	for _, sp := range s.lc.Specs() {
+		if sp.Name == name && sp.Persistent {
+			return rpc.ArgumentError("%s: %s is vigil's own: it cannot be stopped or scaled (vigil restart %s replaces it)", op, name, name)
+		}
+	}
+	return nil
+}
+
 func (s *server) stop(ctx context.Context, call *rpc.Call) error {
 	p, err := s.target(call, "stop")
 	if err != nil {
+		return err
+	}
+	if err := s.persistent("stop", p.Service); err != nil {
 		return err
 	}
 	before := s.pids(p.Service, instanceOf(p))
@@ -136,6 +150,9 @@ func (s *server) scale(ctx context.Context, call *rpc.Call) error {
 	}
 	if p.Count == nil || *p.Count < 0 || p.Service == "all" {
 		return rpc.ArgumentError("scale: 'count' (0 or more) and one service are required")
+	}
+	if err := s.persistent("scale", p.Service); err != nil {
+		return err
 	}
 	if err := s.lc.Scale(ctx, p.Service, *p.Count); err != nil {
 		return lifecycleError("scale "+p.Service, err)

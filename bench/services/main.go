@@ -8,12 +8,13 @@
 //     the workers are cheap `sleep`s and the figure is the controller's
 //     own), and the controller's CPU, threads and wake-ups over a window
 //     (default 60 s);
+//
 //   - reload: ten services of 100 workers; one service's environment
 //     changes and vigil reload applies it: the time until its replacements
 //     are all ready, and whether any of the other 900 pids changed.
 //
-//	go run ./bench/services
-//	go run ./bench/services -vigil bin/vigil -workers 1000 -window 60s
+//     go run ./bench/services
+//     go run ./bench/services -vigil bin/vigil -workers 1000 -window 60s
 package main
 
 import (

@@ -122,8 +122,8 @@ func newScaleCmd() *cobra.Command {
 		Short: "Set a service's number of instances; the others are not touched",
 		Long: `Start new instances up to N (and wait until they are ready), or stop the
 instances from N on (and wait until they are gone). The instances below
-both counts are not touched. The next vigil reload brings the service back
-to its count in vigil.toml (replacing it): change count there to keep N.`,
+both counts are not touched. N holds through reloads until the service's
+settings in vigil.toml change.`,
 		Example: `  vigil scale web 8
   vigil scale web 0      # every instance stopped; vigil scale web 2 to come back`,
 		Args: cobra.ExactArgs(2),

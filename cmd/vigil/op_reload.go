@@ -127,7 +127,7 @@ func writeChanges(out io.Writer, changes []change, before, after map[string]stat
 		old, cur := pidsOf(before, ch.Service), pidsOf(after, ch.Service)
 		switch {
 		case after == nil:
-		case ch.Change == "replaced" && len(old) > 0:
+		case (ch.Change == "replaced" || ch.Change == "scaled") && len(old) > 0:
 			line += fmt.Sprintf(", %s -> %s", pidList(old), strings.TrimPrefix(strings.TrimPrefix(pidList(cur), "pids "), "pid "))
 		case ch.Change == "started" && len(cur) > 0:
 			line += ", " + pidList(cur)
@@ -165,6 +165,8 @@ func changeRank(change string) int {
 		return 0
 	case "replaced":
 		return 1
+	case "scaled":
+		return 2
 	case "stopped":
 		return 2
 	case "unchanged":

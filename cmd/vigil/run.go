@@ -229,12 +229,7 @@ func runController(ctx context.Context, path string, cfg *config.Config, strict 
 				// SIGHUP, SIGUSR2: the configuration read anew and applied
 				// by difference.
 				logger.Info("reloading", "config", path, "signal", sig.String())
-				if _, err := r.reload(ctx); err != nil {
-					logger.Error("reload refused: the running services stay as they were", "error", err)
-					_ = notify.Error(up, "Reload refused: "+err.Error(), -1)
-				} else {
-					logger.Info("reload done")
-				}
+				_, _ = r.reload(ctx) // logged and notified there
 			}
 		}
 	})
@@ -275,7 +270,21 @@ func socketOptions(cfg *config.Config, logger *slog.Logger) supervisor.ListenOpt
 // reload reads the configuration anew and applies it by difference (see
 // container.Controller.Reload). A configuration vigil run would refuse is
 // refused (its error names the key and line) and nothing changes.
+//
+// Whoever asked (SIGHUP, vigil reload), the outcome is logged, and a
+// refusal notified upward.
 func (r *controllerRun) reload(ctx context.Context) ([]container.ServiceChange, error) {
+	changes, err := r.reloadConfig(ctx)
+	if err != nil {
+		r.logger.Error("reload refused: the running services stay as they were", "error", err)
+		_ = notify.Error(r.up, "Reload refused: "+err.Error(), -1)
+	} else {
+		r.logger.Info("reload done")
+	}
+	return changes, err
+}
+
+func (r *controllerRun) reloadConfig(ctx context.Context) ([]container.ServiceChange, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	cfg, err := config.Load(r.path, os.Getenv)
