@@ -33,6 +33,9 @@ func (c *Container) onMessage(p *proc, m notify.Message) {
 // markReady marks p ready; a ready replacement takes its instance's place
 // (or waits for the rest of its batch), and the old process is stopped.
 func (c *Container) markReady(p *proc) {
+	if !p.everReady {
+		p.inst.svc.stats.ready(p.inst.index, p.started, c.now())
+	}
 	p.ready, p.everReady, p.unhealthy = true, true, false
 	p.inst.everReady = true
 	if b := p.batch; b != nil {
