@@ -10,6 +10,14 @@ import (
 type encConfig struct {
 	Supervisor encSupervisor         `toml:"supervisor"`
 	Services   map[string]encService `toml:"services,omitempty"`
+	Metrics    *encMetrics           `toml:"metrics,omitempty"`
+}
+
+type encMetrics struct {
+	Listen        string   `toml:"listen"`
+	SocketMode    string   `toml:"socket_mode,omitempty"`
+	Workers       bool     `toml:"workers"`
+	WorkerTimeout Duration `toml:"worker_timeout"`
 }
 
 type encSupervisor struct {
@@ -132,6 +140,12 @@ func (c *Config) Encode(w io.Writer) error {
 			GracefulStop: s.GracefulStop, RestartDelay: s.RestartDelay,
 			RestartDelayMax: s.RestartDelayMax, StableAfter: s.StableAfter, Dir: s.Dir,
 			Env: s.Env, Supervised: s.Supervised, Readiness: s.Readiness,
+		}
+	}
+	if m := c.Metrics; m.Listen != "" {
+		e.Metrics = &encMetrics{Listen: m.Listen, Workers: m.Workers, WorkerTimeout: m.WorkerTimeout}
+		if m.IsSocket() {
+			e.Metrics.SocketMode = fmt.Sprintf("%04o", m.SocketMode)
 		}
 	}
 	enc := toml.NewEncoder(w)
