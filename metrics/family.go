@@ -16,7 +16,7 @@ import (
 // Label names, shared by every label pair that uses them.
 var (
 	lService   = "service"
-	lInstance  = "instance"
+	lWorker    = "worker"
 	lReason    = "reason"
 	lCode      = "code"
 	lSignal    = "signal"

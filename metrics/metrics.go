@@ -7,9 +7,11 @@
 // supervisor's own process. A scrape costs the workers nothing unless
 // their own metrics are asked for.
 //
-// Every series is labelled by service, and by instance where it is a
-// worker's: never by pid or connection id, which change with every
-// restart. The names follow Prometheus' conventions: the vigil_ prefix,
+// Every series is labelled by service, and by worker where it is a
+// worker's: worker="web.0", SERVICE.INSTANCE as the command line names it
+// (a label named instance would clash with the target label Prometheus
+// adds to every series); never by pid or connection id, which change with
+// every restart. The names follow Prometheus' conventions: the vigil_ prefix,
 // base units (seconds, bytes), _total for counters. See the README's
 // table of metrics.
 package metrics
@@ -58,7 +60,7 @@ type Options struct {
 	Memory *monitor.Memory
 	// Workers asks the workers that offer their own metrics (registered
 	// with "metrics": "prometheus") for them at each scrape, and adds
-	// them labelled by service and instance.
+	// them labelled by service and worker.
 	Workers bool
 	// WorkerTimeout bounds the wait for the workers' metrics (default
 	// DefaultWorkerTimeout); a worker that does not answer in time is

@@ -3,8 +3,10 @@ package metrics
 import (
 	"bytes"
 	"compress/gzip"
+	"fmt"
 	"context"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -241,7 +243,7 @@ func TestScrapeShowsTheFleet(t *testing.T) {
 	for {
 		text, _ = get(t, client, url, "", "identity")
 		fams = parse(t, text)
-		if _, ok := value(t, fams, "vigil_worker_private_memory_bytes", map[string]string{"service": "web", "instance": "1"}); ok {
+		if _, ok := value(t, fams, "vigil_worker_private_memory_bytes", map[string]string{"service": "web", "worker": "web.1"}); ok {
 			break
 		}
 		if time.Now().After(deadline) {
@@ -250,9 +252,9 @@ func TestScrapeShowsTheFleet(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 
-	web0 := map[string]string{"service": "web", "instance": "0"}
-	web1 := map[string]string{"service": "web", "instance": "1"}
-	web2 := map[string]string{"service": "web", "instance": "2"}
+	web0 := map[string]string{"service": "web", "worker": "web.0"}
+	web1 := map[string]string{"service": "web", "worker": "web.1"}
+	web2 := map[string]string{"service": "web", "worker": "web.2"}
 	for _, tc := range []struct {
 		name   string
 		labels map[string]string
@@ -274,8 +276,8 @@ func TestScrapeShowsTheFleet(t *testing.T) {
 		{"vigil_worker_restarts_total", web0, 2},
 		{"vigil_worker_start_timestamp_seconds", web0, unixSeconds(started)},
 		{"vigil_worker_ready_timestamp_seconds", web0, unixSeconds(readyAt)},
-		{"vigil_worker_exits_total", map[string]string{"service": "web", "instance": "0", "reason": "exit", "code": "3"}, 2},
-		{"vigil_worker_exits_total", map[string]string{"service": "web", "instance": "2", "reason": "signal", "signal": "SIGSEGV"}, 1},
+		{"vigil_worker_exits_total", map[string]string{"service": "web", "worker": "web.0", "reason": "exit", "code": "3"}, 2},
+		{"vigil_worker_exits_total", map[string]string{"service": "web", "worker": "web.2", "reason": "signal", "signal": "SIGSEGV"}, 1},
 		{"vigil_metrics_source_up", map[string]string{"source": "controller"}, 1},
 		{"vigil_metrics_source_up", map[string]string{"source": "process_monitor"}, 1},
 		{"vigil_supervisor_registrations", nil, 2},
@@ -414,11 +416,11 @@ func TestWorkersOwnMetrics(t *testing.T) {
 		t.Errorf("the worker's metrics scraped with workers off")
 	}
 	fams := gather(true)
-	want := map[string]string{"service": "api", "instance": "3", "exported_service": "upstream"}
+	want := map[string]string{"service": "api", "worker": "api.3", "exported_service": "upstream"}
 	if v, ok := value(t, fams, "app_requests_total", want); !ok || v != 42 {
 		t.Errorf("app_requests_total%v = %v (%v)", want, v, ok)
 	}
-	if v, ok := value(t, fams, "vigil_worker_metrics_up", map[string]string{"service": "api", "instance": "3"}); !ok || v != 1 {
+	if v, ok := value(t, fams, "vigil_worker_metrics_up", map[string]string{"service": "api", "worker": "api.3"}); !ok || v != 1 {
 		t.Errorf("vigil_worker_metrics_up = %v (%v)", v, ok)
 	}
 	// The worker's Go collector's families join the supervisor's own: one
@@ -426,7 +428,7 @@ func TestWorkersOwnMetrics(t *testing.T) {
 	if mf := fams["go_goroutines"]; mf == nil || len(mf.Metric) != 2 {
 		t.Errorf("go_goroutines: %v", mf)
 	}
-	if _, ok := value(t, fams, "go_goroutines", map[string]string{"service": "api", "instance": "3"}); !ok {
+	if _, ok := value(t, fams, "go_goroutines", map[string]string{"service": "api", "worker": "api.3"}); !ok {
 		t.Errorf("no go_goroutines of the worker")
 	}
 }
@@ -475,5 +477,32 @@ func TestListenUnixSocket(t *testing.T) {
 	}
 	if _, err := Listen(path, 0); err == nil || !strings.Contains(err.Error(), "not a socket") {
 		t.Errorf("over a regular file: %v", err)
+	}
+}
+
+// TestMergeKeepsOneTypePerName: a worker family joins one of the same
+// name and type, never changing the one it joins, and one of another type
+// is left out; the result is sorted by name.
+func TestMergeKeepsOneTypePerName(t *testing.T) {
+	fam := func(name string, typ dto.MetricType, n int) *dto.MetricFamily {
+		mf := &dto.MetricFamily{Name: ptr(name), Help: ptr("h"), Type: typ.Enum()}
+		for range n {
+			mf.Metric = append(mf.Metric, &dto.Metric{Gauge: &dto.Gauge{Value: ptr(1.0)}, Counter: nil})
+		}
+		return mf
+	}
+	own := []*dto.MetricFamily{fam("go_goroutines", dto.MetricType_GAUGE, 1)}
+	vigil := []*dto.MetricFamily{fam("vigil_b", dto.MetricType_GAUGE, 1), fam("vigil_empty", dto.MetricType_GAUGE, 0)}
+	workers := []*dto.MetricFamily{fam("go_goroutines", dto.MetricType_GAUGE, 2), fam("vigil_b", dto.MetricType_COUNTER, 1), fam("app_a", dto.MetricType_GAUGE, 1)}
+	out := merge(own, vigil, workers, slog.New(slog.DiscardHandler))
+	var names []string
+	for _, mf := range out {
+		names = append(names, fmt.Sprintf("%s:%d", mf.GetName(), len(mf.Metric)))
+	}
+	if got := strings.Join(names, " "); got != "app_a:1 go_goroutines:3 vigil_b:1" {
+		t.Errorf("merged: %s", got)
+	}
+	if len(own[0].Metric) != 1 {
+		t.Errorf("the supervisor's own family was changed: %d samples", len(own[0].Metric))
 	}
 }

@@ -134,9 +134,9 @@ func (s *scrape) workers() []instanceRow {
 			v := ch.Service
 			svc, names[ch.Service] = &v, &v
 		}
-		inst := strconv.Itoa(ch.Instance)
+		name := ch.Service + "." + strconv.Itoa(ch.Instance)
 		out = append(out, instanceRow{child: ch, labels: []*dto.LabelPair{
-			{Name: &lInstance, Value: &inst}, {Name: &lService, Value: svc},
+			{Name: &lService, Value: svc}, {Name: &lWorker, Value: &name},
 		}})
 	}
 	return out
@@ -285,8 +285,8 @@ func (s *scrape) buildExits(b *builder) {
 			if e.Reason == container.ExitCode {
 				code = strconv.Itoa(e.Code)
 			}
-			f.add(labels(label(&lCode, code), label(&lInstance, strconv.Itoa(e.Instance)), label(&lReason, e.Reason),
-				&dto.LabelPair{Name: &lService, Value: &svc}, label(&lSignal, e.Signal)), float64(e.Count))
+			f.add(labels(label(&lCode, code), label(&lReason, e.Reason), &dto.LabelPair{Name: &lService, Value: &svc},
+				label(&lSignal, e.Signal), label(&lWorker, svc+"."+strconv.Itoa(e.Instance))), float64(e.Count))
 		}
 	}
 }

@@ -100,8 +100,8 @@ listen = "127.0.0.1:%d"
 `, port))
 	first := r.waitTree("two workers", allUp(2))
 	url := fmt.Sprintf("http://127.0.0.1:%d/metrics", port)
-	web0 := map[string]string{"service": "web", "instance": "0"}
-	web1 := map[string]string{"service": "web", "instance": "1"}
+	web0 := map[string]string{"service": "web", "worker": "web.0"}
+	web1 := map[string]string{"service": "web", "worker": "web.1"}
 
 	// waitMetrics scrapes until cond holds.
 	waitMetrics := func(what string, cond func(map[string]*dto.MetricFamily) bool) (map[string]*dto.MetricFamily, string) {
@@ -165,8 +165,8 @@ listen = "127.0.0.1:%d"
 		t.Fatal(err)
 	}
 	fams, _ = waitMetrics("web.0 restarted and its exit counted", func(f map[string]*dto.MetricFamily) bool {
-		sig, _ := sample(f, "vigil_worker_exits_total", map[string]string{"service": "web", "instance": "0", "reason": "signal", "signal": "SIGKILL"})
-		oom, _ := sample(f, "vigil_worker_exits_total", map[string]string{"service": "web", "instance": "0", "reason": "oom"})
+		sig, _ := sample(f, "vigil_worker_exits_total", map[string]string{"service": "web", "worker": "web.0", "reason": "signal", "signal": "SIGKILL"})
+		oom, _ := sample(f, "vigil_worker_exits_total", map[string]string{"service": "web", "worker": "web.0", "reason": "oom"})
 		return sig+oom == 1 && is("vigil_worker_restarts_total", web0, 1)(f) && is("vigil_worker_ready", web0, 1)(f)
 	})
 	if v, _ := sample(fams, "vigil_service_failures_total", map[string]string{"service": "web"}); v != failuresBefore+1 {
@@ -181,7 +181,7 @@ listen = "127.0.0.1:%d"
 		t.Fatalf("vigil restart web.1: exit %d\n%s%s", code, out, errOut)
 	}
 	fams, text := waitMetrics("web.1's old process counted as stopped", func(f map[string]*dto.MetricFamily) bool {
-		return is("vigil_worker_exits_total", map[string]string{"service": "web", "instance": "1", "reason": "stopped"}, 1)(f) &&
+		return is("vigil_worker_exits_total", map[string]string{"service": "web", "worker": "web.1", "reason": "stopped"}, 1)(f) &&
 			is("vigil_worker_restarts_total", web1, 1)(f)
 	})
 	if v, ok := sample(fams, "vigil_service_restarts_total", map[string]string{"service": "web"}); !ok || v != 2 {
