@@ -3,8 +3,8 @@ package metrics
 import (
 	"bytes"
 	"compress/gzip"
-	"fmt"
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
