@@ -17,7 +17,7 @@ import (
 )
 
 // operatorCommands returns the operator's subcommands (status, restart,
-// reload, forward, dump, probe, logs).
+// reload, forward, dump, probe, logs, top).
 func operatorCommands() []*cobra.Command {
 	return []*cobra.Command{
 		newStatusCmd(),
@@ -27,6 +27,7 @@ func operatorCommands() []*cobra.Command {
 		newDumpCmd(),
 		newProbeCmd(),
 		newLogsCmd(),
+		newTopCmd(),
 	}
 }
 
