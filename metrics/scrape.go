@@ -17,13 +17,12 @@ import (
 
 // scrape is what one scrape read from its sources.
 type scrape struct {
-	stats     *supervisor.Stats // nil: no server
-	connected map[int]bool      // the pids registered with the supervisor
-	children  *control.Children // nil: no controller, or it did not answer
-	sources   map[string]bool   // source -> it answered
-	proc      *monitor.ProcessStatus
-	mem       *monitor.MemoryStatus
-	counts    map[string]monitor.ServiceCounts
+	stats    *supervisor.Stats // nil: no server
+	children *control.Children // nil: no controller, or it did not answer
+	sources  map[string]bool   // source -> it answered
+	proc     *monitor.ProcessStatus
+	mem      *monitor.MemoryStatus
+	counts   map[string]monitor.ServiceCounts
 }
 
 // Sources, as vigil_metrics_source_up names them.
@@ -39,28 +38,18 @@ func (c *Collector) read(s *scrape) {
 	if srv := c.opts.Server; srv != nil {
 		st := srv.Stats()
 		s.stats = &st
-		conns := srv.Connections()
-		s.connected = make(map[int]bool, len(conns))
-		for _, conn := range conns {
-			if conn.Role() != "controller" && conn.ProcessID() > 0 {
-				s.connected[conn.ProcessID()] = true
-			}
-		}
 		ctx, cancel := context.WithTimeout(context.Background(), c.opts.ControllerTimeout)
 		reply, err := srv.CallController(ctx, "children", nil)
 		cancel()
-		var children control.Children
 		switch {
 		case errors.Is(err, supervisor.ErrNoController):
 			c.logger.Debug("metrics: no controller registered: no children")
 		case err != nil:
 			c.logger.Warn("metrics: no children from the controller", "error", err)
 		default:
-			if err := reply.Decode(&children); err != nil {
+			if s.children, err = decodeChildren(reply); err != nil {
 				c.logger.Warn("metrics: the controller's children are unreadable", "error", err)
-				break
 			}
-			s.children = &children
 		}
 		s.sources[sourceController] = s.children != nil
 	}
@@ -219,11 +208,10 @@ func (s *scrape) buildWorkers(b *builder, workers []instanceRow, now time.Time) 
 	fUp := b.gauge("vigil_worker_up", "Whether a process runs for the instance.", n)
 	fReady := b.gauge("vigil_worker_ready", "Whether the instance is ready.", n)
 	fHealthy := b.gauge("vigil_worker_healthy", "Whether the instance's process runs and has not failed its health check.", n)
-	fConnected := b.gauge("vigil_worker_connected", "Whether the instance's process is registered with the supervisor.", n)
 	fRestarts := b.counter("vigil_worker_restarts_total", "Processes started for the instance after its first.", n)
 	fStart := b.gauge("vigil_worker_start_timestamp_seconds", "When the instance's process started, in seconds since the epoch.", n)
 	fReadyAt := b.gauge("vigil_worker_ready_timestamp_seconds", "When the instance's process first became ready, in seconds since the epoch.", n)
-	fBackoff := b.gauge("vigil_worker_backoff_seconds", "Seconds until a backing-off instance is started again; 0 when none is scheduled.", n)
+	fBackoff := b.gauge("vigil_worker_backoff_seconds", "Seconds until a backing-off instance is started again (only the instances backing off have one).", 0)
 	var fCPU, fPrivate, fResident, fProportional *family
 	if s.proc != nil {
 		fCPU = b.counter("vigil_worker_cpu_seconds_total", "CPU time (user and system) of the instance's process, at the process monitor's last capture.", n)
@@ -238,7 +226,6 @@ func (s *scrape) buildWorkers(b *builder, workers []instanceRow, now time.Time) 
 		fUp.add(l, bool01(pid > 0))
 		fReady.add(l, bool01(ch.State == "ready"))
 		fHealthy.add(l, bool01(pid > 0 && ch.State != "unhealthy"))
-		fConnected.add(l, bool01(pid > 0 && s.connected[pid]))
 		fRestarts.add(l, float64(ch.Restarts))
 		if ch.StartedAt != nil {
 			fStart.add(l, unixSeconds(*ch.StartedAt))
@@ -246,11 +233,9 @@ func (s *scrape) buildWorkers(b *builder, workers []instanceRow, now time.Time) 
 				fReadyAt.add(l, unixSeconds(at))
 			}
 		}
-		backoff := 0.0
 		if ch.NextRestart != nil {
-			backoff = max(ch.NextRestart.Sub(now).Seconds(), 0)
+			fBackoff.add(l, max(ch.NextRestart.Sub(now).Seconds(), 0))
 		}
-		fBackoff.add(l, backoff)
 		if s.proc == nil || pid <= 0 {
 			continue
 		}

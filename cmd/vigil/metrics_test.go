@@ -137,7 +137,6 @@ listen = "127.0.0.1:%d"
 		{"vigil_service_running_workers", map[string]string{"service": "supervisor"}, 1},
 		{"vigil_worker_up", web0, 1},
 		{"vigil_worker_ready", web1, 1},
-		{"vigil_worker_connected", web0, 1},
 		{"vigil_worker_restarts_total", web0, 0},
 		{"vigil_metrics_source_up", map[string]string{"source": "controller"}, 1},
 		{"vigil_metrics_source_up", map[string]string{"source": "memory_monitor"}, 1},
