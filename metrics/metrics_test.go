@@ -14,6 +14,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"reflect"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -564,4 +565,42 @@ func mustParse(t *testing.T, s string) *rpc.Message {
 		t.Fatal(err)
 	}
 	return m
+}
+
+// TestExampleRulesNameRealMetrics: every vigil_ metric that the example
+// alert rules and their tests name is one a scrape can have.
+func TestExampleRulesNameRealMetrics(t *testing.T) {
+	kids, proc := fleet(2)
+	mem := monitor.MemoryStatus{TotalSize: ptr(uint64(1)), FreeSize: ptr(uint64(1))}
+	s := scrape{stats: &supervisor.Stats{Calls: []supervisor.CallCount{{Operation: "status", Outcome: "ok", Count: 1}}},
+		children: &kids, proc: &proc, mem: &mem, sources: map[string]bool{sourceController: true},
+		counts: map[string]monitor.ServiceCounts{"web": {Kills: map[string]int{"maximum_size_limit": 1}, Increases: 1}}}
+	var b builder
+	s.build(&b, time.Now())
+	b.buildInfo("v0")
+	known := map[string]bool{}
+	for _, mf := range b.families {
+		known[mf.GetName()] = true
+		if mf.GetType() == dto.MetricType_HISTOGRAM {
+			for _, suffix := range []string{"_bucket", "_sum", "_count"} {
+				known[mf.GetName()+suffix] = true
+			}
+		}
+	}
+	re := regexp.MustCompile(`\bvigil_[a-z_]+`)
+	for _, file := range []string{"rules.yml", "rules_test.yml"} {
+		b, err := os.ReadFile(filepath.Join("..", "examples", "prometheus", file))
+		if err != nil {
+			t.Fatal(err)
+		}
+		names := re.FindAllString(string(b), -1)
+		if len(names) == 0 {
+			t.Errorf("%s names no vigil_ metric", file)
+		}
+		for _, name := range names {
+			if !known[name] {
+				t.Errorf("%s names %s, which no scrape has", file, name)
+			}
+		}
+	}
 }
