@@ -44,7 +44,9 @@ func (s *tmuxServer) run(args ...string) string {
 func (s *tmuxServer) screen() string { return s.run("capture-pane", "-p", "-t", "top") }
 
 // keys types keys into the pane.
-func (s *tmuxServer) keys(keys ...string) { s.run(append([]string{"send-keys", "-t", "top"}, keys...)...) }
+func (s *tmuxServer) keys(keys ...string) {
+	s.run(append([]string{"send-keys", "-t", "top"}, keys...)...)
+}
 
 // waitScreen waits until cond holds for the screen.
 func (s *tmuxServer) waitScreen(what string, cond func(string) bool) string {
