@@ -17,9 +17,10 @@ import (
 
 // scrape is what one scrape read from its sources.
 type scrape struct {
-	stats    *supervisor.Stats // nil: no server
-	children *control.Children // nil: no controller, or it did not answer
-	sources  map[string]bool   // source -> it answered
+	stats    *supervisor.Stats  // nil: no server
+	children *control.Children  // nil: no controller, or it did not answer
+	sources  map[string]bool    // source -> it answered
+	took     map[string]float64 // source -> seconds to read it
 	proc     *monitor.ProcessStatus
 	mem      *monitor.MemoryStatus
 	counts   map[string]monitor.ServiceCounts
@@ -34,10 +35,11 @@ const (
 
 // read reads every source of the collector.
 func (c *Collector) read(s *scrape) {
-	s.sources = map[string]bool{}
+	s.sources, s.took = map[string]bool{}, map[string]float64{}
 	if srv := c.opts.Server; srv != nil {
 		st := srv.Stats()
 		s.stats = &st
+		began := time.Now()
 		ctx, cancel := context.WithTimeout(context.Background(), c.opts.ControllerTimeout)
 		reply, err := srv.CallController(ctx, "children", nil)
 		cancel()
@@ -52,6 +54,7 @@ func (c *Collector) read(s *scrape) {
 			}
 		}
 		s.sources[sourceController] = s.children != nil
+		s.took[sourceController] = time.Since(began).Seconds()
 	}
 	if p := c.opts.Process; p != nil {
 		st, err := p.Snapshot()
@@ -81,9 +84,13 @@ type instanceRow struct {
 // build adds the families of what was read.
 func (s *scrape) build(b *builder, now time.Time) {
 	up := b.gauge("vigil_metrics_source_up", "Whether a source answered this scrape: the controller (children, statistics), the process monitor, the memory monitor.", len(s.sources))
+	took := b.gauge("vigil_metrics_source_duration_seconds", "How long this scrape took to read a source: the controller's children and statistics (asked for, sent, decoded).", len(s.took))
 	for _, name := range []string{sourceController, sourceMemory, sourceProcess} {
 		if ok, present := s.sources[name]; present {
 			up.add([]*dto.LabelPair{label(&lSource, name)}, bool01(ok))
+		}
+		if d, present := s.took[name]; present {
+			took.add([]*dto.LabelPair{label(&lSource, name)}, d)
 		}
 	}
 	if s.stats != nil {

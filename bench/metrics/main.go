@@ -162,17 +162,30 @@ env = { GOMAXPROCS = "1", GOGC = "400" }
 	client := &http.Client{Timeout: 60 * time.Second, Transport: &http.Transport{DisableCompression: true}}
 
 	began := time.Now()
-	want := fmt.Sprintf("vigil_service_ready_workers{service=\"bench\"} %d\n", c.workers)
-	for {
+	conds := []struct{ what, text string }{
+		{"workers ready", fmt.Sprintf("vigil_service_ready_workers{service=\"bench\"} %d\n", c.workers)},
+		{"workers registered", fmt.Sprintf("vigil_supervisor_registrations %d\n", c.workers+1)}, // and the controller
+	}
+	for lastSaid := began; ; {
 		body, _, _, err := scrape(client, url, "", "")
-		if err == nil && strings.Contains(body, want) && strings.Count(body, "vigil_worker_connected{service=\"bench\"") == c.workers &&
-			!strings.Contains(body, "vigil_worker_connected{service=\"bench\",worker=\"bench.0\"} 0") &&
-			strings.Contains(body, "vigil_process_monitor_capture_timestamp_seconds") &&
-			strings.Count(body, "vigil_worker_private_memory_bytes{service=\"bench\"") == c.workers {
+		missing := ""
+		for _, cond := range conds {
+			if !strings.Contains(body, cond.text) {
+				missing = cond.what
+			}
+		}
+		if n := strings.Count(body, "vigil_worker_private_memory_bytes{service=\"bench\""); missing == "" && n != c.workers {
+			missing = fmt.Sprintf("the process monitor's figures (%d of %d)", n, c.workers)
+		}
+		if err == nil && missing == "" {
 			break
 		}
 		if time.Since(began) > 10*time.Minute {
-			return fmt.Errorf("the fleet is not ready after 10 minutes (last error %v)", err)
+			return fmt.Errorf("the fleet is not ready after 10 minutes: %s (last error %v)", missing, err)
+		}
+		if time.Since(lastSaid) > 30*time.Second {
+			fmt.Printf("  waiting for %s (%v)\n", missing, time.Since(began).Round(time.Second))
+			lastSaid = time.Now()
 		}
 		time.Sleep(time.Second)
 	}
