@@ -25,6 +25,7 @@ import (
 	"runtime"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -83,6 +84,9 @@ type Collector struct {
 	opts   Options
 	logger *slog.Logger
 	own    *prometheus.Registry // the supervisor process's own: Go, process, HTTP handler
+	// noMetricsOp is when the controller answered that it does not serve
+	// "metrics" (unix nanoseconds; 0: it does, or was not asked yet).
+	noMetricsOp atomic.Int64
 }
 
 // New returns a Collector reading the sources of opts.

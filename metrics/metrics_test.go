@@ -5,6 +5,7 @@ import (
 	"compress/gzip"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -601,6 +602,80 @@ func TestExampleRulesNameRealMetrics(t *testing.T) {
 			if !known[name] {
 				t.Errorf("%s names %s, which no scrape has", file, name)
 			}
+		}
+	}
+}
+
+// metricsController is a controller's state for control.MetricsHandler.
+type metricsController struct {
+	children []container.ChildInfo
+	stats    []container.Statistics
+}
+
+func (m *metricsController) Children() []container.ChildInfo    { return m.children }
+func (m *metricsController) Statistics() []container.Statistics { return m.stats }
+func (m *metricsController) RestartChildren(context.Context, string, int) error {
+	return errors.New("not in this test")
+}
+
+// TestScrapeAsksTheMetricsOperation: a controller that serves "metrics"
+// is asked by it, not by "children"; one that does not is asked by
+// "children" (TestScrapeShowsTheFleet).
+func TestScrapeAsksTheMetricsOperation(t *testing.T) {
+	pid := startSleep(t)
+	started := time.Now().Add(-time.Minute)
+	ctl := &metricsController{
+		children: []container.ChildInfo{{Service: "api", Instance: 0, PID: pid, State: container.StateReady, Started: started, Restarts: 1}},
+		stats: []container.Statistics{{Service: "api", Spawns: 2, Restarts: 1,
+			Exits:   []container.ExitCount{{Instance: 0, Reason: container.ExitCode, Code: 2, Count: 1}},
+			ReadyAt: map[int]time.Time{0: started.Add(time.Second)}}},
+	}
+	srv := &supervisor.Server{ParentPID: os.Getpid()}
+	sock := filepath.Join(t.TempDir(), "s.ipc")
+	l, err := supervisor.Listen(sock, supervisor.ListenOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ctx, l) }()
+	defer func() { cancel(); <-done }()
+	c, err := supervisor.DialOptions(ctx, sock, supervisor.ClientOptions{Handlers: rpc.Handlers{
+		control.MetricsOperation: control.MetricsHandler(ctl),
+		"children": func(ctx context.Context, call *rpc.Call) error {
+			t.Error("asked for children, with the metrics operation served")
+			return call.Finish(control.Children{})
+		},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := c.Register(ctx, map[string]any{"role": "controller", "process_id": os.Getpid()}); err != nil {
+		t.Fatal(err)
+	}
+	fams, err := New(Options{Server: srv}).Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	byName := map[string]*dto.MetricFamily{}
+	for _, mf := range fams {
+		byName[mf.GetName()] = mf
+	}
+	api0 := map[string]string{"service": "api", "worker": "api.0"}
+	for _, tc := range []struct {
+		name   string
+		labels map[string]string
+		want   float64
+	}{
+		{"vigil_worker_up", api0, 1},
+		{"vigil_worker_restarts_total", api0, 1},
+		{"vigil_worker_ready_timestamp_seconds", api0, unixSeconds(started.Add(time.Second))},
+		{"vigil_worker_exits_total", map[string]string{"worker": "api.0", "reason": "exit", "code": "2"}, 1},
+		{"vigil_service_spawns_total", map[string]string{"service": "api"}, 2},
+	} {
+		if v, ok := value(t, byName, tc.name, tc.labels); !ok || v != tc.want {
+			t.Errorf("%s%v = %v (found %v), want %v", tc.name, tc.labels, v, ok, tc.want)
 		}
 	}
 }

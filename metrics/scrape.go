@@ -12,6 +12,7 @@ import (
 	"github.com/vigild/vigil/container"
 	"github.com/vigild/vigil/control"
 	"github.com/vigild/vigil/monitor"
+	"github.com/vigild/vigil/rpc"
 	"github.com/vigild/vigil/supervisor"
 )
 
@@ -41,7 +42,7 @@ func (c *Collector) read(s *scrape) {
 		s.stats = &st
 		began := time.Now()
 		ctx, cancel := context.WithTimeout(context.Background(), c.opts.ControllerTimeout)
-		reply, err := srv.CallController(ctx, "children", nil)
+		children, err := c.controllerFigures(ctx, srv)
 		cancel()
 		switch {
 		case errors.Is(err, supervisor.ErrNoController):
@@ -49,9 +50,7 @@ func (c *Collector) read(s *scrape) {
 		case err != nil:
 			c.logger.Warn("metrics: no children from the controller", "error", err)
 		default:
-			if s.children, err = decodeChildren(reply); err != nil {
-				c.logger.Warn("metrics: the controller's children are unreadable", "error", err)
-			}
+			s.children = children
 		}
 		s.sources[sourceController] = s.children != nil
 		s.took[sourceController] = time.Since(began).Seconds()
@@ -71,6 +70,34 @@ func (c *Collector) read(s *scrape) {
 		s.sources[sourceMemory] = true
 	}
 }
+
+// controllerFigures asks the controller for its children and statistics:
+// by the "metrics" operation, or by "children" from a controller that does
+// not serve it (asked again every few minutes: it may be restarted with
+// it).
+func (c *Collector) controllerFigures(ctx context.Context, srv *supervisor.Server) (*control.Children, error) {
+	if since := c.noMetricsOp.Load(); since == 0 || time.Since(time.Unix(0, since)) > reprobeMetricsOp {
+		reply, err := srv.CallController(ctx, control.MetricsOperation, nil)
+		var re *rpc.RemoteError
+		switch {
+		case err == nil:
+			c.noMetricsOp.Store(0)
+			return control.DecodeMetrics(reply)
+		case !errors.As(err, &re) || re.Class != "NoMethodError":
+			return nil, err
+		}
+		c.noMetricsOp.Store(time.Now().UnixNano())
+	}
+	reply, err := srv.CallController(ctx, "children", nil)
+	if err != nil {
+		return nil, err
+	}
+	return decodeChildren(reply)
+}
+
+// reprobeMetricsOp is how long a controller that did not serve "metrics"
+// is asked for "children" instead.
+const reprobeMetricsOp = 5 * time.Minute
 
 // instanceRow is one instance of a service, as the series show it: the first
 // child the controller lists for it (its current process, or the instance
