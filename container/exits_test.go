@@ -138,7 +138,9 @@ func TestOOMWatch(t *testing.T) {
 		t.Fatal("claimed with no kill counted")
 	}
 	n = 7
-	if !w.claim() || !w.claim() {
+	first := w.claim()
+	second := w.claim()
+	if !first || !second {
 		t.Fatal("two kills counted, not both claimed")
 	}
 	if w.claim() {

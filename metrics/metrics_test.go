@@ -46,7 +46,6 @@ type fixture struct {
 	srv      *supervisor.Server
 	socket   string
 	children control.Children
-	stop     func()
 }
 
 func startFixture(t *testing.T, monitors ...supervisor.Monitor) *fixture {

@@ -118,7 +118,7 @@ interval = "1s"
 	tm.keys("Down", "Down", "r")
 	tm.waitScreen("the restart's prompt", func(scr string) bool { return strings.Contains(scr, "restart web.1? ") })
 	tm.keys("y")
-	scr = tm.waitScreen("web.1 restarted", func(scr string) bool {
+	tm.waitScreen("web.1 restarted", func(scr string) bool {
 		return strings.Contains(scr, fmt.Sprintf("restarted web.1: 1 worker, one at a time; web.1: pid %d -> ", old))
 	})
 	tr := r.waitTree("web.1 replaced", func(tr tree) bool {
