@@ -35,6 +35,7 @@ func (c *Container) onMessage(p *proc, m notify.Message) {
 func (c *Container) markReady(p *proc) {
 	if !p.everReady {
 		c.logger.Info("child ready", "child", p.name(), "pid", p.pid, "after", c.now().Sub(p.started).Round(time.Millisecond))
+		p.inst.svc.stats.ready(p.inst.index, p.started, c.now())
 	}
 	p.ready, p.everReady, p.unhealthy = true, true, false
 	p.inst.everReady = true

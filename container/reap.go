@@ -36,6 +36,7 @@ func (c *Container) onExit(p *proc) {
 	if failed {
 		inst.svc.stats.failure(now)
 	}
+	inst.svc.stats.exited(inst.index, p.stopping, p.killed, status)
 	level := slog.LevelInfo
 	if failed {
 		level = slog.LevelWarn

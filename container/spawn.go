@@ -306,6 +306,7 @@ func (c *Container) spawnFailed(j *spawnJob, now time.Time) {
 	c.logger.Error("child failed to start", "child", inst.name(), "error", j.err)
 	inst.lastErr = j.err.Error()
 	inst.svc.stats.failure(now)
+	inst.svc.stats.spawnFailed(inst.index)
 	if j.batch != nil {
 		c.failBatch(j.batch, fmt.Errorf("%w: %w", ErrReplacementFailed, err))
 	}

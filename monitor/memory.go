@@ -203,6 +203,7 @@ type Memory struct {
 	mu       sync.Mutex
 	procs    map[int]*tracked
 	kills    map[string]int
+	counts   map[string]*ServiceCounts // by service
 	total    uint64
 	hasTotal bool
 	free     uint64
@@ -247,6 +248,7 @@ func NewMemory(opts MemoryOptions) *Memory {
 		invalid:  invalid,
 		procs:    make(map[int]*tracked),
 		kills:    make(map[string]int),
+		counts:   make(map[string]*ServiceCounts),
 	}
 	if m.logger == nil {
 		m.logger = slog.New(slog.DiscardHandler)
@@ -516,6 +518,7 @@ func (m *Memory) judge(kind checkKind, rs []reading, all bool, host procmetrics.
 	order := func(t *tracked, reason string, attrs ...any) {
 		t.stopping = true
 		m.kills[reason]++
+		m.serviceCounts(t.service).Kills[reason]++
 		o := stopOrder{pid: t.pid, service: t.service, reason: reason, grace: t.limits.grace}
 		if len(t.conns) > 0 {
 			o.conn = t.conns[len(t.conns)-1]
@@ -560,6 +563,7 @@ func (m *Memory) judge(kind checkKind, rs []reading, all bool, host procmetrics.
 			case t.private > t.maximum+t.limits.threshold:
 				t.maximum = t.private
 				t.increaseCount++
+				m.serviceCounts(t.service).Increases++
 			}
 		}
 		if t.stopping {
@@ -755,4 +759,41 @@ func (m *Memory) Snapshot() MemoryStatus {
 		s.Processes[strconv.Itoa(pid)] = p
 	}
 	return s
+}
+
+// ServiceCounts are what the memory monitor did to one service's workers
+// since it started.
+type ServiceCounts struct {
+	// Kills count the workers stopped, by reason (ReasonMaximumSize, ...).
+	Kills map[string]int
+	// Increases count the rises of a worker's private size by more than
+	// its threshold above the largest seen: the leak detector's evidence,
+	// IncreaseLimit of which stop a worker.
+	Increases int
+}
+
+// serviceCounts returns a service's counts, made if new; m.mu is held.
+func (m *Memory) serviceCounts(service string) *ServiceCounts {
+	c := m.counts[service]
+	if c == nil {
+		c = &ServiceCounts{Kills: make(map[string]int)}
+		m.counts[service] = c
+	}
+	return c
+}
+
+// Counts returns the counts of each service ("" for workers that
+// registered no name) whose workers the monitor stopped or saw grow.
+func (m *Memory) Counts() map[string]ServiceCounts {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := make(map[string]ServiceCounts, len(m.counts))
+	for name, c := range m.counts {
+		kills := make(map[string]int, len(c.Kills))
+		for r, n := range c.Kills {
+			kills[r] = n
+		}
+		out[name] = ServiceCounts{Kills: kills, Increases: c.Increases}
+	}
+	return out
 }

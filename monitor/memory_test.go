@@ -91,6 +91,10 @@ func TestLeakIsStopped(t *testing.T) {
 	if k := m.Snapshot().Kills; k[ReasonIncrease] != 1 || len(k) != 1 {
 		t.Errorf("kills %v, want one for %s\nlogs:\n%s", k, ReasonIncrease, logs)
 	}
+	// Counted for its service too: the kill, and the increases behind it.
+	if c := m.Counts()["leaky"]; c.Kills[ReasonIncrease] != 1 || len(c.Kills) != 1 || c.Increases < 2 {
+		t.Errorf("counts of service leaky %+v, want one %s kill and 2 increases or more", c, ReasonIncrease)
+	}
 	if !strings.Contains(logs.String(), "reason=increase_limit") || !strings.Contains(logs.String(), "increase_count=2") {
 		t.Errorf("logs lack the leak's figures:\n%s", logs)
 	}

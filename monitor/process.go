@@ -73,6 +73,8 @@ type ProcessStatus struct {
 	PPID int `json:"ppid"`
 	// Metrics are the processes of the tree by process id.
 	Metrics map[string]*procmetrics.Process `json:"metrics"`
+	// CapturedAt is when the capture was taken (zero before the first).
+	CapturedAt time.Time `json:"captured_at,omitzero"`
 }
 
 // NewProcess returns a process monitor with opts (defaults filled in). Bad
@@ -130,7 +132,7 @@ func (p *Process) capture(sampler *procmetrics.Sampler) error {
 	if err != nil {
 		return fmt.Errorf("capture of the tree under %d: %w", p.ppid, err)
 	}
-	st := &ProcessStatus{PPID: p.ppid, Metrics: make(map[string]*procmetrics.Process, len(procs))}
+	st := &ProcessStatus{PPID: p.ppid, Metrics: make(map[string]*procmetrics.Process, len(procs)), CapturedAt: p.clock.Now()}
 	pids := make([]int, 0, len(procs))
 	for pid, proc := range procs {
 		st.Metrics[strconv.Itoa(pid)] = proc

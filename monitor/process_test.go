@@ -55,8 +55,9 @@ func TestProcessMonitorCapturesAndLogsTheTree(t *testing.T) {
 	}
 	var st struct {
 		PM struct {
-			PPID    int                                   `json:"ppid"`
-			Metrics map[string]map[string]json.RawMessage `json:"metrics"`
+			PPID       int                                   `json:"ppid"`
+			Metrics    map[string]map[string]json.RawMessage `json:"metrics"`
+			CapturedAt time.Time                             `json:"captured_at"`
 		} `json:"process_monitor"`
 	}
 	if err := json.Unmarshal(raw, &st); err != nil {
@@ -64,6 +65,9 @@ func TestProcessMonitorCapturesAndLogsTheTree(t *testing.T) {
 	}
 	if st.PM.PPID != os.Getpid() {
 		t.Errorf("ppid %d, want %d", st.PM.PPID, os.Getpid())
+	}
+	if age := time.Since(st.PM.CapturedAt); age < 0 || age > 10*time.Second {
+		t.Errorf("captured_at %v: %v ago", st.PM.CapturedAt, age)
 	}
 	for _, pid := range append(pids, strconv.Itoa(os.Getpid())) {
 		m, ok := st.PM.Metrics[pid]

@@ -17,6 +17,7 @@ type Call struct {
 
 	mu     sync.Mutex
 	done   bool
+	failed bool // the final reply was a failure
 	handed bool // the final reply went to the connection's writer
 	ticket *ticket
 }
@@ -59,6 +60,14 @@ func (c *Call) Operation() string {
 	return op
 }
 
+// Failed reports whether the call's final reply was sent as a failure
+// (false before it is sent).
+func (c *Call) Failed() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.done && c.failed
+}
+
 func (c *Call) isDone() bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -73,6 +82,7 @@ func (c *Call) send(final, failed bool, fields any) error {
 	if c.done {
 		return errAlreadyDone
 	}
+	c.failed = final && failed
 	buf := header(make([]byte, 0, 128), c.id, final, failed)
 	buf, err := appendBody(buf, fields)
 	if err != nil {

@@ -158,7 +158,9 @@ func (s *Server) doForward(ctx context.Context, call *rpc.Call) error {
 		defer cancel()
 	}
 
+	began := time.Now()
 	reply, err := target.Call(ctx, name, op, call.Relay)
+	s.stats.forwarded(forwardTarget(target), time.Since(began))
 	switch {
 	case reply != nil: // finished or failed: the worker's own final reply
 		return call.Relay(reply)
@@ -185,6 +187,15 @@ func forwardRole(target *Connection, op string) Role {
 		return RoleControl
 	}
 	return RoleDiagnostics
+}
+
+// forwardTarget is the kind of a forward's target, as Stats.Forward
+// counts it: "controller" or "worker".
+func forwardTarget(target *Connection) string {
+	if target.Role() == "controller" {
+		return "controller"
+	}
+	return "worker"
 }
 
 // doRestart finishes its reply, then signals the controller: INT (the

@@ -65,6 +65,7 @@ type Server struct {
 	active  atomic.Int64 // connections being served
 	atLimit atomic.Bool  // at MaxConnections: refusing, and said so
 	refused atomic.Int64 // connections refused while at the limit
+	stats   serverStats  // what Stats reports
 
 	mu          sync.Mutex
 	byID        map[string]*Connection
@@ -91,10 +92,10 @@ func (s *Server) init() {
 		s.byConn = make(map[*rpc.Conn]*Connection)
 		s.events = newEventQueue()
 		s.handlers = rpc.Handlers{
-			"register": s.doRegister,
-			"forward":  s.doForward,
-			"restart":  s.doRestart,
-			"status":   s.doStatus,
+			"register": s.counted("register", s.doRegister),
+			"forward":  s.counted("forward", s.doForward),
+			"restart":  s.counted("restart", s.doRestart),
+			"status":   s.counted("status", s.doStatus),
 		}
 	})
 }
@@ -160,6 +161,7 @@ func (s *Server) Serve(ctx context.Context, l net.Listener) error {
 		if s.active.Load() >= int64(s.limits.MaxConnections) {
 			c.Close()
 			s.refused.Add(1)
+			s.stats.refused.Add(1)
 			if !s.atLimit.Swap(true) {
 				s.logger.Warn("connection limit reached: refusing new connections until some close",
 					"max_connections", s.limits.MaxConnections, "key", "supervisor.max_connections")

@@ -17,7 +17,7 @@ import (
 )
 
 // operatorCommands returns the operator's subcommands (status, the
-// lifecycle commands, forward, dump, probe, logs).
+// lifecycle commands, forward, dump, probe, logs, top).
 func operatorCommands() []*cobra.Command {
 	return []*cobra.Command{
 		newStatusCmd(),
@@ -31,6 +31,7 @@ func operatorCommands() []*cobra.Command {
 		newDumpCmd(),
 		newProbeCmd(),
 		newLogsCmd(),
+		newTopCmd(),
 	}
 }
 

@@ -185,6 +185,7 @@ func runController(ctx context.Context, path string, cfg *config.Config, strict 
 		tracking = core.reaper.Tracking()
 	}
 	handlers := control.Handlers(ctrl, control.Options{Tracking: tracking, Logs: hub, Reload: r.reload})
+	handlers[control.MetricsOperation] = control.MetricsHandler(ctrl)
 	wg.Go(func() {
 		if ctrl.WaitStarted(ctx) != nil {
 			return

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"sync"
 	"syscall"
 	"time"
 
@@ -77,7 +78,8 @@ with --listen-fd: then the socket's file is left to whoever bound it).
 
 With --config, the [supervisor] table of vigil.toml gives the monitors, the
 limits on clients, the roles (readers, operators, diagnosers), the log level,
-and the socket and who may connect unless the flags say otherwise.`,
+and the socket and who may connect unless the flags say otherwise; the
+[metrics] table, where /metrics is served for Prometheus.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if listenFD < -1 {
@@ -128,12 +130,27 @@ and the socket and who may connect unless the flags say otherwise.`,
 			// children fill later cannot make it abort.
 			container.ReserveThreads(reserveThreads)
 			srv.Logger, opts.Logger = logger, logger
+			var ms *metricsServer
+			if cfg != nil {
+				if ms, err = listenMetrics(cfg.Metrics, srv, logger); err != nil {
+					return err
+				}
+			}
 			l, err := listen(socket, listenFD, opts)
 			if err != nil {
+				if ms != nil {
+					ms.l.Close()
+				}
 				return err
 			}
 			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 			defer stop()
+			if ms != nil {
+				var wg sync.WaitGroup
+				mctx, stopMetrics := context.WithCancel(ctx)
+				wg.Go(func() { ms.serve(mctx) })
+				defer func() { stopMetrics(); wg.Wait() }()
+			}
 			return serve(ctx, l, listenFD, srv)
 		},
 	}

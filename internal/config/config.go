@@ -90,6 +90,9 @@ type Config struct {
 	Services []Service
 	// Logs is the [logs] table: where the services' output goes.
 	Logs Logs
+	// Metrics is the [metrics] table: where the supervisor serves
+	// Prometheus metrics (off unless it says where).
+	Metrics Metrics
 }
 
 // Service returns the service called name.

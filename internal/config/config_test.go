@@ -349,7 +349,7 @@ func TestSeveralErrors(t *testing.T) {
 	}
 	doc = "x = 1\n[supervisor]\ny = 2\n"
 	_, err = Parse([]byte(doc), "/", nil)
-	if err == nil || !strings.Contains(err.Error(), "line 1: x: unknown key x: the top-level tables are logs, services and supervisor\n"+
+	if err == nil || !strings.Contains(err.Error(), "line 1: x: unknown key x: the top-level tables are logs, metrics, services and supervisor\n"+
 		"line 3: supervisor.y: unknown key y: the keys of [supervisor] are allow_groups, allow_uids, diagnosers, line_timeout, log_format, log_level, max_connections, max_in_flight, max_line_size, max_state_depth, max_state_size, monitors, operators, readers, socket, socket_group") {
 		t.Fatalf("want both unknown keys, got %v", err)
 	}
@@ -379,7 +379,7 @@ memory_sample = { duration = "1s", timout = "5s" }
 		t.Fatal("no error")
 	}
 	want := []string{
-		"line 1: verbose: unknown key verbose: the top-level tables are logs, services and supervisor",
+		"line 1: verbose: unknown key verbose: the top-level tables are logs, metrics, services and supervisor",
 		"line 3: supervisor.sokcet: unknown key sokcet: did you mean socket?",
 		"line 4: supervisor.log_format: wrong type: a TOML integer where a string is wanted",
 		"line 6: services.web.comand: unknown key comand: did you mean command?",

@@ -10,6 +10,14 @@ import (
 type encConfig struct {
 	Supervisor encSupervisor         `toml:"supervisor"`
 	Services   map[string]encService `toml:"services,omitempty"`
+	Metrics    *encMetrics           `toml:"metrics,omitempty"`
+}
+
+type encMetrics struct {
+	Listen        string   `toml:"listen"`
+	SocketMode    string   `toml:"socket_mode,omitempty"`
+	Workers       bool     `toml:"workers"`
+	WorkerTimeout Duration `toml:"worker_timeout"`
 }
 
 type encSupervisor struct {
@@ -178,6 +186,12 @@ func (c *Config) Encode(w io.Writer) error {
 			es.StartLimit = &encStartLimit{Burst: s.StartLimitBurst, Interval: s.StartLimitInterval}
 		}
 		e.Services[s.Name] = es
+	}
+	if m := c.Metrics; m.Listen != "" {
+		e.Metrics = &encMetrics{Listen: m.Listen, Workers: m.Workers, WorkerTimeout: m.WorkerTimeout}
+		if m.IsSocket() {
+			e.Metrics.SocketMode = fmt.Sprintf("%04o", m.SocketMode)
+		}
 	}
 	enc := toml.NewEncoder(w)
 	enc.SetIndentTables(false)

@@ -21,6 +21,7 @@ type fileConfig struct {
 	Supervisor *fileSupervisor         `toml:"supervisor"`
 	Services   map[string]*fileService `toml:"services"`
 	Logs       *fileLogs               `toml:"logs"`
+	Metrics    *fileMetrics            `toml:"metrics"`
 }
 
 type fileSupervisor struct {
@@ -220,6 +221,7 @@ func parse(data []byte, dir, path string, getenv func(string) string) (*Config, 
 	c.Supervisor = v.supervisor(f.Supervisor, dir)
 	names := map[string]bool{}
 	c.Logs = v.logs([]string{"logs"}, f.Logs, Logs{}, dir)
+	c.Metrics = v.metrics(f.Metrics, dir)
 	for name, fs := range f.Services {
 		names[name] = true
 		if s, ok := v.service(name, fs, dir, defaultCount); ok {
