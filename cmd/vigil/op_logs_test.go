@@ -201,6 +201,7 @@ func logsCtl(t *testing.T, services ...string) (socket string, ctl *opCtl) {
 	socket = opShortSocket(t)
 	cmd := helperCmd(t, "logs-controller", append([]string{vigilBin, socket}, services...)...)
 	cmd.Stderr = os.Stderr
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} // its whole tree can be killed
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -218,7 +219,15 @@ func logsCtl(t *testing.T, services ...string) (socket string, ctl *opCtl) {
 	}()
 	t.Cleanup(func() {
 		ctl.cmd.Process.Signal(syscall.SIGTERM)
-		ctl.wait()
+		done := make(chan struct{})
+		go func() { ctl.wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(20 * time.Second):
+			t.Errorf("the test controller did not stop within 20s of SIGTERM")
+			_ = syscall.Kill(-ctl.cmd.Process.Pid, syscall.SIGKILL)
+			<-done
+		}
 	})
 	ctl.expect(t, "ready", 30*time.Second)
 	opWaitSocket(t, socket)
