@@ -30,16 +30,15 @@ const DefaultMaxInFlight = 64
 // newline unless [Options.LineTimeout] says otherwise.
 const DefaultLineTimeout = 10 * time.Second
 
-// readBufferSize is the reader's buffer while lines are short; it grows
-// (doubling) up to readBufferMax for a longer line, and longer lines still
-// are gathered in a separate slice, so that an idle connection, and one
-// whose reading waits, cost little memory. After a long line it goes back
-// to readBufferKeep, which long lines that keep coming (status replies, on
-// an operator's side) grow from again.
+// readBufferSize is the reader's buffer while lines are short: taken from
+// a pool when input comes, and given back while a socket waits for its
+// next line. It doubles, up to the line limit, for a longer line, which
+// then takes it (no copy); after a long line the reader goes on with
+// readBufferKeep, which long lines that keep coming (status replies, on an
+// operator's side) grow from again.
 const (
 	readBufferSize = 1 << 10
 	readBufferKeep = 4 << 10
-	readBufferMax  = 64 << 10
 )
 
 // Handler serves one incoming call. It may send intermediate replies with
@@ -100,6 +99,7 @@ type Conn struct {
 	logger *slog.Logger
 
 	out outbox // the write side
+	rd  reader // the read side, owned by Run
 
 	mu      sync.Mutex
 	nextID  uint64

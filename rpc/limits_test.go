@@ -179,7 +179,7 @@ func TestLinesOfEverySize(t *testing.T) {
 	c := NewConn(a, Options{Accepted: true, Handlers: echoHandlers()})
 	running(t, c)
 	peer := newRawPeer(t, b)
-	sizes := []int{0, 10, readBufferSize - 40, readBufferSize, readBufferSize + 1, 5000, readBufferMax - 1, readBufferMax + 7, 3*readBufferMax + 11, 10}
+	sizes := []int{0, 10, readBufferSize - 40, readBufferSize, readBufferSize + 1, readBufferKeep - 30, readBufferKeep - 29, readBufferKeep, 5000, 2*readBufferKeep + 3, 64<<10 - 1, 64<<10 + 7, 3*64<<10 + 11, 10}
 	var all strings.Builder
 	for i, n := range sizes {
 		fmt.Fprintf(&all, `{"id":%d,"do":"echo","value":"%s"}`+"\n", 2+2*i, strings.Repeat("v", n))

@@ -46,14 +46,16 @@ func Parse(line []byte) (*Message, error) {
 	if len(line) == 0 {
 		return nil, fmt.Errorf("empty line: %w", ErrSyntax)
 	}
-	if !json.Valid(line) {
+	if line[0] != '{' {
+		if validate(line, nil) {
+			return nil, fmt.Errorf("%w: %.64q", ErrNotObject, line)
+		}
 		return nil, fmt.Errorf("%w: %.64q", ErrSyntax, line)
 	}
-	if line[0] != '{' {
-		return nil, fmt.Errorf("%w: %.64q", ErrNotObject, line)
+	m := &Message{line: line, fields: make([]field, 0, 8)}
+	if !validate(line, &m.fields) {
+		return nil, fmt.Errorf("%w: %.64q", ErrSyntax, line)
 	}
-	m := &Message{line: line}
-	m.fields = scanObject(line, make([]field, 0, 8))
 	return m, nil
 }
 

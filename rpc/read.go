@@ -8,89 +8,163 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"sync"
+	"syscall"
 	"time"
 )
 
+// reader is a connection's reading state, kept in the Conn rather than
+// on the reading goroutine's stack: an idle connection's goroutine waits
+// with a few frames only, so its stack shrinks to the least.
+type reader struct {
+	buf      []byte // buf[start:end] is read but not yet routed; nil while nothing is
+	start    int
+	end      int
+	scanned  int   // buf[start:scanned] holds no newline
+	counting bool  // the partial line's deadline is set
+	armed    bool  // a read deadline is set on the transport
+	err      error // the last read's error, once buf is routed
+	raw      syscall.RawConn
+}
+
+// errIdle is readLines's way of saying that everything read is routed and
+// the connection waits for more.
+var errIdle = errors.New("idle")
+
 // read is the reader loop; ctx is the handlers' context. It returns nil at
 // the end of the peer's input.
+//
+// Its buffer starts small and doubles for a longer line, up to the line
+// limit; a long line takes the buffer with it (no copy), and a short one
+// is copied out. Between lines, a socket is waited on with no buffer at
+// all (see readRaw), so that an idle connection costs little memory.
 func (c *Conn) read(ctx context.Context) error {
-	buf := make([]byte, readBufferSize)
-	var (
-		start, end int    // buf[start:end] is read but not yet routed
-		long       []byte // a line longer than buf, gathered so far
-		counting   bool   // the partial line's deadline is set
-		armed      bool   // a read deadline is set on the transport
-		rerr       error  // the last read's error, once buf is routed
-	)
-	dl, _ := c.rwc.(readDeadliner)
-	if c.opts.LineTimeout < 0 {
-		dl = nil
+	c.rd.raw = rawSource(c.rwc)
+	for {
+		err := c.readLines(ctx)
+		if err != errIdle {
+			return err
+		}
+		// Wait for input in as few frames as can be.
+		c.rd.buf, c.rd.end, c.rd.err = readRaw(c.rd.raw, nil, 0)
 	}
+}
+
+// readLines reads and routes lines until the connection ends (its error,
+// or nil at the end of the input) or, over a socket, until everything
+// read is routed (errIdle).
+func (c *Conn) readLines(ctx context.Context) error {
+	r := &c.rd
+	maxLine := c.opts.MaxLineSize
+	dl, hasDL := c.rwc.(readDeadliner)
+	lineDeadline := hasDL && c.opts.LineTimeout >= 0
 	for {
 		// Route every complete line read.
 		for {
-			i := bytes.IndexByte(buf[start:end], '\n')
+			i := bytes.IndexByte(r.buf[r.scanned:r.end], '\n')
 			if i < 0 {
+				r.scanned = r.end
 				break
 			}
-			chunk := buf[start : start+i]
-			start += i + 1
-			counting = false
-			if len(long)+len(chunk) > c.opts.MaxLineSize {
-				return fmt.Errorf("%w: over %d bytes", ErrLineTooLong, c.opts.MaxLineSize)
+			nl := r.scanned + i
+			if nl-r.start > maxLine {
+				return fmt.Errorf("%w: over %d bytes", ErrLineTooLong, maxLine)
 			}
 			var line []byte
-			if long != nil {
-				line = append(long, chunk...)
-				long = nil
+			if nl-r.start > readBufferKeep {
+				// A long line keeps the buffer; what follows it goes to a
+				// new one.
+				line = r.buf[r.start:nl:nl]
+				rest := r.buf[nl+1 : r.end]
+				r.buf = make([]byte, max(readBufferKeep, len(rest)))
+				r.end = copy(r.buf, rest)
+				r.start, r.scanned = 0, 0
 			} else {
-				line = bytes.Clone(chunk)
+				line = bytes.Clone(r.buf[r.start:nl])
+				r.start, r.scanned = nl+1, nl+1
 			}
+			r.counting = false
 			c.route(ctx, line)
 			if c.ended() {
 				return nil
 			}
 		}
-		if start == end {
-			start, end = 0, 0
-			if len(buf) > readBufferKeep && long == nil {
-				buf = make([]byte, readBufferKeep) // a long line passed: back to less
+		if r.start == r.end {
+			r.start, r.end, r.scanned = 0, 0, 0
+			if len(r.buf) > readBufferKeep {
+				r.buf = nil // a long line passed: back to less
 			}
 		}
-		partial := end - start + len(long)
-		if rerr != nil {
-			return c.readError(rerr, partial)
+		partial := r.end - r.start
+		if r.err != nil {
+			return c.readError(r.err, partial)
 		}
-		if end == len(buf) { // full, with part of a line
+		if r.end == len(r.buf) && r.buf != nil { // full, with part of a line
 			switch {
-			case start > 0:
-				end = copy(buf, buf[start:end])
-				start = 0
-			case len(long)+len(buf) > c.opts.MaxLineSize:
-				return fmt.Errorf("%w: over %d bytes", ErrLineTooLong, c.opts.MaxLineSize)
-			case len(buf) < readBufferMax:
-				buf = append(buf, make([]byte, len(buf))...)
+			case r.start > 0:
+				r.end = copy(r.buf, r.buf[r.start:r.end])
+				r.scanned -= r.start
+				r.start = 0
+			case len(r.buf) > maxLine:
+				return fmt.Errorf("%w: over %d bytes", ErrLineTooLong, maxLine)
 			default:
-				long = append(long, buf...)
-				end = 0
+				grown := make([]byte, min(2*len(r.buf), maxLine+1))
+				copy(grown, r.buf[:r.end])
+				r.buf = grown
 			}
 		}
 		// A line under way must end within the line timeout; between lines,
 		// no deadline (an idle connection is no fault, and an armed deadline
 		// would wake the process for nothing).
-		if dl != nil {
+		if lineDeadline {
 			switch {
-			case partial > 0 && !counting:
-				counting, armed = true, true
+			case partial > 0 && !r.counting:
+				r.counting, r.armed = true, true
 				_ = dl.SetReadDeadline(time.Now().Add(c.opts.LineTimeout))
-			case partial == 0 && armed:
-				armed = false
+			case partial == 0 && r.armed:
+				r.armed = false
 				_ = dl.SetReadDeadline(time.Time{})
 			}
 		}
-		n, err := c.rwc.Read(buf[end:])
-		end += n
-		rerr = err
+		if partial == 0 && r.raw != nil {
+			if r.buf != nil && len(r.buf) == readBufferSize {
+				giveBuffer(r.buf)
+			}
+			r.buf = nil
+			return errIdle
+		}
+		var n int
+		r.buf, n, r.err = c.readMore(r.raw, r.buf, r.end)
+		r.end += n
+	}
+}
+
+// readMore reads once into buf[end:] and returns the buffer, which it
+// takes (from a pool of small buffers) when buf is nil. Over a socket it
+// waits for input holding no buffer when end is 0: then buf goes back to
+// the pool while it waits, and is taken again once there is input.
+func (c *Conn) readMore(raw syscall.RawConn, buf []byte, end int) ([]byte, int, error) {
+	if raw != nil {
+		return readRaw(raw, buf, end)
+	}
+	if buf == nil {
+		buf = takeBuffer()
+	}
+	n, err := c.rwc.Read(buf[end:])
+	return buf, n, err
+}
+
+// buffers are small read buffers, shared by the connections that wait
+// for input.
+var buffers = sync.Pool{New: func() any { return new([readBufferSize]byte) }}
+
+func takeBuffer() []byte { return buffers.Get().(*[readBufferSize]byte)[:] }
+
+// giveBuffer returns a buffer that takeBuffer gave (any other is left to
+// the garbage collector).
+func giveBuffer(b []byte) {
+	if cap(b) == readBufferSize {
+		buffers.Put((*[readBufferSize]byte)(b[:readBufferSize]))
 	}
 }
 

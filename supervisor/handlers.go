@@ -38,7 +38,7 @@ func (s *Server) doRegister(ctx context.Context, call *rpc.Call) error {
 		return rpc.ArgumentError("register: 'state' must be an object: %v", err)
 	}
 	conn := call.Conn()
-	peer := peerOf(call)
+	peer := peerOf(ctx)
 	if role, _ := params.State["role"].(string); role == "controller" {
 		if err := s.mayControl(peer); err != nil {
 			return err
@@ -50,7 +50,7 @@ func (s *Server) doRegister(ctx context.Context, call *rpc.Call) error {
 	old := s.byConn[conn]
 	state := make(map[string]any, len(params.State)+2)
 	if old != nil {
-		for k, v := range old.state {
+		for k, v := range old.State() {
 			state[k] = v
 		}
 	}
@@ -82,7 +82,8 @@ func (s *Server) doRegister(ctx context.Context, call *rpc.Call) error {
 		}
 	}
 	s.seq++
-	c := &Connection{id: id, state: state, peer: peer, verified: verified, conn: conn, seq: s.seq, entry: entry, brief: brief}
+	c := newConnection(id, state)
+	c.peer, c.verified, c.conn, c.seq, c.entry, c.brief = peer, verified, conn, s.seq, entry, brief
 	if old != nil {
 		s.forget(old)
 		s.events.push(monitorEvent{conn: old})

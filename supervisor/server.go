@@ -174,10 +174,9 @@ func (s *Server) serveConn(ctx context.Context, c net.Conn) {
 		MaxLineSize: s.limits.MaxLineSize,
 		MaxInFlight: s.limits.MaxInFlight,
 		LineTimeout: s.limits.LineTimeout,
-		Logger:      s.clientLog.With("peer_pid", peer.PID, "peer_uid", peer.UID),
+		Logger:      withPeerAttrs(s.clientLog, peer),
 	})
-	conn.MergeState(map[string]any{"peer": peer})
-	_ = conn.Run(ctx) // Run logs its own errors
+	_ = conn.Run(withPeer(ctx, peer)) // Run logs its own errors
 	s.remove(conn)
 }
 
