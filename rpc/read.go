@@ -127,7 +127,7 @@ func (c *Conn) readLines(ctx context.Context) error {
 			}
 		}
 		if partial == 0 && r.raw != nil {
-			if r.buf != nil && len(r.buf) == readBufferSize {
+			if len(r.buf) == readBufferSize {
 				giveBuffer(r.buf)
 			}
 			r.buf = nil

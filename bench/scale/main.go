@@ -15,15 +15,17 @@
 //     part, and PSS, which counts the pages controller and supervisor
 //     share once), threads, and crash → ready (SIGKILL a worker until its
 //     replacement has stamped its readiness);
+//
 //   - the memory per worker: the growth of the pair's anonymous memory
 //     from the smallest N to each larger one, per added worker;
+//
 //   - the supervisor alone (`vigil supervise`, no monitors) with each
 //     count of -conns (1,000, 10,000) registered connections held by this
 //     command: a status call's round trip (median and p99), the reply's
 //     size, and the supervisor's RSS per connection.
 //
-//	go run ./bench/scale                         # builds vigil and the worker
-//	go run ./bench/scale -vigil bin/vigil -n 10,100,1000 -conns 1000,10000 -runs 3
+//     go run ./bench/scale                         # builds vigil and the worker
+//     go run ./bench/scale -vigil bin/vigil -n 10,100,1000 -conns 1000,10000 -runs 3
 package main
 
 import (
@@ -132,7 +134,7 @@ func run(ctx context.Context, o options) error {
 		for _, n := range o.ns {
 			f, err := b.scale(ctx, n)
 			if err != nil {
-				return fmt.Errorf("N=%d: %w", n, err)
+				return fmt.Errorf("with %d workers: %w", n, err)
 			}
 			idle = append(idle, f)
 		}
