@@ -82,3 +82,40 @@ func BenchmarkParseLong(b *testing.B) {
 		}
 	})
 }
+
+func TestFieldsAndValuesAgreeWithObjectAndElements(t *testing.T) {
+	line := `{"a":1, "b" : [1, "x\"]", {"k":[]}], "c\u0064":{"e":null},"f":"}"}`
+	m, err := Parse([]byte(line))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var keys, vals []string
+	for k, v := range Fields(m.Bytes()) {
+		keys, vals = append(keys, string(k)), append(vals, string(v))
+	}
+	if strings.Join(keys, " ") != "a b cd f" || strings.Join(vals, " ") != `1 [1, "x\"]", {"k":[]}] {"e":null} "}"` {
+		t.Errorf("Fields: %q %q", keys, vals)
+	}
+	b, _ := m.Get("b")
+	var elems []string
+	for v := range Values(b) {
+		elems = append(elems, string(v))
+	}
+	var want []string
+	for _, e := range Elements(b) {
+		want = append(want, string(e))
+	}
+	if strings.Join(elems, "|") != strings.Join(want, "|") || len(elems) != 3 {
+		t.Errorf("Values: %q, Elements: %q", elems, want)
+	}
+	for range Fields([]byte(`[1]`)) {
+		t.Error("Fields of an array yielded")
+	}
+	for range Values([]byte(`{"a":1}`)) {
+		t.Error("Values of an object yielded")
+	}
+	// Stopping early.
+	for range Values(b) {
+		break
+	}
+}
