@@ -111,6 +111,8 @@ type Conn struct {
 	closeOnce sync.Once
 	cancel    context.CancelFunc // cancels the handlers' context (under mu)
 	handlers  sync.WaitGroup
+	spares    sync.WaitGroup // the goroutines that serve calls (see serveLoop)
+	spare     chan *Call     // hands a call to the one waiting for one; nil: none waits (under mu)
 
 	slots   chan struct{} // a token per call unanswered; nil: no limit
 	running atomic.Int64  // calls unanswered: their final replies not yet written
@@ -250,6 +252,7 @@ func (c *Conn) Run(ctx context.Context) error {
 	}
 	c.shutdown()
 	c.handlers.Wait()
+	c.spares.Wait()
 	return err
 }
 

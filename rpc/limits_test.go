@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -196,4 +197,71 @@ func TestLinesOfEverySize(t *testing.T) {
 			t.Errorf("call %d (a line of %d): %v, a value of %d bytes", 2+2*i, n, ok, len(v))
 		}
 	}
+}
+
+// goroutineID is the id of the calling goroutine, from its stack's header.
+func goroutineID() string {
+	var buf [64]byte
+	n := runtime.Stack(buf[:], false)
+	f := strings.Fields(string(buf[:n]))
+	return f[1]
+}
+
+// Calls that come one after another are served by the goroutine that
+// served the one before (its stack already grown); calls at once by as
+// many goroutines; and the spare goroutine ends with the connection.
+func TestSequentialCallsShareAGoroutine(t *testing.T) {
+	a, b := socketPair(t)
+	ids := make(chan string, 100)
+	release := make(chan struct{})
+	handlers := Handlers{
+		"who": func(ctx context.Context, call *Call) error {
+			ids <- goroutineID()
+			return call.Finish(nil)
+		},
+		"hold": func(ctx context.Context, call *Call) error {
+			ids <- goroutineID()
+			<-release
+			return call.Finish(nil)
+		},
+	}
+	server := NewConn(a, Options{Accepted: true, Handlers: handlers})
+	stop := running(t, server)
+	client := NewConn(b, Options{})
+	running(t, client)
+	ctx := context.Background()
+	seen := map[string]bool{}
+	for range 20 {
+		if _, err := client.Call(ctx, "who", nil, nil); err != nil {
+			t.Fatal(err)
+		}
+		seen[<-ids] = true
+	}
+	if len(seen) != 1 {
+		t.Errorf("20 calls one after another served by %d goroutines, want 1", len(seen))
+	}
+	// Two at once: two goroutines.
+	done := make(chan error, 2)
+	for range 2 {
+		go func() { _, err := client.Call(ctx, "hold", nil, nil); done <- err }()
+	}
+	if x, y := <-ids, <-ids; x == y {
+		t.Errorf("two calls at once served by one goroutine %s", x)
+	}
+	close(release)
+	for range 2 {
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+	}
+	// After spareFor, a call gets a goroutine again.
+	time.Sleep(spareFor + 50*time.Millisecond)
+	if _, err := client.Call(ctx, "who", nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	<-ids
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	// goleak (TestMain) checks that no server goroutine outlives the test.
 }

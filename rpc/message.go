@@ -24,6 +24,7 @@ var ErrSyntax = errors.New("invalid JSON")
 type Message struct {
 	line   []byte
 	fields []field
+	inline [6]field // the fields of a small message: one allocation for all
 }
 
 type field struct {
@@ -52,7 +53,8 @@ func Parse(line []byte) (*Message, error) {
 		}
 		return nil, fmt.Errorf("%w: %.64q", ErrSyntax, line)
 	}
-	m := &Message{line: line, fields: make([]field, 0, 8)}
+	m := &Message{line: line}
+	m.fields = m.inline[:0]
 	if !validate(line, &m.fields) {
 		return nil, fmt.Errorf("%w: %.64q", ErrSyntax, line)
 	}
@@ -163,7 +165,7 @@ func (m *Message) GetObject(key string) (*Message, bool) {
 	if !ok || len(v) == 0 || v[0] != '{' {
 		return nil, false
 	}
-	return &Message{line: v, fields: scanObject(v, make([]field, 0, 8))}, true
+	return objectOf(v), true
 }
 
 // GetArray returns the elements of an array field, raw, and false when the
@@ -217,7 +219,14 @@ func Object(raw json.RawMessage) (*Message, bool) {
 	if len(raw) == 0 || raw[0] != '{' {
 		return nil, false
 	}
-	return &Message{line: raw, fields: scanObject(raw, make([]field, 0, 8))}, true
+	return objectOf(raw), true
+}
+
+// objectOf indexes an object already validated.
+func objectOf(raw []byte) *Message {
+	m := &Message{line: raw}
+	m.fields = scanObject(raw, m.inline[:0])
+	return m
 }
 
 // Bytes returns the message as it was received (trimmed of white space).

@@ -25,6 +25,7 @@ type reader struct {
 	armed    bool  // a read deadline is set on the transport
 	err      error // the last read's error, once buf is routed
 	raw      syscall.RawConn
+	rr       rawRead
 }
 
 // errIdle is readLines's way of saying that everything read is routed and
@@ -46,7 +47,7 @@ func (c *Conn) read(ctx context.Context) error {
 			return err
 		}
 		// Wait for input in as few frames as can be.
-		c.rd.buf, c.rd.end, c.rd.err = readRaw(c.rd.raw, nil, 0)
+		c.rd.buf, c.rd.end, c.rd.err = readRaw(c.rd.raw, &c.rd.rr, nil, 0)
 	}
 }
 
@@ -145,7 +146,7 @@ func (c *Conn) readLines(ctx context.Context) error {
 // the pool while it waits, and is taken again once there is input.
 func (c *Conn) readMore(raw syscall.RawConn, buf []byte, end int) ([]byte, int, error) {
 	if raw != nil {
-		return readRaw(raw, buf, end)
+		return readRaw(raw, &c.rd.rr, buf, end)
 	}
 	if buf == nil {
 		buf = takeBuffer()
@@ -216,7 +217,7 @@ func (c *Conn) route(ctx context.Context, line []byte) {
 			return
 		}
 	}
-	if _, ok := m.Operation(); ok {
+	if do, ok := m.Get("do"); ok && string(do) != "null" {
 		c.dispatch(ctx, m)
 		return
 	}
@@ -260,8 +261,68 @@ func (c *Conn) dispatch(ctx context.Context, m *Message) {
 	}
 	c.handlers.Add(1)
 	c.running.Add(1)
+	sp := c.spare
+	c.spare = nil
+	if sp == nil {
+		c.spares.Add(1)
+	}
 	c.mu.Unlock()
-	go c.serve(ctx, call)
+	if sp != nil {
+		sp <- call // an idle server of this connection takes it
+		return
+	}
+	go c.serveLoop(ctx, call)
+}
+
+// spareFor is how long a goroutine that served a call waits for the next
+// call of its connection before it exits: a connection whose calls come
+// one after the other (forwards, an operator's loop) reuses it, its stack
+// already grown, rather than start a goroutine per call.
+const spareFor = 100 * time.Millisecond
+
+// serveLoop serves call, then the calls handed to it while it waits as
+// the connection's spare server, until it has waited spareFor, or the
+// connection has ended.
+func (c *Conn) serveLoop(ctx context.Context, call *Call) {
+	defer c.spares.Done()
+	calls := make(chan *Call, 1)
+	var timer *time.Timer
+	defer func() {
+		if timer != nil {
+			timer.Stop()
+		}
+	}()
+	for {
+		c.serve(ctx, call)
+		c.mu.Lock()
+		if c.spare != nil || c.closed {
+			c.mu.Unlock()
+			return
+		}
+		c.spare = calls
+		c.mu.Unlock()
+		if timer == nil {
+			timer = time.NewTimer(spareFor)
+		} else {
+			timer.Reset(spareFor)
+		}
+		select {
+		case call = <-calls:
+			continue
+		case <-timer.C:
+		case <-c.done:
+		}
+		c.mu.Lock()
+		mine := c.spare == calls
+		if mine {
+			c.spare = nil
+		}
+		c.mu.Unlock()
+		if mine {
+			return
+		}
+		call = <-calls // handed a call as the wait ended: serve it
+	}
 }
 
 // answered gives back a call's slot once its final reply is written (or
@@ -287,33 +348,43 @@ func (c *Conn) serve(ctx context.Context, call *Call) {
 		}
 		c.handlers.Done()
 	}()
-	op, _ := call.msg.Operation()
 	err := func() (err error) {
 		defer func() {
 			if r := recover(); r != nil {
-				c.logger.Error("handler panicked", "operation", op, "panic", r)
+				c.logger.Error("handler panicked", "operation", call.Operation(), "panic", r)
 				err = Errorf("Panic", "%v", r)
 			}
 		}()
-		h := c.opts.Handlers[op]
+		h := c.handler(call.msg)
 		if h == nil {
-			if op == "" {
-				return ArgumentError("operation name (\"do\") must be a non-empty string")
+			if op := call.Operation(); op != "" {
+				return Errorf("NoMethodError", "unknown operation %q", op)
 			}
-			return Errorf("NoMethodError", "unknown operation %q", op)
+			return ArgumentError("operation name (\"do\") must be a non-empty string")
 		}
 		return h(ctx, call)
 	}()
 	if err != nil {
 		if !call.isDone() {
-			c.logger.Debug("call failed", "operation", op, "error", err)
+			c.logger.Debug("call failed", "operation", call.Operation(), "error", err)
 		}
 		if ferr := call.FailError(err); ferr != nil && !errors.Is(ferr, errAlreadyDone) {
-			c.logger.Debug("could not send failure", "operation", op, "error", ferr)
+			c.logger.Debug("could not send failure", "operation", call.Operation(), "error", ferr)
 		}
 		return
 	}
 	if ferr := call.Finish(nil); ferr != nil && !errors.Is(ferr, errAlreadyDone) {
-		c.logger.Debug("could not finish call", "operation", op, "error", ferr)
+		c.logger.Debug("could not finish call", "operation", call.Operation(), "error", ferr)
 	}
+}
+
+// handler returns the handler of a call's operation, or nil; looked up
+// without making a string of the name when it has no escapes.
+func (c *Conn) handler(m *Message) Handler {
+	raw, _ := m.Get("do")
+	if len(raw) >= 2 && raw[0] == '"' && bytes.IndexByte(raw, '\\') < 0 {
+		return c.opts.Handlers[string(raw[1:len(raw)-1])]
+	}
+	op, _ := m.Operation()
+	return c.opts.Handlers[op]
 }

@@ -10,7 +10,10 @@ import (
 // rawSource returns nil: the transport is read through its Read method.
 func rawSource(io.ReadWriteCloser) syscall.RawConn { return nil }
 
+// rawRead is unused where rawSource returns nil.
+type rawRead struct{}
+
 // readRaw is never called where rawSource returns nil.
-func readRaw(syscall.RawConn, []byte, int) ([]byte, int, error) {
+func readRaw(syscall.RawConn, *rawRead, []byte, int) ([]byte, int, error) {
 	panic("rpc: readRaw without a raw source")
 }
