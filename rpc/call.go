@@ -32,7 +32,6 @@ type ticket struct {
 // answered marks the call answered: its slot is given back.
 func (t *ticket) answered() {
 	t.once.Do(func() {
-		t.conn.answered()
 		t.conn.running.Add(-1)
 		t.conn.signalExit()
 	})

@@ -25,6 +25,7 @@ type reader struct {
 	armed    bool  // a read deadline is set on the transport
 	err      error // the last read's error, once buf is routed
 	raw      syscall.RawConn
+	dl       readDeadliner // nil: the transport has no deadlines
 	rr       rawRead
 }
 
@@ -32,22 +33,38 @@ type reader struct {
 // the connection waits for more.
 var errIdle = errors.New("idle")
 
-// read is the reader loop; ctx is the handlers' context. It returns nil at
-// the end of the peer's input.
+// read is the reader loop; ctx is the handlers' context. It reads until
+// the connection ends, and then finishes it, unless the connection is
+// parked first (see [Parker]): then it returns, and reads on, in another
+// goroutine, once input comes.
 //
 // Its buffer starts small and doubles for a longer line, up to the line
 // limit; a long line takes the buffer with it (no copy), and a short one
 // is copied out. Between lines, a socket is waited on with no buffer at
 // all (see readRaw), so that an idle connection costs little memory.
-func (c *Conn) read(ctx context.Context) error {
-	c.rd.raw = rawSource(c.rwc)
+func (c *Conn) read(ctx context.Context) {
+	parker := c.parker()
 	for {
 		err := c.readLines(ctx)
 		if err != errIdle {
-			return err
+			c.finish(err)
+			return
+		}
+		if parker != nil {
+			// Parked if nothing comes for a while.
+			_ = c.rd.dl.SetReadDeadline(time.Now().Add(c.parkAfter()))
+			c.rd.armed = true
 		}
 		// Wait for input in as few frames as can be.
-		c.rd.buf, c.rd.end, c.rd.err = readRaw(c.rd.raw, &c.rd.rr, nil, 0)
+		c.rd.end, c.rd.err = readRaw(c.rd.raw, &c.rd)
+		if parker != nil && c.rd.end == 0 && errors.Is(c.rd.err, os.ErrDeadlineExceeded) {
+			c.rd.err = nil
+			c.rd.armed = false
+			_ = c.rd.dl.SetReadDeadline(time.Time{})
+			if c.parkNow(parker) {
+				return
+			}
+		}
 	}
 }
 
@@ -57,8 +74,9 @@ func (c *Conn) read(ctx context.Context) error {
 func (c *Conn) readLines(ctx context.Context) error {
 	r := &c.rd
 	maxLine := c.opts.MaxLineSize
-	dl, hasDL := c.rwc.(readDeadliner)
-	lineDeadline := hasDL && c.opts.LineTimeout >= 0
+	dl := r.dl
+	lineDeadline := dl != nil && c.opts.LineTimeout >= 0
+	parking := c.opts.Parker != nil && r.raw != nil // read re-arms the deadline when idle
 	for {
 		// Route every complete line read.
 		for {
@@ -122,7 +140,7 @@ func (c *Conn) readLines(ctx context.Context) error {
 			case partial > 0 && !r.counting:
 				r.counting, r.armed = true, true
 				_ = dl.SetReadDeadline(time.Now().Add(c.opts.LineTimeout))
-			case partial == 0 && r.armed:
+			case partial == 0 && r.armed && !parking:
 				r.armed = false
 				_ = dl.SetReadDeadline(time.Time{})
 			}
@@ -135,24 +153,22 @@ func (c *Conn) readLines(ctx context.Context) error {
 			return errIdle
 		}
 		var n int
-		r.buf, n, r.err = c.readMore(r.raw, r.buf, r.end)
+		n, r.err = c.readMore(r)
 		r.end += n
 	}
 }
 
-// readMore reads once into buf[end:] and returns the buffer, which it
-// takes (from a pool of small buffers) when buf is nil. Over a socket it
-// waits for input holding no buffer when end is 0: then buf goes back to
-// the pool while it waits, and is taken again once there is input.
-func (c *Conn) readMore(raw syscall.RawConn, buf []byte, end int) ([]byte, int, error) {
-	if raw != nil {
-		return readRaw(raw, &c.rd.rr, buf, end)
+// readMore reads once into r.buf[r.end:], taking a buffer (from a pool
+// of small buffers) when r.buf is nil. Over a socket it waits for input
+// holding no buffer when r.end is 0 (see readRaw).
+func (c *Conn) readMore(r *reader) (int, error) {
+	if r.raw != nil {
+		return readRaw(r.raw, r)
 	}
-	if buf == nil {
-		buf = takeBuffer()
+	if r.buf == nil {
+		r.buf = takeBuffer()
 	}
-	n, err := c.rwc.Read(buf[end:])
-	return buf, n, err
+	return c.rwc.Read(r.buf[r.end:])
 }
 
 // buffers are small read buffers, shared by the connections that wait
@@ -245,18 +261,20 @@ func truncate(b []byte, n int) string {
 // MaxInFlight calls are unanswered (their final replies not yet written),
 // it waits for one to be: the reader stops, and the peer is pushed back.
 func (c *Conn) dispatch(ctx context.Context, m *Message) {
-	if c.slots != nil {
-		select {
-		case c.slots <- struct{}{}:
-		case <-c.done:
-			return
+	if limit := int64(c.opts.MaxInFlight); limit > 0 {
+		// running only falls meanwhile (the calls are dispatched here).
+		for c.running.Load() >= limit {
+			select {
+			case <-c.exited: // a call answered
+			case <-c.done:
+				return
+			}
 		}
 	}
 	call := &Call{conn: c, msg: m, id: m.ID(), ticket: &ticket{conn: c}}
 	c.mu.Lock()
 	if c.closed {
 		c.mu.Unlock()
-		c.answered()
 		return
 	}
 	c.handlers.Add(1)
@@ -322,14 +340,6 @@ func (c *Conn) serveLoop(ctx context.Context, call *Call) {
 			return
 		}
 		call = <-calls // handed a call as the wait ended: serve it
-	}
-}
-
-// answered gives back a call's slot once its final reply is written (or
-// dropped).
-func (c *Conn) answered() {
-	if c.slots != nil {
-		<-c.slots
 	}
 }
 

@@ -14,6 +14,6 @@ func rawSource(io.ReadWriteCloser) syscall.RawConn { return nil }
 type rawRead struct{}
 
 // readRaw is never called where rawSource returns nil.
-func readRaw(syscall.RawConn, *rawRead, []byte, int) ([]byte, int, error) {
+func readRaw(syscall.RawConn, *reader) (int, error) {
 	panic("rpc: readRaw without a raw source")
 }
