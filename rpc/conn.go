@@ -120,10 +120,10 @@ type Conn struct {
 	spares    sync.WaitGroup // the goroutines that serve calls (see serveLoop)
 	spare     chan *Call     // hands a call to the one waiting for one; nil: none waits (under mu)
 
-	onEnd     func(error)  // told the connection's end (under mu)
-	resume    func()       // reads on, then finishes; nil once finished (under mu)
-	stopAfter func() bool  // stops the end with Run's context
-	park      parkState    // under mu
+	onEnd     func(error) // told the connection's end (under mu)
+	resume    func()      // reads on, then finishes; nil once finished (under mu)
+	stopAfter func() bool // stops the end with Run's context
+	park      parkState   // under mu
 
 	running atomic.Int64  // calls unanswered: their final replies not yet written
 	exited  chan struct{} // signalled (never blocking) as a call is answered or the writer stops
@@ -148,11 +148,11 @@ func NewConn(rwc io.ReadWriteCloser, opts Options) *Conn {
 		logger = slog.New(slog.DiscardHandler)
 	}
 	c := &Conn{
-		rwc:     rwc,
-		opts:    opts,
-		logger:  logger,
-		done:    make(chan struct{}),
-		exited:  make(chan struct{}, 1),
+		rwc:    rwc,
+		opts:   opts,
+		logger: logger,
+		done:   make(chan struct{}),
+		exited: make(chan struct{}, 1),
 	}
 	c.out.room.L = &c.out.mu
 	if opts.Accepted {
