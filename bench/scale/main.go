@@ -164,22 +164,29 @@ func (b *bench) scale(ctx context.Context, n int) (idleFigures, error) {
 			return idleFigures{}, fmt.Errorf("floor: %w", err)
 		}
 		floors = append(floors, f)
-		if s, err = b.start(ctx, n); err != nil {
+		// Timed with workers that do not register, as the floor's: the
+		// supervisor's work on registrations would compete with the
+		// later workers' start-ups, which the floor does not have.
+		if s, err = b.start(ctx, n, false); err != nil {
 			return idleFigures{}, fmt.Errorf("start-up %d: %w", i+1, err)
 		}
 		alls = append(alls, s.startup.lastWorker)
 		readys = append(readys, s.startup.ready)
-		if i < b.o.runs-1 {
-			if _, err := s.stop(); err != nil {
-				return idleFigures{}, fmt.Errorf("start-up %d: stop: %w", i+1, err)
-			}
-			s = nil
+		if _, err := s.stop(); err != nil {
+			return idleFigures{}, fmt.Errorf("start-up %d: stop: %w", i+1, err)
 		}
+		s = nil
 	}
 	fl, all := median(floors), median(alls)
 	fmt.Printf("N=%d: start → all ready: vigil %v, floor %v (the same workers spawned by this command): %.2f× the floor; vigil's READY=1 at %v (medians of %d runs each, alternating; vigil %s, floor %s)\n",
 		n, all, fl, float64(all)/float64(fl), median(readys), b.o.runs, list(alls), list(floors))
 
+	// The idle figures and crash to ready, with workers registered.
+	var err error
+	if s, err = b.start(ctx, n, true); err != nil {
+		return idleFigures{}, fmt.Errorf("start-up with registrations: %w", err)
+	}
+	fmt.Printf("N=%d: start → all ready with every worker registering once ready: %v\n", n, s.startup.lastWorker.Round(time.Millisecond))
 	if err := s.waitRegistered(ctx, n); err != nil {
 		return idleFigures{}, err
 	}
@@ -187,7 +194,6 @@ func (b *bench) scale(ctx context.Context, n int) (idleFigures, error) {
 		return idleFigures{}, err
 	}
 	f := idleFigures{n: n}
-	var err error
 	if f.ctrl, err = readMemory(s.cmd.Process.Pid); err != nil {
 		return f, err
 	}
@@ -196,6 +202,10 @@ func (b *bench) scale(ctx context.Context, n int) (idleFigures, error) {
 	}
 	fmt.Printf("N=%d: idle, %d workers registered: controller %s; supervisor %s; the pair: RSS %s, PSS %s\n",
 		n, n, f.ctrl, f.sup, mib(f.ctrl.rss+f.sup.rss), mib(f.ctrl.pss+f.sup.pss))
+
+	if err := s.statusCommand(ctx, n); err != nil {
+		return f, err
+	}
 
 	lat, err := s.crashes(ctx, b.o.kills)
 	if err != nil {

@@ -156,9 +156,9 @@ type session struct {
 }
 
 // start runs `vigil run` with n supervised workers, which register with
-// the supervisor once ready, and waits until the controller says READY=1
-// and every worker has stamped its readiness.
-func (b *bench) start(ctx context.Context, n int) (*session, error) {
+// the supervisor once ready if register is true, and waits until the
+// controller says READY=1 and every worker has stamped its readiness.
+func (b *bench) start(ctx context.Context, n int, register bool) (*session, error) {
 	b.seq++
 	dir := filepath.Join(b.dir, fmt.Sprintf("run%d", b.seq))
 	if err := os.Mkdir(dir, 0o700); err != nil {
@@ -173,8 +173,8 @@ command = [%q]
 count = %d
 stable_after = "10ms"
 graceful_stop = "5s"
-env = { %s = %q, %s = "1" }
-`, socket, b.o.worker, n, envReadyFIFO, b.fifo.Name(), envRegister)
+env = { %s = %q, %s = "%d" }
+`, socket, b.o.worker, n, envReadyFIFO, b.fifo.Name(), envRegister, b2i(register))
 	confPath := filepath.Join(dir, "vigil.toml")
 	if err := os.WriteFile(confPath, []byte(conf), 0o600); err != nil {
 		return nil, err
@@ -385,4 +385,54 @@ func monotonic() int64 {
 	var ts unix.Timespec
 	_ = unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts)
 	return ts.Nano()
+}
+
+func b2i(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// statusCommand times `vigil status` as a whole command (start-up
+// included) against this session, and the status call alone through
+// vigil's rpc client, the controller's children included.
+func (s *session) statusCommand(ctx context.Context, n int) error {
+	runs := max(10, min(50, 20000/n))
+	var whole []time.Duration
+	for i := range runs + 2 {
+		cmd := exec.CommandContext(ctx, s.b.o.vigil, "status", "--socket", s.socket)
+		cmd.Stdout = io.Discard
+		var stderr strings.Builder
+		cmd.Stderr = &stderr
+		start := time.Now()
+		if err := cmd.Run(); err != nil {
+			return fmt.Errorf("vigil status: %w: %s", err, stderr.String())
+		}
+		if i >= 2 {
+			whole = append(whole, time.Since(start))
+		}
+	}
+	c, err := supervisor.Dial(ctx, s.socket)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	var call []time.Duration
+	for i := range runs + 2 {
+		start := time.Now()
+		st, err := c.Status(ctx)
+		if err != nil {
+			return err
+		}
+		if st.Part("children") == nil {
+			return errors.New("status: no children from the controller")
+		}
+		if i >= 2 {
+			call = append(call, time.Since(start))
+		}
+	}
+	fmt.Printf("N=%d: vigil status, the whole command: median %v, p95 %v; the status call alone (children included): median %v, p95 %v (%d runs each)\n",
+		n, median(whole), p95(whole), median(call), p95(call), runs)
+	return nil
 }
