@@ -1,6 +1,7 @@
 package rpc
 
 import (
+	"context"
 	"encoding/json"
 	"strings"
 	"testing"
@@ -117,5 +118,33 @@ func TestFieldsAndValuesAgreeWithObjectAndElements(t *testing.T) {
 	// Stopping early.
 	for range Values(b) {
 		break
+	}
+}
+
+// A large relayed reply, written from the relayed message's own bytes,
+// says what a small one copied says: its fields as they came, under the
+// caller's id and flags.
+func TestRelayLargeAndSmall(t *testing.T) {
+	for _, size := range []int{10, relayCopyBelow + 100} {
+		big := strings.Repeat("x", size)
+		src, err := Parse([]byte(`{"id":99,"finished":true,"a":1, "b\u0062" : {"k":"` + big + `"},"a":[2]}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		a, b := socketPair(t)
+		server := NewConn(a, Options{Accepted: true, Handlers: Handlers{
+			"relay": func(ctx context.Context, call *Call) error { return call.Relay(src) },
+		}})
+		running(t, server)
+		client := NewConn(b, Options{})
+		running(t, client)
+		reply, err := client.Call(context.Background(), "relay", nil, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := `{"id":2,"finished":true,"a":1,"b\u0062":{"k":"` + big + `"},"a":[2]}`
+		if reply.String() != want {
+			t.Errorf("relayed (%d): %.120s, want %.120s", size, reply, want)
+		}
 	}
 }
