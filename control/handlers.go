@@ -54,11 +54,24 @@ type versioned interface {
 	Version() uint64
 }
 
-// children answers with a Children. The children's encoding is kept while
-// the controller's Version is the same (a controller without one is
-// encoded anew each time), and only their uptimes are written anew, from
-// the time that has passed; the statistics are read each time.
+// children answers with a Children. For a controller with a Version, the
+// children's encoding is kept while the Version is the same, and only
+// their uptimes are written anew, from the time that has passed; the
+// statistics are read each time. A controller without one is encoded
+// anew on each call.
 func (s *server) children(ctx context.Context, call *rpc.Call) error {
+	if _, ok := s.ctrl.(versioned); !ok {
+		// Nothing to keep: encoded whole, at once.
+		infos := s.ctrl.Children()
+		reply := Children{Children: make([]Child, len(infos)), Statistics: map[string]container.Statistics{}, Tracking: s.opts.Tracking}
+		for i, c := range infos {
+			reply.Children[i] = FromInfo(c)
+		}
+		for _, st := range s.ctrl.Statistics() {
+			reply.Statistics[st.Service] = st
+		}
+		return call.Finish(reply)
+	}
 	enc, fresh := s.encoded()
 	now := enc.at // just read: the uptimes as they are
 	if !fresh {
@@ -85,25 +98,19 @@ func (s *server) children(ctx context.Context, call *rpc.Call) error {
 }
 
 // encoded returns the children's encoding, made anew (fresh) when the
-// controller has changed since (or has no version).
+// controller (a versioned one) has changed since.
 func (s *server) encoded() (enc *encodedChildren, fresh bool) {
-	v, hasVersion := s.ctrl.(versioned)
-	var version uint64
-	if hasVersion {
-		version = v.Version() // read before the children: a change in between makes the next call encode again
-		s.mu.Lock()
-		c := s.cache
-		s.mu.Unlock()
-		if c != nil && c.version == version {
-			return c, false
-		}
+	version := s.ctrl.(versioned).Version() // read before the children: a change in between makes the next call encode again
+	s.mu.Lock()
+	c := s.cache
+	s.mu.Unlock()
+	if c != nil && c.version == version {
+		return c, false
 	}
-	c := encodeChildren(s.ctrl.Children(), version, time.Now())
-	if hasVersion {
-		s.mu.Lock()
-		s.cache = c
-		s.mu.Unlock()
-	}
+	c = encodeChildren(s.ctrl.Children(), version, time.Now())
+	s.mu.Lock()
+	s.cache = c
+	s.mu.Unlock()
 	return c, true
 }
 

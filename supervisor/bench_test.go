@@ -134,8 +134,8 @@ func BenchmarkIdleConnectionMemory(b *testing.B) {
 	after, stacksAfter := liveMemory()
 	for b.Loop() {
 	}
-	b.ReportMetric(float64(after-before)/n/1024, "KiB/conn")
-	b.ReportMetric(float64(stacksAfter-stacks)/n/1024, "stack-KiB/conn")
+	b.ReportMetric((float64(after)-float64(before))/n/1024, "KiB/conn")
+	b.ReportMetric((float64(stacksAfter)-float64(stacks))/n/1024, "stack-KiB/conn")
 	b.ReportMetric(float64(runtime.NumGoroutine())/n, "goroutines/conn")
 }
 
