@@ -170,3 +170,23 @@ func TestParkerStoppedFirst(t *testing.T) {
 		t.Errorf("end: %v", err)
 	}
 }
+
+// A line that takes longer than ParkAfter is no fault when lines have no
+// timeout: the park deadline does not apply to a line under way.
+func TestSlowLineWithoutLineTimeoutIsNotParkedAway(t *testing.T) {
+	p := parkerRunning(t)
+	a, b := socketPair(t)
+	s := NewConn(a, Options{Accepted: true, Handlers: echoHandlers(), Parker: p, ParkAfter: 30 * time.Millisecond, LineTimeout: -1})
+	ended := make(chan error, 1)
+	s.Start(context.Background(), func(err error) { ended <- err })
+	defer func() { s.Close(); <-ended }()
+	peer := newRawPeer(t, b)
+	peer.send(`{"id":2,"do":"echo",`)
+	time.Sleep(150 * time.Millisecond)
+	peer.send(`"value":"slow"}` + "\n")
+	if m := peer.recv(); m["value"] != "slow" {
+		t.Fatalf("reply %v", m)
+	}
+	// And it parks once idle.
+	waitUntil(t, "parked", func() bool { return p.Parked() == 1 })
+}

@@ -75,7 +75,6 @@ func (c *Conn) readLines(ctx context.Context) error {
 	r := &c.rd
 	maxLine := c.opts.MaxLineSize
 	dl := r.dl
-	lineDeadline := dl != nil && c.opts.LineTimeout >= 0
 	parking := c.opts.Parker != nil && r.raw != nil // read re-arms the deadline when idle
 	for {
 		// Route every complete line read.
@@ -135,11 +134,17 @@ func (c *Conn) readLines(ctx context.Context) error {
 		// A line under way must end within the line timeout; between lines,
 		// no deadline (an idle connection is no fault, and an armed deadline
 		// would wake the process for nothing).
-		if lineDeadline {
+		if dl != nil {
 			switch {
 			case partial > 0 && !r.counting:
-				r.counting, r.armed = true, true
-				_ = dl.SetReadDeadline(time.Now().Add(c.opts.LineTimeout))
+				r.counting = true
+				if c.opts.LineTimeout >= 0 {
+					r.armed = true
+					_ = dl.SetReadDeadline(time.Now().Add(c.opts.LineTimeout))
+				} else if r.armed { // the park deadline, and no line timeout
+					r.armed = false
+					_ = dl.SetReadDeadline(time.Time{})
+				}
 			case partial == 0 && r.armed && !parking:
 				r.armed = false
 				_ = dl.SetReadDeadline(time.Time{})
