@@ -119,6 +119,7 @@ type Conn struct {
 	handlers  sync.WaitGroup
 	spares    sync.WaitGroup // the goroutines that serve calls (see serveLoop)
 	spare     chan *Call     // hands a call to the one waiting for one; nil: none waits (under mu)
+	calls     int            // calls dispatched (under mu)
 
 	onEnd     func(error) // told the connection's end (under mu)
 	resume    func()      // reads on, then finishes; nil once finished (under mu)

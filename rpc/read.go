@@ -284,6 +284,7 @@ func (c *Conn) dispatch(ctx context.Context, m *Message) {
 	}
 	c.handlers.Add(1)
 	c.running.Add(1)
+	c.calls++
 	sp := c.spare
 	c.spare = nil
 	if sp == nil {
@@ -300,7 +301,9 @@ func (c *Conn) dispatch(ctx context.Context, m *Message) {
 // spareFor is how long a goroutine that served a call waits for the next
 // call of its connection before it exits: a connection whose calls come
 // one after the other (forwards, an operator's loop) reuses it, its stack
-// already grown, rather than start a goroutine per call.
+// already grown, rather than start a goroutine per call. A connection's
+// first call is not waited after: many connections make only one (workers
+// register), and a burst of them would hold a goroutine each.
 const spareFor = 100 * time.Millisecond
 
 // serveLoop serves call, then the calls handed to it while it waits as
@@ -318,7 +321,9 @@ func (c *Conn) serveLoop(ctx context.Context, call *Call) {
 	for {
 		c.serve(ctx, call)
 		c.mu.Lock()
-		if c.spare != nil || c.closed {
+		if c.spare != nil || c.closed || c.calls < 2 {
+			// A spare already, the end, or a connection that has made one
+			// call only (a registration, an operator's command): no wait.
 			c.mu.Unlock()
 			return
 		}
