@@ -30,7 +30,7 @@ func (f *fakeController) RestartChildren(ctx context.Context, service string, in
 }
 
 // connect serves h on one end of a pipe and returns the other end.
-func connect(t *testing.T, h rpc.Handlers) *rpc.Conn {
+func connect(t testing.TB, h rpc.Handlers) *rpc.Conn {
 	t.Helper()
 	a, b := net.Pipe()
 	ctx, cancel := context.WithCancel(context.Background())
@@ -115,5 +115,103 @@ func TestRestartChildrenArguments(t *testing.T) {
 		if tc.service != "" && (gotService != tc.service || gotInstance != tc.inst) {
 			t.Errorf("%v: restarted %q %d, want %q %d", tc.params, gotService, gotInstance, tc.service, tc.inst)
 		}
+	}
+}
+
+// versionedController counts the calls of Children, whose answer changes
+// only with its version.
+type versionedController struct {
+	fakeController
+	version uint64
+	calls   int
+}
+
+func (v *versionedController) Version() uint64 { return v.version }
+func (v *versionedController) Children() []container.ChildInfo {
+	v.calls++
+	return v.fakeController.Children()
+}
+
+// childrenOf calls "children" and decodes the reply.
+func childrenOf(t *testing.T, c *rpc.Conn) Children {
+	t.Helper()
+	reply, err := c.Call(context.Background(), "children", nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got Children
+	if err := reply.Decode(&got); err != nil {
+		t.Fatalf("%v: %s", err, reply)
+	}
+	return got
+}
+
+func TestChildrenEncodedOncePerVersion(t *testing.T) {
+	started := time.Now().Add(-time.Minute)
+	f := &versionedController{fakeController: fakeController{children: []container.ChildInfo{
+		{Service: "web", Instance: 0, PID: 42, State: container.StateReady, Started: started, Uptime: time.Minute, Status: `a "quoted" "uptime":null status`},
+		{Service: "web", Instance: 1, State: container.StateBackingOff, Restarts: 2, LastError: "boom"},
+	}}, version: 1}
+	c := connect(t, Handlers(f, Options{Tracking: "cgroup /x"}))
+	first := childrenOf(t, c)
+	time.Sleep(50 * time.Millisecond)
+	second := childrenOf(t, c)
+	if f.calls != 1 {
+		t.Errorf("Children read %d times for one version, want once", f.calls)
+	}
+	if len(second.Children) != 2 || second.Tracking != "cgroup /x" || second.Statistics["web"].Spawns != 3 {
+		t.Fatalf("reply = %+v", second)
+	}
+	if d := *second.Children[0].Uptime - *first.Children[0].Uptime; d < 0.04 || d > 5 {
+		t.Errorf("a running child's uptime went from %v to %v over 50ms", *first.Children[0].Uptime, *second.Children[0].Uptime)
+	}
+	if u := *second.Children[1].Uptime; u != 0 {
+		t.Errorf("a child with no process has uptime %v, want 0", u)
+	}
+	if s := second.Children[0].Status; s != `a "quoted" "uptime":null status` {
+		t.Errorf("status = %q", s)
+	}
+	// The rest as encoding/json writes it.
+	first.Children[0].Uptime, second.Children[0].Uptime = nil, nil
+	a, _ := json.Marshal(first)
+	b, _ := json.Marshal(second)
+	if string(a) != string(b) {
+		t.Errorf("replies differ beyond the uptimes:\n%s\n%s", a, b)
+	}
+
+	f.version++
+	f.children[1].State, f.children[1].PID = container.StateReady, 43
+	third := childrenOf(t, c)
+	if f.calls != 2 || third.Children[1].PID != 43 || third.Children[1].State != "ready" {
+		t.Errorf("after a change (%d reads): %+v", f.calls, third.Children[1])
+	}
+}
+
+// BenchmarkChildren measures the "children" reply with 1,000 children,
+// encoded anew each time (a controller without a version) and kept while
+// the version is the same.
+func BenchmarkChildren(b *testing.B) {
+	infos := make([]container.ChildInfo, 1000)
+	exit := container.ExitStatus{Code: 1}
+	for i := range infos {
+		infos[i] = container.ChildInfo{Service: "web", Instance: i, PID: 1000 + i, State: container.StateReady,
+			Started: time.Now(), Uptime: time.Hour, Restarts: 1, LastExit: &exit}
+	}
+	for _, versioned := range []bool{false, true} {
+		name := "each-call"
+		var ctrl Controller = &fakeController{children: infos}
+		if versioned {
+			name = "per-version"
+			ctrl = &versionedController{fakeController: fakeController{children: infos}, version: 1}
+		}
+		b.Run(name, func(b *testing.B) {
+			c := connect(b, Handlers(ctrl, Options{}))
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := c.Call(context.Background(), "children", nil, nil); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }

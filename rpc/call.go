@@ -33,7 +33,6 @@ type ticket struct {
 // answered marks the call answered: its slot is given back.
 func (t *ticket) answered() {
 	t.once.Do(func() {
-		t.conn.answered()
 		t.conn.running.Add(-1)
 		t.conn.signalExit()
 	})
@@ -151,8 +150,37 @@ func (c *Call) FailError(err error) error {
 }
 
 // Relay sends m, a reply received from another connection, as a reply to
-// this call: its fields are copied, its id replaced by this call's. It is
-// final, and ends this call, when m is.
+// this call: its fields as they came, its id replaced by this call's. It is
+// final, and ends this call, when m is. A large m is not copied: the
+// reply is written from m's own bytes (a Message never changes).
 func (c *Call) Relay(m *Message) error {
-	return c.send(m.Finished(), m.Failed(), m)
+	if len(m.line) < relayCopyBelow {
+		return c.send(m.Finished(), m.Failed(), m)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.done {
+		return errAlreadyDone
+	}
+	final := m.Finished()
+	head := header(make([]byte, 0, 48), c.id, final, m.Failed())
+	pieces := make([][]byte, 0, 4*len(m.fields)+1)
+	for _, f := range m.fields {
+		switch string(f.key) {
+		case "id", "finished", "failed":
+			continue
+		}
+		pieces = append(pieces, comma, f.quoted, colon, f.value)
+	}
+	pieces = append(pieces, closing)
+	return c.put(final, frame{buf: head, shared: pieces, cost: len(head) + len(m.line)})
 }
+
+// relayCopyBelow is the size under which a relayed reply is copied into
+// one buffer rather than written from its pieces.
+const relayCopyBelow = 4 << 10
+
+var (
+	comma = []byte(",")
+	colon = []byte(":")
+)

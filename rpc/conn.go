@@ -30,16 +30,15 @@ const DefaultMaxInFlight = 64
 // newline unless [Options.LineTimeout] says otherwise.
 const DefaultLineTimeout = 10 * time.Second
 
-// readBufferSize is the reader's buffer while lines are short; it grows
-// (doubling) up to readBufferMax for a longer line, and longer lines still
-// are gathered in a separate slice, so that an idle connection, and one
-// whose reading waits, cost little memory. After a long line it goes back
-// to readBufferKeep, which long lines that keep coming (status replies, on
-// an operator's side) grow from again.
+// readBufferSize is the reader's buffer while lines are short: taken from
+// a pool when input comes, and given back while a socket waits for its
+// next line. It doubles, up to the line limit, for a longer line, which
+// then takes it (no copy); after a long line the reader goes on with
+// readBufferKeep, which long lines that keep coming (status replies, on an
+// operator's side) grow from again.
 const (
 	readBufferSize = 1 << 10
 	readBufferKeep = 4 << 10
-	readBufferMax  = 64 << 10
 )
 
 // Handler serves one incoming call. It may send intermediate replies with
@@ -82,6 +81,12 @@ type Options struct {
 	LineTimeout time.Duration
 	// Logger receives bad input and handler failures; nil discards.
 	Logger *slog.Logger
+	// Parker, if not nil, holds this connection while it is idle, with no
+	// goroutine (a socket transport only; see [Parker]); its Run must run.
+	Parker *Parker
+	// ParkAfter is how long the connection waits for input before it is
+	// parked (default DefaultParkAfter; negative: never).
+	ParkAfter time.Duration
 }
 
 type deadliner interface {
@@ -100,6 +105,7 @@ type Conn struct {
 	logger *slog.Logger
 
 	out outbox // the write side
+	rd  reader // the read side, owned by Run
 
 	mu      sync.Mutex
 	nextID  uint64
@@ -111,8 +117,15 @@ type Conn struct {
 	closeOnce sync.Once
 	cancel    context.CancelFunc // cancels the handlers' context (under mu)
 	handlers  sync.WaitGroup
+	spares    sync.WaitGroup // the goroutines that serve calls (see serveLoop)
+	spare     chan *Call     // hands a call to the one waiting for one; nil: none waits (under mu)
+	calls     int            // calls dispatched (under mu)
 
-	slots   chan struct{} // a token per call unanswered; nil: no limit
+	onEnd     func(error) // told the connection's end (under mu)
+	resume    func()      // reads on, then finishes; nil once finished (under mu)
+	stopAfter func() bool // stops the end with Run's context
+	park      parkState   // under mu
+
 	running atomic.Int64  // calls unanswered: their final replies not yet written
 	partial atomic.Bool   // part of a line has been read, not its end
 	lastIO  atomic.Int64  // when bytes were last read or written (unix ns)
@@ -138,18 +151,14 @@ func NewConn(rwc io.ReadWriteCloser, opts Options) *Conn {
 		logger = slog.New(slog.DiscardHandler)
 	}
 	c := &Conn{
-		rwc:     rwc,
-		opts:    opts,
-		logger:  logger,
-		pending: make(map[uint64]*pending),
-		done:    make(chan struct{}),
-		exited:  make(chan struct{}, 1),
+		rwc:    rwc,
+		opts:   opts,
+		logger: logger,
+		done:   make(chan struct{}),
+		exited: make(chan struct{}, 1),
 	}
 	c.out.room.L = &c.out.mu
 	c.lastIO.Store(time.Now().UnixNano())
-	if opts.MaxInFlight > 0 {
-		c.slots = make(chan struct{}, opts.MaxInFlight)
-	}
 	if opts.Accepted {
 		c.nextID = 1
 	}
@@ -170,9 +179,10 @@ func (c *Conn) Close() error {
 // the handlers and closes the transport.
 func (c *Conn) shutdown() {
 	c.closeOnce.Do(func() {
-		c.endCalls()
+		c.endCalls() // no parking from now on
 		c.mu.Lock()
 		cancel := c.cancel
+		parked := c.unparkLocked()
 		c.mu.Unlock()
 		if cancel != nil {
 			cancel()
@@ -180,6 +190,9 @@ func (c *Conn) shutdown() {
 		_ = c.rwc.Close()
 		close(c.done)
 		c.wakeWriters()
+		if parked {
+			go c.finish(nil) // nobody reads: finish here
+		}
 	})
 }
 
@@ -212,23 +225,55 @@ func (c *Conn) ended() bool {
 // returns. At the end of the peer's input, calls already read are still
 // answered when the peer only shut down its sending side (a half-close),
 // and cancelled when it is gone. Run returns nil when the connection ended
-// normally (end of file, Close or ctx), and the error otherwise. Run must
-// be called once.
+// normally (end of file, Close or ctx), and the error otherwise. Run (or
+// Start) must be called once.
 func (c *Conn) Run(ctx context.Context) error {
-	// The handlers' context: ctx's values, cancelled when the connection
-	// ends.
+	done := make(chan error, 1)
+	c.begin(ctx, func(err error) { done <- err })
+	c.reading()
+	return <-done
+}
+
+// Start is Run without the wait: the connection is served by goroutines
+// of its own (none at all while it is parked, see [Parker]), and ended is
+// called, in one of them, with what Run would return, once it has ended
+// and its handlers have returned.
+func (c *Conn) Start(ctx context.Context, ended func(error)) {
+	c.begin(ctx, ended)
+	go c.reading()
+}
+
+// begin prepares the handlers' context (ctx's values, cancelled when the
+// connection ends) and the connection's end with ctx.
+func (c *Conn) begin(ctx context.Context, ended func(error)) {
 	hctx, cancel := context.WithCancel(ctx)
-	defer cancel()
 	c.mu.Lock()
 	c.cancel = cancel
+	c.onEnd = ended
+	c.resume = func() { c.read(hctx) }
 	closed := c.closed
 	c.mu.Unlock()
+	c.rd.raw = rawSource(c.rwc)
+	c.rd.dl, _ = c.rwc.(readDeadliner)
 	if closed {
 		cancel()
 	}
-	stop := context.AfterFunc(ctx, func() { c.shutdown() })
-	defer stop()
-	err := c.read(hctx)
+	c.stopAfter = context.AfterFunc(ctx, func() { c.shutdown() })
+}
+
+// reading reads the connection until it ends, then finishes it, or until
+// it is parked: then a goroutine started when input comes reads on.
+func (c *Conn) reading() {
+	c.mu.Lock()
+	resume := c.resume
+	c.mu.Unlock()
+	resume()
+}
+
+// finish ends the connection once reading has stopped with err: the calls
+// read are answered (after a half-close), the transport is closed, the
+// handlers are waited for, and the owner is told.
+func (c *Conn) finish(err error) {
 	if err == nil && !c.ended() {
 		// End of input: nothing more will come, replies included.
 		c.endCalls()
@@ -253,7 +298,16 @@ func (c *Conn) Run(ctx context.Context) error {
 	}
 	c.shutdown()
 	c.handlers.Wait()
-	return err
+	c.spares.Wait()
+	c.stopAfter()
+	c.mu.Lock()
+	cancel, ended := c.cancel, c.onEnd
+	c.onEnd, c.resume = nil, nil
+	c.mu.Unlock()
+	cancel()
+	if ended != nil {
+		ended(err)
+	}
 }
 
 // hangupCheck is how often a half-closed connection whose handlers still
@@ -349,6 +403,9 @@ func (c *Conn) Call(ctx context.Context, operation string, params any, onReply f
 	}
 	c.nextID += 2
 	id := c.nextID
+	if c.pending == nil {
+		c.pending = make(map[uint64]*pending)
+	}
 	c.pending[id] = p
 	c.mu.Unlock()
 

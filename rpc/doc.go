@@ -27,4 +27,14 @@
 // kernel's socket buffers. When the peer's input ends with a half-close
 // (it shut down its sending side only), the calls already read are
 // answered before the connection closes.
+//
+// A connection costs what it uses. Lines are validated and indexed in one
+// pass; a short one is copied out of a small pooled buffer, a long one
+// takes the buffer it grew in. Between lines a socket is waited on with no
+// buffer. With a [Parker] (Linux), a connection idle for
+// [Options.ParkAfter] has no goroutine either: its socket waits in the
+// Parker's epoll set, and [Conn.Start] serves a connection this way
+// without a goroutine of the caller's. A goroutine that served a call
+// serves the connection's next one if it comes within 100 ms, its stack
+// already grown.
 package rpc

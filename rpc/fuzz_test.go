@@ -78,6 +78,19 @@ func FuzzParse(f *testing.F) {
 	})
 }
 
+// FuzzValidate checks that the validator accepts what encoding/json's
+// Valid accepts, and nothing else.
+func FuzzValidate(f *testing.F) {
+	for _, s := range append(seeds, validateCases...) {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if got, want := validate(b, nil), json.Valid(b); got != want {
+			t.Fatalf("validate(%q) = %v, encoding/json says %v", b, got, want)
+		}
+	})
+}
+
 // FuzzConnRead feeds arbitrary bytes to a connection's reader: it must never
 // panic, must answer what it can, and must end when the input ends.
 func FuzzConnRead(f *testing.F) {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -179,7 +180,7 @@ func TestLinesOfEverySize(t *testing.T) {
 	c := NewConn(a, Options{Accepted: true, Handlers: echoHandlers()})
 	running(t, c)
 	peer := newRawPeer(t, b)
-	sizes := []int{0, 10, readBufferSize - 40, readBufferSize, readBufferSize + 1, 5000, readBufferMax - 1, readBufferMax + 7, 3*readBufferMax + 11, 10}
+	sizes := []int{0, 10, readBufferSize - 40, readBufferSize, readBufferSize + 1, readBufferKeep - 30, readBufferKeep - 29, readBufferKeep, 5000, 2*readBufferKeep + 3, 64<<10 - 1, 64<<10 + 7, 3*64<<10 + 11, 10}
 	var all strings.Builder
 	for i, n := range sizes {
 		fmt.Fprintf(&all, `{"id":%d,"do":"echo","value":"%s"}`+"\n", 2+2*i, strings.Repeat("v", n))
@@ -196,4 +197,73 @@ func TestLinesOfEverySize(t *testing.T) {
 			t.Errorf("call %d (a line of %d): %v, a value of %d bytes", 2+2*i, n, ok, len(v))
 		}
 	}
+}
+
+// goroutineID is the id of the calling goroutine, from its stack's header.
+func goroutineID() string {
+	var buf [64]byte
+	n := runtime.Stack(buf[:], false)
+	f := strings.Fields(string(buf[:n]))
+	return f[1]
+}
+
+// Calls that come one after another are served by the goroutine that
+// served the one before (its stack already grown); calls at once by as
+// many goroutines; and the spare goroutine ends with the connection.
+func TestSequentialCallsShareAGoroutine(t *testing.T) {
+	a, b := socketPair(t)
+	ids := make(chan string, 100)
+	release := make(chan struct{})
+	handlers := Handlers{
+		"who": func(ctx context.Context, call *Call) error {
+			ids <- goroutineID()
+			return call.Finish(nil)
+		},
+		"hold": func(ctx context.Context, call *Call) error {
+			ids <- goroutineID()
+			<-release
+			return call.Finish(nil)
+		},
+	}
+	server := NewConn(a, Options{Accepted: true, Handlers: handlers})
+	stop := running(t, server)
+	client := NewConn(b, Options{})
+	running(t, client)
+	ctx := context.Background()
+	seen := map[string]bool{}
+	for range 20 {
+		if _, err := client.Call(ctx, "who", nil, nil); err != nil {
+			t.Fatal(err)
+		}
+		seen[<-ids] = true
+	}
+	// A call may come before the goroutine of the one before has made
+	// itself the spare (it writes the reply first): a second goroutine.
+	if len(seen) > 5 {
+		t.Errorf("20 calls one after another served by %d goroutines, want 1 or 2", len(seen))
+	}
+	// Two at once: two goroutines.
+	done := make(chan error, 2)
+	for range 2 {
+		go func() { _, err := client.Call(ctx, "hold", nil, nil); done <- err }()
+	}
+	if x, y := <-ids, <-ids; x == y {
+		t.Errorf("two calls at once served by one goroutine %s", x)
+	}
+	close(release)
+	for range 2 {
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+	}
+	// After spareFor, a call gets a goroutine again.
+	time.Sleep(spareFor + 50*time.Millisecond)
+	if _, err := client.Call(ctx, "who", nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	<-ids
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	// goleak (TestMain) checks that no server goroutine outlives the test.
 }

@@ -24,6 +24,7 @@ var ErrSyntax = errors.New("invalid JSON")
 type Message struct {
 	line   []byte
 	fields []field
+	inline [6]field // the fields of a small message: one allocation for all
 }
 
 type field struct {
@@ -46,14 +47,17 @@ func Parse(line []byte) (*Message, error) {
 	if len(line) == 0 {
 		return nil, fmt.Errorf("empty line: %w", ErrSyntax)
 	}
-	if !json.Valid(line) {
+	if line[0] != '{' {
+		if validate(line, nil) {
+			return nil, fmt.Errorf("%w: %.64q", ErrNotObject, line)
+		}
 		return nil, fmt.Errorf("%w: %.64q", ErrSyntax, line)
 	}
-	if line[0] != '{' {
-		return nil, fmt.Errorf("%w: %.64q", ErrNotObject, line)
-	}
 	m := &Message{line: line}
-	m.fields = scanObject(line, make([]field, 0, 8))
+	m.fields = m.inline[:0]
+	if !validate(line, &m.fields) {
+		return nil, fmt.Errorf("%w: %.64q", ErrSyntax, line)
+	}
 	return m, nil
 }
 
@@ -95,13 +99,20 @@ func skipSpace(b []byte, i int) int {
 	return i
 }
 
-// skipString returns the index after the string that starts at b[i] == '"'.
+// skipString returns the index after the string that starts at b[i] ==
+// '"' (in valid JSON: a quote after an odd run of backslashes is escaped).
 func skipString(b []byte, i int) int {
 	for i++; i < len(b); i++ {
-		switch b[i] {
-		case '\\':
-			i++
-		case '"':
+		q := bytes.IndexByte(b[i:], '"')
+		if q < 0 {
+			return len(b)
+		}
+		i += q
+		n := 0
+		for j := i - 1; j >= 0 && b[j] == '\\'; j-- {
+			n++
+		}
+		if n%2 == 0 {
 			return i + 1
 		}
 	}
@@ -154,7 +165,7 @@ func (m *Message) GetObject(key string) (*Message, bool) {
 	if !ok || len(v) == 0 || v[0] != '{' {
 		return nil, false
 	}
-	return &Message{line: v, fields: scanObject(v, make([]field, 0, 8))}, true
+	return objectOf(v), true
 }
 
 // GetArray returns the elements of an array field, raw, and false when the
@@ -208,7 +219,14 @@ func Object(raw json.RawMessage) (*Message, bool) {
 	if len(raw) == 0 || raw[0] != '{' {
 		return nil, false
 	}
-	return &Message{line: raw, fields: scanObject(raw, make([]field, 0, 8))}, true
+	return objectOf(raw), true
+}
+
+// objectOf indexes an object already validated.
+func objectOf(raw []byte) *Message {
+	m := &Message{line: raw}
+	m.fields = scanObject(raw, m.inline[:0])
+	return m
 }
 
 // Bytes returns the message as it was received (trimmed of white space).

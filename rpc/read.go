@@ -8,71 +8,127 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"sync"
+	"syscall"
 	"time"
 )
 
-// read is the reader loop; ctx is the handlers' context. It returns nil at
-// the end of the peer's input.
-func (c *Conn) read(ctx context.Context) error {
-	buf := make([]byte, readBufferSize)
-	var (
-		start, end int    // buf[start:end] is read but not yet routed
-		long       []byte // a line longer than buf, gathered so far
-		counting   bool   // the partial line's deadline is set
-		armed      bool   // a read deadline is set on the transport
-		rerr       error  // the last read's error, once buf is routed
-	)
-	dl, _ := c.rwc.(readDeadliner)
-	if c.opts.LineTimeout < 0 {
-		dl = nil
+// reader is a connection's reading state, kept in the Conn rather than
+// on the reading goroutine's stack: an idle connection's goroutine waits
+// with a few frames only, so its stack shrinks to the least.
+type reader struct {
+	buf      []byte // buf[start:end] is read but not yet routed; nil while nothing is
+	start    int
+	end      int
+	scanned  int   // buf[start:scanned] holds no newline
+	counting bool  // the partial line's deadline is set
+	armed    bool  // a read deadline is set on the transport
+	err      error // the last read's error, once buf is routed
+	raw      syscall.RawConn
+	dl       readDeadliner // nil: the transport has no deadlines
+	rr       rawRead
+}
+
+// errIdle is readLines's way of saying that everything read is routed and
+// the connection waits for more.
+var errIdle = errors.New("idle")
+
+// read is the reader loop; ctx is the handlers' context. It reads until
+// the connection ends, and then finishes it, unless the connection is
+// parked first (see [Parker]): then it returns, and reads on, in another
+// goroutine, once input comes.
+//
+// Its buffer starts small and doubles for a longer line, up to the line
+// limit; a long line takes the buffer with it (no copy), and a short one
+// is copied out. Between lines, a socket is waited on with no buffer at
+// all (see readRaw), so that an idle connection costs little memory.
+func (c *Conn) read(ctx context.Context) {
+	parker := c.parker()
+	for {
+		err := c.readLines(ctx)
+		if err != errIdle {
+			c.finish(err)
+			return
+		}
+		if parker != nil {
+			// Parked if nothing comes for a while.
+			_ = c.rd.dl.SetReadDeadline(time.Now().Add(c.parkAfter()))
+			c.rd.armed = true
+		}
+		// Wait for input in as few frames as can be.
+		c.rd.end, c.rd.err = readRaw(c.rd.raw, &c.rd)
+		if parker != nil && c.rd.end == 0 && errors.Is(c.rd.err, os.ErrDeadlineExceeded) {
+			c.rd.err = nil
+			c.rd.armed = false
+			_ = c.rd.dl.SetReadDeadline(time.Time{})
+			if c.parkNow(parker) {
+				return
+			}
+		}
 	}
+}
+
+// readLines reads and routes lines until the connection ends (its error,
+// or nil at the end of the input) or, over a socket, until everything
+// read is routed (errIdle).
+func (c *Conn) readLines(ctx context.Context) error {
+	r := &c.rd
+	maxLine := c.opts.MaxLineSize
+	dl := r.dl
+	parking := c.opts.Parker != nil && r.raw != nil // read re-arms the deadline when idle
 	for {
 		// Route every complete line read.
 		for {
-			i := bytes.IndexByte(buf[start:end], '\n')
+			i := bytes.IndexByte(r.buf[r.scanned:r.end], '\n')
 			if i < 0 {
+				r.scanned = r.end
 				break
 			}
-			chunk := buf[start : start+i]
-			start += i + 1
-			counting = false
-			if len(long)+len(chunk) > c.opts.MaxLineSize {
-				return fmt.Errorf("%w: over %d bytes", ErrLineTooLong, c.opts.MaxLineSize)
+			nl := r.scanned + i
+			if nl-r.start > maxLine {
+				return fmt.Errorf("%w: over %d bytes", ErrLineTooLong, maxLine)
 			}
 			var line []byte
-			if long != nil {
-				line = append(long, chunk...)
-				long = nil
+			if nl-r.start > readBufferKeep {
+				// A long line keeps the buffer; what follows it goes to a
+				// new one.
+				line = r.buf[r.start:nl:nl]
+				rest := r.buf[nl+1 : r.end]
+				r.buf = make([]byte, max(readBufferKeep, len(rest)))
+				r.end = copy(r.buf, rest)
+				r.start, r.scanned = 0, 0
 			} else {
-				line = bytes.Clone(chunk)
+				line = bytes.Clone(r.buf[r.start:nl])
+				r.start, r.scanned = nl+1, nl+1
 			}
+			r.counting = false
 			c.route(ctx, line)
 			if c.ended() {
 				return nil
 			}
 		}
-		if start == end {
-			start, end = 0, 0
-			if len(buf) > readBufferKeep && long == nil {
-				buf = make([]byte, readBufferKeep) // a long line passed: back to less
+		if r.start == r.end {
+			r.start, r.end, r.scanned = 0, 0, 0
+			if len(r.buf) > readBufferKeep {
+				r.buf = nil // a long line passed: back to less
 			}
 		}
-		partial := end - start + len(long)
-		if rerr != nil {
-			return c.readError(rerr, partial)
+		partial := r.end - r.start
+		if r.err != nil {
+			return c.readError(r.err, partial)
 		}
-		if end == len(buf) { // full, with part of a line
+		if r.end == len(r.buf) && r.buf != nil { // full, with part of a line
 			switch {
-			case start > 0:
-				end = copy(buf, buf[start:end])
-				start = 0
-			case len(long)+len(buf) > c.opts.MaxLineSize:
-				return fmt.Errorf("%w: over %d bytes", ErrLineTooLong, c.opts.MaxLineSize)
-			case len(buf) < readBufferMax:
-				buf = append(buf, make([]byte, len(buf))...)
+			case r.start > 0:
+				r.end = copy(r.buf, r.buf[r.start:r.end])
+				r.scanned -= r.start
+				r.start = 0
+			case len(r.buf) > maxLine:
+				return fmt.Errorf("%w: over %d bytes", ErrLineTooLong, maxLine)
 			default:
-				long = append(long, buf...)
-				end = 0
+				grown := make([]byte, min(2*len(r.buf), maxLine+1))
+				copy(grown, r.buf[:r.end])
+				r.buf = grown
 			}
 		}
 		// A line under way must end within the line timeout; between lines,
@@ -80,22 +136,62 @@ func (c *Conn) read(ctx context.Context) error {
 		// would wake the process for nothing).
 		if dl != nil {
 			switch {
-			case partial > 0 && !counting:
-				counting, armed = true, true
-				_ = dl.SetReadDeadline(time.Now().Add(c.opts.LineTimeout))
-			case partial == 0 && armed:
-				armed = false
+			case partial > 0 && !r.counting:
+				r.counting = true
+				if c.opts.LineTimeout >= 0 {
+					r.armed = true
+					_ = dl.SetReadDeadline(time.Now().Add(c.opts.LineTimeout))
+				} else if r.armed { // the park deadline, and no line timeout
+					r.armed = false
+					_ = dl.SetReadDeadline(time.Time{})
+				}
+			case partial == 0 && r.armed && !parking:
+				r.armed = false
 				_ = dl.SetReadDeadline(time.Time{})
 			}
 		}
+		if partial == 0 && r.raw != nil {
+			if len(r.buf) == readBufferSize {
+				giveBuffer(r.buf)
+			}
+			r.buf = nil
+			return errIdle
+		}
+		var n int
 		c.partial.Store(partial > 0)
-		n, err := c.rwc.Read(buf[end:])
+		n, r.err = c.readMore(r)
 		if n > 0 {
 			c.lastIO.Store(time.Now().UnixNano())
 			c.partial.Store(true) // routed (and cleared) once its line ends
 		}
-		end += n
-		rerr = err
+		r.end += n
+	}
+}
+
+// readMore reads once into r.buf[r.end:], taking a buffer (from a pool
+// of small buffers) when r.buf is nil. Over a socket it waits for input
+// holding no buffer when r.end is 0 (see readRaw).
+func (c *Conn) readMore(r *reader) (int, error) {
+	if r.raw != nil {
+		return readRaw(r.raw, r)
+	}
+	if r.buf == nil {
+		r.buf = takeBuffer()
+	}
+	return c.rwc.Read(r.buf[r.end:])
+}
+
+// buffers are small read buffers, shared by the connections that wait
+// for input.
+var buffers = sync.Pool{New: func() any { return new([readBufferSize]byte) }}
+
+func takeBuffer() []byte { return buffers.Get().(*[readBufferSize]byte)[:] }
+
+// giveBuffer returns a buffer that takeBuffer gave (any other is left to
+// the garbage collector).
+func giveBuffer(b []byte) {
+	if cap(b) == readBufferSize {
+		buffers.Put((*[readBufferSize]byte)(b[:readBufferSize]))
 	}
 }
 
@@ -147,7 +243,7 @@ func (c *Conn) route(ctx context.Context, line []byte) {
 			return
 		}
 	}
-	if _, ok := m.Operation(); ok {
+	if do, ok := m.Get("do"); ok && string(do) != "null" {
 		c.dispatch(ctx, m)
 		return
 	}
@@ -175,31 +271,90 @@ func truncate(b []byte, n int) string {
 // MaxInFlight calls are unanswered (their final replies not yet written),
 // it waits for one to be: the reader stops, and the peer is pushed back.
 func (c *Conn) dispatch(ctx context.Context, m *Message) {
-	if c.slots != nil {
-		select {
-		case c.slots <- struct{}{}:
-		case <-c.done:
-			return
+	if limit := int64(c.opts.MaxInFlight); limit > 0 {
+		// running only falls meanwhile (the calls are dispatched here).
+		for c.running.Load() >= limit {
+			select {
+			case <-c.exited: // a call answered
+			case <-c.done:
+				return
+			}
 		}
 	}
 	call := &Call{conn: c, msg: m, id: m.ID(), ticket: &ticket{conn: c}}
 	c.mu.Lock()
 	if c.closed {
 		c.mu.Unlock()
-		c.answered()
 		return
 	}
 	c.handlers.Add(1)
 	c.running.Add(1)
+	c.calls++
+	sp := c.spare
+	c.spare = nil
+	if sp == nil {
+		c.spares.Add(1)
+	}
 	c.mu.Unlock()
-	go c.serve(ctx, call)
+	if sp != nil {
+		sp <- call // an idle server of this connection takes it
+		return
+	}
+	go c.serveLoop(ctx, call)
 }
 
-// answered gives back a call's slot once its final reply is written (or
-// dropped).
-func (c *Conn) answered() {
-	if c.slots != nil {
-		<-c.slots
+// spareFor is how long a goroutine that served a call waits for the next
+// call of its connection before it exits: a connection whose calls come
+// one after the other (forwards, an operator's loop) reuses it, its stack
+// already grown, rather than start a goroutine per call. A connection's
+// first call is not waited after: many connections make only one (workers
+// register), and a burst of them would hold a goroutine each.
+const spareFor = 100 * time.Millisecond
+
+// serveLoop serves call, then the calls handed to it while it waits as
+// the connection's spare server, until it has waited spareFor, or the
+// connection has ended.
+func (c *Conn) serveLoop(ctx context.Context, call *Call) {
+	defer c.spares.Done()
+	calls := make(chan *Call, 1)
+	var timer *time.Timer
+	defer func() {
+		if timer != nil {
+			timer.Stop()
+		}
+	}()
+	for {
+		c.serve(ctx, call)
+		c.mu.Lock()
+		if c.spare != nil || c.closed || c.calls < 2 {
+			// A spare already, the end, or a connection that has made one
+			// call only (a registration, an operator's command): no wait.
+			c.mu.Unlock()
+			return
+		}
+		c.spare = calls
+		c.mu.Unlock()
+		if timer == nil {
+			timer = time.NewTimer(spareFor)
+		} else {
+			timer.Reset(spareFor)
+		}
+		select {
+		case call = <-calls:
+			continue
+		case <-timer.C:
+		case <-c.done:
+		}
+		c.mu.Lock()
+		mine := c.spare == calls
+		if mine {
+			c.spare = nil
+		}
+		c.mu.Unlock()
+		if mine {
+			return
+		}
+		call = <-calls // handed a call as the wait ended: serve it
 	}
 }
 
@@ -218,33 +373,43 @@ func (c *Conn) serve(ctx context.Context, call *Call) {
 		}
 		c.handlers.Done()
 	}()
-	op, _ := call.msg.Operation()
 	err := func() (err error) {
 		defer func() {
 			if r := recover(); r != nil {
-				c.logger.Error("handler panicked", "operation", op, "panic", r)
+				c.logger.Error("handler panicked", "operation", call.Operation(), "panic", r)
 				err = Errorf("Panic", "%v", r)
 			}
 		}()
-		h := c.opts.Handlers[op]
+		h := c.handler(call.msg)
 		if h == nil {
-			if op == "" {
-				return ArgumentError("operation name (\"do\") must be a non-empty string")
+			if op := call.Operation(); op != "" {
+				return Errorf("NoMethodError", "unknown operation %q", op)
 			}
-			return Errorf("NoMethodError", "unknown operation %q", op)
+			return ArgumentError("operation name (\"do\") must be a non-empty string")
 		}
 		return h(ctx, call)
 	}()
 	if err != nil {
 		if !call.isDone() {
-			c.logger.Debug("call failed", "operation", op, "error", err)
+			c.logger.Debug("call failed", "operation", call.Operation(), "error", err)
 		}
 		if ferr := call.FailError(err); ferr != nil && !errors.Is(ferr, errAlreadyDone) {
-			c.logger.Debug("could not send failure", "operation", op, "error", ferr)
+			c.logger.Debug("could not send failure", "operation", call.Operation(), "error", ferr)
 		}
 		return
 	}
 	if ferr := call.Finish(nil); ferr != nil && !errors.Is(ferr, errAlreadyDone) {
-		c.logger.Debug("could not finish call", "operation", op, "error", ferr)
+		c.logger.Debug("could not finish call", "operation", call.Operation(), "error", ferr)
 	}
+}
+
+// handler returns the handler of a call's operation, or nil; looked up
+// without making a string of the name when it has no escapes.
+func (c *Conn) handler(m *Message) Handler {
+	raw, _ := m.Get("do")
+	if len(raw) >= 2 && raw[0] == '"' && bytes.IndexByte(raw, '\\') < 0 {
+		return c.opts.Handlers[string(raw[1:len(raw)-1])]
+	}
+	op, _ := m.Operation()
+	return c.opts.Handlers[op]
 }

@@ -87,10 +87,19 @@ func (a *Access) allows(c Credentials, r Role, owners []int) bool {
 	return false
 }
 
-// peerOf returns the credentials of the call's peer; a peer whose
-// credentials are unknown has pid 0 and uid and gid -1.
-func peerOf(call *rpc.Call) Credentials {
-	if p, ok := call.Conn().Value("peer").(Credentials); ok {
+// peerKey is the key of a call's peer in its context.
+type peerKey struct{}
+
+// withPeer returns ctx carrying the credentials of the peer whose calls
+// are served under it.
+func withPeer(ctx context.Context, peer Credentials) context.Context {
+	return context.WithValue(ctx, peerKey{}, peer)
+}
+
+// peerOf returns the credentials of the peer of the call served under ctx;
+// a peer whose credentials are unknown has pid 0 and uid and gid -1.
+func peerOf(ctx context.Context) Credentials {
+	if p, ok := ctx.Value(peerKey{}).(Credentials); ok {
 		return p
 	}
 	return unknownPeer
@@ -105,7 +114,7 @@ var unknownPeer = Credentials{UID: -1, GID: -1}
 // and pid and the attributes given. A refusal is an error that names the
 // role needed and the key that grants it.
 func (s *Server) authorize(ctx context.Context, call *rpc.Call, r Role, attrs ...slog.Attr) error {
-	peer := peerOf(call)
+	peer := peerOf(ctx)
 	ok := s.Access.allows(peer, r, s.owners)
 	if r != RoleRead && s.logger.Enabled(ctx, slog.LevelInfo) {
 		line := make([]slog.Attr, 0, 5+len(attrs))

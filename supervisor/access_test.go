@@ -111,8 +111,8 @@ func TestForwardToControllerRoles(t *testing.T) {
 		op   string
 		role Role
 	}{{"children", RoleRead}, {"logs", RoleRead}, {"restart_children", RoleControl}, {"scale", RoleControl}}
-	ctrl := &Connection{state: map[string]any{"role": "controller"}}
-	worker := &Connection{state: map[string]any{"name": "web"}}
+	ctrl := newConnection("c", map[string]any{"role": "controller"})
+	worker := newConnection("w", map[string]any{"name": "web"})
 	for _, tc := range cases {
 		if got := forwardRole(ctrl, tc.op); got != tc.role {
 			t.Errorf("forward %s to the controller: role %s, want %s", tc.op, got, tc.role)

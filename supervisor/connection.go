@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"maps"
 
 	"github.com/vigild/vigil/rpc"
 )
@@ -15,7 +14,10 @@ import (
 // socket connection replaces it with a new Connection.
 type Connection struct {
 	id       string
-	state    map[string]any
+	pid      int    // the state's process_id; 0: absent or not a positive integer
+	instance int    // the state's instance; -1: absent
+	name     string // the state's name
+	role     string // the state's role
 	peer     Credentials
 	verified bool
 	conn     *rpc.Conn
@@ -24,37 +26,48 @@ type Connection struct {
 	brief    json.RawMessage // the entry with the state cut short; nil for a small entry
 }
 
+// newConnection is a registration of state: what the server reads of it
+// is kept apart, and the whole only encoded, as status sends it (an idle
+// registration then costs its entry's bytes, not a decoded map).
+func newConnection(id string, state map[string]any) *Connection {
+	c := &Connection{id: id, pid: intValue(state["process_id"]), instance: -1}
+	if _, ok := state["instance"]; ok {
+		c.instance = intValue(state["instance"])
+	}
+	c.name, _ = state["name"].(string)
+	c.role, _ = state["role"].(string)
+	return c
+}
+
 // ID returns the connection id the server assigned (a UUID).
 func (c *Connection) ID() string { return c.id }
 
-// State returns a copy of the registered state, connection_id included.
-func (c *Connection) State() map[string]any { return maps.Clone(c.state) }
+// State returns a copy of the registered state, connection_id included,
+// decoded anew from the registration's entry (numbers as float64).
+func (c *Connection) State() map[string]any {
+	var e struct {
+		State map[string]any `json:"state"`
+	}
+	if err := json.Unmarshal(c.entry, &e); err != nil || e.State == nil {
+		return map[string]any{"connection_id": c.id}
+	}
+	return e.State
+}
 
 // ProcessID returns the "process_id" of the registered state, or 0 when it
 // is absent or not a positive integer.
-func (c *Connection) ProcessID() int { return intValue(c.state["process_id"]) }
+func (c *Connection) ProcessID() int { return c.pid }
 
 // Service returns the "name" of the registered state: the service the worker
 // belongs to, as vigil's controller names it ("" when absent).
-func (c *Connection) Service() string {
-	s, _ := c.state["name"].(string)
-	return s
-}
+func (c *Connection) Service() string { return c.name }
 
 // Instance returns the "instance" of the registered state, or -1.
-func (c *Connection) Instance() int {
-	if _, ok := c.state["instance"]; !ok {
-		return -1
-	}
-	return intValue(c.state["instance"])
-}
+func (c *Connection) Instance() int { return c.instance }
 
 // Role returns the "role" of the registered state ("controller" for vigil's
 // controller, "" for a worker).
-func (c *Connection) Role() string {
-	s, _ := c.state["role"].(string)
-	return s
-}
+func (c *Connection) Role() string { return c.role }
 
 // Verified reports whether the supervisor knows who registered: the
 // kernel gave the peer's pid, and the registered process_id (if any) is

@@ -22,4 +22,9 @@
 //     gave the peer's pid and the process it names is that process or a
 //     descendant (any, for root); one naming another's process is refused,
 //     and the monitors act only on verified ones.
+//   - Costs stay flat per worker: a connection idle for [Server.ParkAfter]
+//     waits with no goroutine (an idle registered worker costs about 3 KiB
+//     of heap), each registration is encoded once for status, whose reply
+//     shares that encoding, and a forward relays replies without decoding
+//     them.
 package supervisor

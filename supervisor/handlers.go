@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"strconv"
 	"syscall"
 	"time"
 
@@ -38,7 +39,7 @@ func (s *Server) doRegister(ctx context.Context, call *rpc.Call) error {
 		return rpc.ArgumentError("register: 'state' must be an object: %v", err)
 	}
 	conn := call.Conn()
-	peer := peerOf(call)
+	peer := peerOf(ctx)
 	if role, _ := params.State["role"].(string); role == "controller" {
 		if err := s.mayControl(peer); err != nil {
 			return err
@@ -50,7 +51,7 @@ func (s *Server) doRegister(ctx context.Context, call *rpc.Call) error {
 	old := s.byConn[conn]
 	state := make(map[string]any, len(params.State)+2)
 	if old != nil {
-		for k, v := range old.state {
+		for k, v := range old.State() {
 			state[k] = v
 		}
 	}
@@ -82,7 +83,8 @@ func (s *Server) doRegister(ctx context.Context, call *rpc.Call) error {
 		}
 	}
 	s.seq++
-	c := &Connection{id: id, state: state, peer: peer, verified: verified, conn: conn, seq: s.seq, entry: entry, brief: brief}
+	c := newConnection(id, state)
+	c.peer, c.verified, c.conn, c.seq, c.entry, c.brief = peer, verified, conn, s.seq, entry, brief
 	if old != nil {
 		s.forget(old)
 		s.events.push(monitorEvent{conn: old})
@@ -132,8 +134,8 @@ func (s *Server) doForward(ctx context.Context, call *rpc.Call) error {
 	if !ok || string(raw) == "null" {
 		return call.Fail(map[string]any{"error": "Missing 'operation' parameter", "connection_id": id})
 	}
-	op, err := rpc.Parse(raw)
-	if err != nil {
+	op, ok := rpc.Object(raw) // part of a line already validated
+	if !ok {
 		return call.Fail(map[string]any{"error": "'operation' must be an object with a 'do'", "connection_id": id})
 	}
 	name, isCall := op.Operation()
@@ -144,8 +146,8 @@ func (s *Server) doForward(ctx context.Context, call *rpc.Call) error {
 		slog.Int("target_pid", target.ProcessID()), slog.String("forwarded", logName(name))); err != nil {
 		return err
 	}
-	var timeout float64
-	if err := m.DecodeField("timeout", &timeout); err != nil || timeout < 0 {
+	timeout, ok := seconds(m, "timeout")
+	if !ok {
 		return call.Fail(map[string]any{"error": "'timeout' must be a positive number of seconds", "connection_id": id})
 	}
 	if timeout > 0 {
@@ -237,6 +239,20 @@ func (s *Server) controllerPID() int {
 	return os.Getppid()
 }
 
+// seconds reads a field of seconds: 0 when it is absent or null, false
+// when it is not a number at least 0.
+func seconds(m *rpc.Message, key string) (float64, bool) {
+	raw, ok := m.Get(key)
+	if !ok || string(raw) == "null" {
+		return 0, true
+	}
+	if len(raw) == 0 || raw[0] != '-' && (raw[0] < '0' || raw[0] > '9') {
+		return 0, false // a string, an object...: not a number
+	}
+	f, err := strconv.ParseFloat(string(raw), 64)
+	return f, err == nil && f >= 0
+}
+
 // maxForwardTimeout bounds a forward's "timeout" parameter.
 const maxForwardTimeout = 24 * time.Hour
 
@@ -261,8 +277,8 @@ func (s *Server) doStatus(ctx context.Context, call *rpc.Call) error {
 	if err := s.authorize(ctx, call, RoleRead); err != nil {
 		return err
 	}
-	var timeout float64
-	if err := call.Message().DecodeField("timeout", &timeout); err != nil || timeout < 0 {
+	timeout, ok := seconds(call.Message(), "timeout")
+	if !ok {
 		return rpc.ArgumentError("status: 'timeout' must be a positive number of seconds")
 	}
 	var by time.Time

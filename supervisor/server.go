@@ -54,6 +54,12 @@ type Server struct {
 	liveMu sync.Mutex
 	live   map[*rpc.Conn]bool // every connection being served
 
+	// ParkAfter is how long a connection waits for input before it waits
+	// with no goroutine of its own (on Linux; see rpc.Parker): an idle
+	// registered worker then costs its connection's heap memory only
+	// (default rpc.DefaultParkAfter; negative: never).
+	ParkAfter time.Duration
+
 	once      sync.Once
 	logger    *slog.Logger
 	clientLog *slog.Logger // for what clients cause: throttled
@@ -117,6 +123,18 @@ func (s *Server) Serve(ctx context.Context, l net.Listener) error {
 	mctx, stopMonitors := context.WithCancel(context.Background())
 	var monitors sync.WaitGroup
 	monitors.Go(func() { s.events.run(mctx, s.Monitors, s.logger) })
+	// The parker too: connections park in it until they end.
+	var parker *rpc.Parker
+	if s.ParkAfter >= 0 {
+		if p, err := rpc.NewParker(); err == nil {
+			parker = p
+			monitors.Go(func() {
+				if err := p.Run(mctx); err != nil {
+					s.logger.Error("idle connections are not woken", "error", err)
+				}
+			})
+		}
+	}
 	for _, m := range s.Monitors {
 		monitors.Go(func() { runMonitor(mctx, m, s.logger) })
 	}
@@ -169,17 +187,20 @@ func (s *Server) Serve(ctx context.Context, l net.Listener) error {
 			continue
 		}
 		s.active.Add(1)
-		conns.Go(func() {
-			s.serveConn(connCtx, c)
+		conns.Add(1)
+		s.serveConn(connCtx, c, parker, func() {
 			if s.active.Add(-1) < int64(s.limits.MaxConnections) && s.atLimit.CompareAndSwap(true, false) {
 				s.logger.Info("accepting connections again", "refused", s.refused.Swap(0))
 			}
+			conns.Done()
 		})
 	}
 }
 
-// serveConn serves one accepted connection until it ends, then forgets it.
-func (s *Server) serveConn(ctx context.Context, c net.Conn) {
+// serveConn starts serving one accepted connection, with no goroutine of
+// its own while it is idle (parked); once it has ended, it is forgotten
+// and ended called.
+func (s *Server) serveConn(ctx context.Context, c net.Conn, parker *rpc.Parker, ended func()) {
 	peer := unknownPeer
 	if pc, ok := c.(interface{ Credentials() Credentials }); ok {
 		peer = pc.Credentials()
@@ -190,20 +211,23 @@ func (s *Server) serveConn(ctx context.Context, c net.Conn) {
 		MaxLineSize: s.limits.MaxLineSize,
 		MaxInFlight: s.limits.MaxInFlight,
 		LineTimeout: s.limits.LineTimeout,
-		Logger:      s.clientLog.With("peer_pid", peer.PID, "peer_uid", peer.UID),
+		Logger:      withPeerAttrs(s.clientLog, peer),
+		Parker:      parker,
+		ParkAfter:   s.ParkAfter,
 	})
-	conn.MergeState(map[string]any{"peer": peer})
 	s.liveMu.Lock()
 	if s.live == nil {
 		s.live = map[*rpc.Conn]bool{}
 	}
 	s.live[conn] = true
 	s.liveMu.Unlock()
-	_ = conn.Run(ctx) // Run logs its own errors
-	s.liveMu.Lock()
-	delete(s.live, conn)
-	s.liveMu.Unlock()
-	s.remove(conn)
+	conn.Start(withPeer(ctx, peer), func(error) { // the connection logs its own errors
+		s.liveMu.Lock()
+		delete(s.live, conn)
+		s.liveMu.Unlock()
+		s.remove(conn)
+		ended()
+	})
 }
 
 // drainQuiet is how long a connection must have been idle to be closed

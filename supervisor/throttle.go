@@ -72,3 +72,33 @@ func (t *throttle) WithAttrs(attrs []slog.Attr) slog.Handler {
 func (t *throttle) WithGroup(name string) slog.Handler {
 	return &throttle{inner: t.inner.WithGroup(name), state: t.state}
 }
+
+// withPeerAttrs returns l with the peer's pid and uid added to each record
+// as it is logged ("peer_pid", "peer_uid"): unlike Logger.With, nothing is
+// formatted ahead, so a connection that logs nothing costs a few words.
+func withPeerAttrs(l *slog.Logger, peer Credentials) *slog.Logger {
+	return slog.New(&peerAttrs{inner: l.Handler(), pid: peer.PID, uid: peer.UID})
+}
+
+type peerAttrs struct {
+	inner    slog.Handler
+	pid, uid int
+}
+
+func (p *peerAttrs) Enabled(ctx context.Context, level slog.Level) bool {
+	return p.inner.Enabled(ctx, level)
+}
+
+func (p *peerAttrs) Handle(ctx context.Context, r slog.Record) error {
+	r = r.Clone()
+	r.AddAttrs(slog.Int("peer_pid", p.pid), slog.Int("peer_uid", p.uid))
+	return p.inner.Handle(ctx, r)
+}
+
+func (p *peerAttrs) WithAttrs(attrs []slog.Attr) slog.Handler {
+	return p.inner.WithAttrs(append([]slog.Attr{slog.Int("peer_pid", p.pid), slog.Int("peer_uid", p.uid)}, attrs...))
+}
+
+func (p *peerAttrs) WithGroup(name string) slog.Handler {
+	return p.inner.WithAttrs([]slog.Attr{slog.Int("peer_pid", p.pid), slog.Int("peer_uid", p.uid)}).WithGroup(name)
+}

@@ -3,7 +3,7 @@
 // controller serving the children of N workers), then times runs of
 // `vigil status` and prints the median and the 95th percentile.
 //
-//	go run ./bench/status            # builds vigil, N = 100 and 1000
+//	go run ./bench/status            # builds vigil, N = 100, 1000 and 10000
 //	go run ./bench/status -vigil ./vigil -n 100,1000,5000 -runs 100
 package main
 
@@ -28,7 +28,7 @@ import (
 
 func main() {
 	vigil := flag.String("vigil", "", "the vigil binary (default: build ./cmd/vigil)")
-	ns := flag.String("n", "100,1000", "numbers of registered connections, comma-separated")
+	ns := flag.String("n", "100,1000,10000", "numbers of registered connections, comma-separated")
 	runs := flag.Int("runs", 50, "timed runs of vigil status per N")
 	controller := flag.Bool("controller", true, "register a controller that serves the N workers' children")
 	flag.Parse()
@@ -71,7 +71,13 @@ func run(vigil, ns string, runs int, controller bool) error {
 
 func bench(vigil, dir string, n, runs int, controller bool) error {
 	socket := filepath.Join(dir, fmt.Sprintf("s%d.ipc", n))
-	sup := exec.Command(vigil, "supervise", "--socket", socket)
+	// The limit of connections above n and this command's own (the default
+	// of 10,000 would refuse some at n = 10,000).
+	conf := filepath.Join(dir, fmt.Sprintf("s%d.toml", n))
+	if err := os.WriteFile(conf, []byte(fmt.Sprintf("[supervisor]\nsocket = %q\nmax_connections = %d\n", socket, n+100)), 0o600); err != nil {
+		return err
+	}
+	sup := exec.Command(vigil, "supervise", "--config", conf, "--log-level", "warn")
 	if err := sup.Start(); err != nil {
 		return err
 	}

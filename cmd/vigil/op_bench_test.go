@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"fmt"
 	"io"
 	"strings"
@@ -33,17 +34,50 @@ func opSyntheticStatus(b testing.TB, n int) (children, final []byte) {
 	return []byte(cb.String()), []byte(fb.String())
 }
 
-// The client's side of vigil status: decoding the replies, joining them and
-// rendering the table.
+// The client's side of vigil status, in its steps: parsing the replies
+// (rpc validates and indexes each line), joining them into rows
+// (statusview), and rendering the table; then the three together.
 func BenchmarkOpStatusClientSide(b *testing.B) {
-	for _, n := range []int{100, 1000} {
-		b.Run(fmt.Sprint(n), func(b *testing.B) {
-			children, final := opSyntheticStatus(b, n)
+	for _, n := range []int{100, 1000, 10000} {
+		children, final := opSyntheticStatus(b, n)
+		parse := func() *supervisor.Status {
+			cm, err1 := rpc.Parse(bytes.Clone(children))
+			fm, err2 := rpc.Parse(bytes.Clone(final))
+			if err1 != nil || err2 != nil {
+				b.Fatal(err1, err2)
+			}
+			return &supervisor.Status{Parts: []*rpc.Message{cm}, Final: fm}
+		}
+		b.Run(fmt.Sprintf("parse/%d", n), func(b *testing.B) {
 			for b.Loop() {
-				cm, _ := rpc.Parse(children)
-				fm, _ := rpc.Parse(final)
-				st := &supervisor.Status{Parts: []*rpc.Message{cm}, Final: fm}
-				if err := renderStatus(io.Discard, statusview.New(st), false, time.Now()); err != nil {
+				parse()
+			}
+		})
+		b.Run(fmt.Sprintf("view/%d", n), func(b *testing.B) {
+			st := parse()
+			for b.Loop() {
+				statusview.New(st)
+			}
+		})
+		b.Run(fmt.Sprintf("table/%d", n), func(b *testing.B) {
+			v := statusview.New(parse())
+			for b.Loop() {
+				if err := renderStatus(io.Discard, v, false, time.Now()); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+		b.Run(fmt.Sprintf("json/%d", n), func(b *testing.B) {
+			v := statusview.New(parse())
+			for b.Loop() {
+				if err := writeRows(io.Discard, v, time.Now()); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+		b.Run(fmt.Sprintf("all/%d", n), func(b *testing.B) {
+			for b.Loop() {
+				if err := renderStatus(io.Discard, statusview.New(parse()), false, time.Now()); err != nil {
 					b.Fatal(err)
 				}
 			}

@@ -70,13 +70,7 @@ unknown). --output raw prints the supervisor's replies as they came.
 				return o.callError("status", err)
 			}
 			out := cmd.OutOrStdout()
-			if err := writeStatus(out, o.output, st, args, useColour(out), time.Now()); err != nil {
-				return err
-			}
-			if o.output == "table" {
-				_, err = io.WriteString(out, unverifiedLine(st))
-			}
-			return err
+			return writeStatus(out, o.output, st, args, useColour(out), time.Now())
 		},
 	}
 	cmd.ValidArgsFunction = completeServices(&o)
@@ -211,20 +205,11 @@ func renderStatus(w io.Writer, v *statusview.View, colour bool, now time.Time) e
 // unverifiedLine says which registrations the supervisor could not verify
 // (their "verified" is false): it did not know who made them, so its
 // monitors leave their processes alone. "" when there are none.
-func unverifiedLine(st *supervisor.Status) string {
+func unverifiedLine(v *statusview.View) string {
 	var ids []string
-	for _, e := range rpc.Elements(mustGet(st.Final, "connections")) {
-		entry, ok := rpc.Object(e)
-		if !ok {
-			continue
-		}
-		state, ok := entry.GetObject("state")
-		if !ok {
-			continue
-		}
-		if v, _ := state.Get("verified"); string(v) == "false" {
-			id, _ := entry.GetString("connection_id")
-			ids = append(ids, statusview.ShortID(id))
+	for _, w := range v.Connections {
+		if w.Unverified {
+			ids = append(ids, statusview.ShortID(w.ConnID))
 		}
 	}
 	if len(ids) == 0 {
@@ -234,15 +219,6 @@ func unverifiedLine(st *supervisor.Status) string {
 		"(a peer outside its pid namespace), so its monitors leave %s process alone\n",
 		len(ids), plural(len(ids), "registration", "registrations"), listShort(ids),
 		plural(len(ids), "it", "them"), plural(len(ids), "its", "their"))
-}
-
-// mustGet returns a field of m, or nil.
-func mustGet(m *rpc.Message, key string) []byte {
-	if m == nil {
-		return nil
-	}
-	v, _ := m.Get(key)
-	return v
 }
 
 // formatKills formats kills by reason: "0", or "3 (maximum_size_limit 2, increase_limit 1)".
@@ -311,13 +287,7 @@ func runWatch(parent context.Context, o *opOptions, services []string, w io.Writ
 				c = nil
 				return o.callError("status", err)
 			}
-			if err := writeStatus(&frame, o.output, st, services, colour, time.Now()); err != nil {
-				return err
-			}
-			if o.output == "table" {
-				frame.WriteString(unverifiedLine(st))
-			}
-			return nil
+			return writeStatus(&frame, o.output, st, services, colour, time.Now())
 		}()
 		if ctx.Err() != nil {
 			return nil

@@ -133,7 +133,8 @@ func writeRows(w io.Writer, v *statusview.View, now time.Time) error {
 	return err
 }
 
-// writeStatus writes one status answer in the --output format: "table",
+// writeStatus writes one status answer in the --output format: "table"
+// (and a line on the registrations the supervisor could not verify),
 // "json" (rows) or "raw" (the supervisor's replies). With services, only
 // their workers and totals are shown (not for raw); a name that is no
 // service is an error that exits 4.
@@ -141,7 +142,8 @@ func writeStatus(w io.Writer, output string, st *supervisor.Status, services []s
 	if output == "raw" {
 		return writeRawReplies(w, st)
 	}
-	v := statusview.New(st)
+	all := statusview.New(st)
+	v := all
 	if len(services) > 0 {
 		var err error
 		if v, err = onlyServices(v, services); err != nil {
@@ -151,7 +153,11 @@ func writeStatus(w io.Writer, output string, st *supervisor.Status, services []s
 	if output == "json" {
 		return writeRows(w, v, now)
 	}
-	return renderStatus(w, v, colour, now)
+	if err := renderStatus(w, v, colour, now); err != nil {
+		return err
+	}
+	_, err := io.WriteString(w, unverifiedLine(all))
+	return err
 }
 
 // onlyServices returns a copy of v with only the workers and totals of

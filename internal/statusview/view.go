@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/vigild/vigil/control"
+	"github.com/vigild/vigil/rpc"
 	"github.com/vigild/vigil/supervisor"
 )
 
@@ -33,31 +34,6 @@ type ServiceStats struct {
 	Failures    int     `json:"failures"`     // unsuccessful exits and failed spawns
 	RestartRate float64 `json:"restart_rate"` // restarts per second over the last minute
 	FailureRate float64 `json:"failure_rate"` // failures per second over the last minute
-}
-
-type memProcess struct {
-	CurrentSize        *float64 `json:"current_size"` // shared + private
-	CurrentPrivateSize *float64 `json:"current_private_size"`
-	ResidentSize       *float64 `json:"resident_size"`
-}
-
-type memoryMonitor struct {
-	Processes map[string]memProcess      `json:"processes"`
-	Kills     map[string]json.RawMessage `json:"kills"`
-}
-
-type procMetric struct {
-	ProcessorUtilization *float64 `json:"processor_utilization"`
-	ResidentSize         *float64 `json:"resident_size"`
-	ElapsedTime          *float64 `json:"elapsed_time"`
-	Memory               *struct {
-		PrivateClean float64 `json:"private_clean_size"`
-		PrivateDirty float64 `json:"private_dirty_size"`
-	} `json:"memory"`
-}
-
-type processMonitor struct {
-	Metrics map[string]procMetric `json:"metrics"`
 }
 
 // state is the part of a registered state the operator's tools read.
@@ -98,6 +74,10 @@ type Worker struct {
 	Outputs []string
 	// Controller marks the controller's own registration (never a row).
 	Controller bool
+	// Unverified marks a registration whose "verified" is false: the
+	// supervisor cannot tell which process made it, so its monitors leave
+	// the process alone.
+	Unverified bool
 }
 
 // Name returns SERVICE.INSTANCE, or what is known of it.
@@ -180,29 +160,31 @@ func ShortID(id string) string {
 // decoding is most of `vigil status`'s time.
 func New(st *supervisor.Status) *View {
 	v := &View{}
-	var mem *memoryMonitor
-	var proc *processMonitor
-	var stats map[string]*ServiceStats
+	names := interned{}
+	var (
+		mem   map[int]memFigures
+		proc  map[int]procFigures
+		kills []byte
+		stats map[string]*ServiceStats
+	)
 	for _, p := range st.Parts {
 		switch {
 		case p.Has("memory_monitor"):
-			var m memoryMonitor
-			if err := p.DecodeField("memory_monitor", &m); err != nil {
-				v.Warnings = append(v.Warnings, fmt.Sprintf("memory monitor: unreadable status: %v", err))
-			} else {
-				mem = &m
+			raw, _ := p.Get("memory_monitor")
+			var ok bool
+			if mem, kills, ok = readMemory(raw); !ok {
+				v.Warnings = append(v.Warnings, fmt.Sprintf("memory monitor: unreadable status: %.64s", raw))
 			}
 		case p.Has("process_monitor"):
-			var m processMonitor
-			if err := p.DecodeField("process_monitor", &m); err != nil {
-				v.Warnings = append(v.Warnings, fmt.Sprintf("process monitor: unreadable status: %v", err))
-			} else {
-				proc = &m
+			raw, _ := p.Get("process_monitor")
+			var ok bool
+			if proc, ok = readProcess(raw); !ok {
+				v.Warnings = append(v.Warnings, fmt.Sprintf("process monitor: unreadable status: %.64s", raw))
 			}
 		case p.Has("children"):
 			v.HasChildren = true
 			raw, _ := p.Get("children")
-			v.Children = decodeChildren(raw)
+			v.Children = decodeChildren(raw, names)
 			if err := p.DecodeField("statistics", &stats); err != nil {
 				v.Warnings = append(v.Warnings, fmt.Sprintf("controller: unreadable statistics: %v", err))
 			}
@@ -227,32 +209,49 @@ func New(st *supervisor.Status) *View {
 		}
 	}
 
-	// Connections, indexed by pid for the children to claim.
-	byPID := make(map[int][]*Worker)
+	// Connections, indexed by pid for the children to claim. The rows are
+	// made in one block.
 	raw, _ := st.Final.Get("connections")
-	conns := decodeConnections(raw)
-	for i := range conns {
+	conns := decodeConnections(raw, names)
+	block := make([]Worker, len(conns)+len(v.Children))
+	v.Connections = make([]*Worker, 0, len(conns))
+	byPID := make(map[int]int, len(conns)) // the first unclaimed connection of a pid, by index
+	next := make([]int, len(conns))        // the next connection of the same pid; -1: none
+	claimed := make([]bool, len(conns))
+	for i := len(conns) - 1; i >= 0; i-- {
 		c := &conns[i]
 		s := &c.State
-		w := &Worker{
+		w := &block[i]
+		*w = Worker{
 			Service: s.Name, Instance: scanInt(s.Instance, -1), PID: scanInt(c.ProcessID, 0), ConnID: c.ConnectionID,
 			State: "connected", Uptime: -1, CPU: -1, Private: -1, Resident: -1, Restarts: -1, Outputs: s.Outputs,
+			Unverified: c.Unverified,
 		}
 		if w.PID == 0 {
 			w.PID = scanInt(s.ProcessID, 0)
 		}
-		v.Connections = append(v.Connections, w)
+		next[i] = -1
 		if s.Role == "controller" {
 			w.Controller = true
-			v.Controller = w
 			continue
 		}
-		byPID[w.PID] = append(byPID[w.PID], w)
+		if j, ok := byPID[w.PID]; ok {
+			next[i] = j
+		}
+		byPID[w.PID] = i
 	}
-	claimed := make(map[*Worker]bool)
+	for i := range conns {
+		w := &block[i]
+		v.Connections = append(v.Connections, w)
+		if w.Controller {
+			v.Controller = w
+		}
+	}
+	v.Workers = make([]*Worker, 0, len(v.Children)+len(conns))
 	for i := range v.Children {
 		ch := &v.Children[i]
-		w := &Worker{
+		w := &block[len(conns)+i]
+		*w = Worker{
 			Service: ch.Service, Instance: ch.Instance, PID: ch.PID, State: ch.State,
 			Uptime: -1, CPU: -1, Private: -1, Resident: -1, Restarts: ch.Restarts,
 			LastError: ch.LastError, Status: StatusText(ch.State, ch.Status),
@@ -267,11 +266,13 @@ func New(st *supervisor.Status) *View {
 			w.NextRestart = *ch.NextRestart
 		}
 		if ch.PID > 0 {
-			for _, c := range byPID[ch.PID] {
-				if !claimed[c] {
-					claimed[c] = true
+			for j, ok := byPID[ch.PID]; ok && j >= 0; j = next[j] {
+				if !claimed[j] {
+					claimed[j] = true
+					c := &block[j]
 					w.ConnID = c.ConnID
 					w.Outputs = c.Outputs
+					w.Unverified = c.Unverified
 					c.Service, c.Instance = ch.Service, ch.Instance
 					break
 				}
@@ -279,8 +280,8 @@ func New(st *supervisor.Status) *View {
 		}
 		v.Workers = append(v.Workers, w)
 	}
-	for _, c := range v.Connections {
-		if !c.Controller && !claimed[c] {
+	for i, c := range v.Connections {
+		if !c.Controller && !claimed[i] {
 			v.Workers = append(v.Workers, c)
 		}
 	}
@@ -290,33 +291,28 @@ func New(st *supervisor.Status) *View {
 		if w.PID <= 0 {
 			continue
 		}
-		key := strconv.Itoa(w.PID)
-		if proc != nil {
-			if m, ok := proc.Metrics[key]; ok {
-				if m.ProcessorUtilization != nil {
-					w.CPU = *m.ProcessorUtilization
-				}
-				if m.ResidentSize != nil {
-					w.Resident = *m.ResidentSize
-				}
-				if m.Memory != nil {
-					w.Private = m.Memory.PrivateClean + m.Memory.PrivateDirty
-				}
-				if w.Uptime < 0 && m.ElapsedTime != nil {
-					w.Uptime = *m.ElapsedTime
-				}
+		if m, ok := proc[w.PID]; ok {
+			if m.cpu >= 0 {
+				w.CPU = m.cpu
+			}
+			if m.resident >= 0 {
+				w.Resident = m.resident
+			}
+			if m.private >= 0 {
+				w.Private = m.private
+			}
+			if w.Uptime < 0 && m.elapsed >= 0 {
+				w.Uptime = m.elapsed
 			}
 		}
-		if mem != nil {
-			if m, ok := mem.Processes[key]; ok {
-				if m.CurrentPrivateSize != nil {
-					w.Private = *m.CurrentPrivateSize
-				}
-				if m.ResidentSize != nil {
-					w.Resident = *m.ResidentSize
-				} else if m.CurrentSize != nil {
-					w.Resident = *m.CurrentSize
-				}
+		if m, ok := mem[w.PID]; ok {
+			if m.private >= 0 {
+				w.Private = m.private
+			}
+			if m.resident >= 0 {
+				w.Resident = m.resident
+			} else if m.current >= 0 {
+				w.Resident = m.current
 			}
 		}
 	}
@@ -360,20 +356,19 @@ func New(st *supervisor.Status) *View {
 			summary(name).Stats = st
 		}
 	}
-	if mem != nil {
-		for reason, raw := range mem.Kills {
-			var n int
-			if json.Unmarshal(raw, &n) == nil {
+	if len(kills) > 0 && isObject(kills) {
+		for reason, raw := range rpc.Fields(kills) {
+			if n, ok := smallInt(raw); ok {
 				if v.Kills == nil {
 					v.Kills = make(map[string]int)
 				}
-				v.Kills[reason] = n
+				v.Kills[string(reason)] = n
 				continue
 			}
 			// {"service": {"reason": n}}: kills per service.
 			var per map[string]int
 			if json.Unmarshal(raw, &per) == nil {
-				s := summary(reason)
+				s := summary(string(reason))
 				s.Kills = per
 			}
 		}

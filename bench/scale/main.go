@@ -1,0 +1,299 @@
+//go:build linux
+
+// Command scale measures vigil at scale, with the real binary and the small
+// idle Go worker of bench/controller (which says {"ready":true} on fd 3,
+// stamps its moment of readiness into a FIFO, and registers with the
+// supervisor):
+//
+//   - for each N of -n (10, 100, 1,000): start → all ready, from starting
+//     `vigil run` until the last of its N workers has stamped its
+//     readiness, beside the floor measured in the same run: the same N
+//     workers spawned straight from this command, one after the other, as
+//     a script would. The runs alternate, floor then vigil, -runs times,
+//     and the medians are printed with their ratio. Then, with vigil's N
+//     workers registered and idle: each process's RSS (and its anonymous
+//     part, and PSS, which counts the pages controller and supervisor
+//     share once), threads, and crash → ready (SIGKILL a worker until its
+//     replacement has stamped its readiness);
+//
+//   - the memory per worker: the growth of the pair's anonymous memory
+//     from the smallest N to each larger one, per added worker;
+//
+//   - the supervisor alone (`vigil supervise`, no monitors) with each
+//     count of -conns (1,000, 10,000) registered connections held by this
+//     command: a status call's round trip (median and p99), the reply's
+//     size, and the supervisor's RSS per connection.
+//
+//     go run ./bench/scale                         # builds vigil and the worker
+//     go run ./bench/scale -vigil bin/vigil -n 10,100,1000 -conns 1000,10000 -runs 3
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+type options struct {
+	vigil, worker string
+	ns, conns     []int
+	runs          int
+	kills         int
+	settle        time.Duration
+	calls         int
+	verbose       bool
+}
+
+func main() {
+	var o options
+	var ns, conns string
+	flag.StringVar(&o.vigil, "vigil", "", "the vigil binary (default: build ./cmd/vigil)")
+	flag.StringVar(&o.worker, "worker", "", "the idle worker binary (default: build ./bench/controller/idleworker)")
+	flag.StringVar(&ns, "n", "10,100,1000", "numbers of workers of vigil run, comma-separated (empty: none)")
+	flag.StringVar(&conns, "conns", "1000,10000", "numbers of connections registered with the supervisor alone, comma-separated (empty: none)")
+	flag.IntVar(&o.runs, "runs", 3, "start-ups of each N, each beside a floor run")
+	flag.IntVar(&o.kills, "kills", 20, "timed kills per crash-to-ready measurement (after 3 untimed ones)")
+	flag.DurationVar(&o.settle, "settle", 3*time.Second, "wait once every worker has registered, before the memory is read")
+	flag.IntVar(&o.calls, "calls", 200, "timed status calls per count of connections")
+	flag.BoolVar(&o.verbose, "v", false, "show vigil's output on stderr")
+	flag.Parse()
+	var err error
+	if o.ns, err = counts(ns); err == nil {
+		o.conns, err = counts(conns)
+	}
+	if err != nil || o.runs < 1 || o.kills < 1 || o.calls < 1 {
+		fmt.Fprintln(os.Stderr, "bench/scale: -n and -conns are comma-separated positive counts; -runs, -kills and -calls positive")
+		os.Exit(2)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	err = run(ctx, o)
+	stop()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench/scale:", err)
+		os.Exit(1)
+	}
+}
+
+func counts(s string) ([]int, error) {
+	var out []int
+	for f := range strings.SplitSeq(s, ",") {
+		if f = strings.TrimSpace(f); f == "" {
+			continue
+		}
+		n, err := strconv.Atoi(f)
+		if err != nil || n < 1 {
+			return nil, fmt.Errorf("bad count %q", f)
+		}
+		out = append(out, n)
+	}
+	return out, nil
+}
+
+func run(ctx context.Context, o options) error {
+	dir, err := os.MkdirTemp("", "vigil-bench-scale-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	if o.vigil == "" {
+		o.vigil = filepath.Join(dir, "vigil")
+		if err := goBuild(o.vigil, "github.com/vigild/vigil/cmd/vigil"); err != nil {
+			return err
+		}
+	}
+	if o.worker == "" {
+		o.worker = filepath.Join(dir, "idleworker")
+		if err := goBuild(o.worker, "github.com/vigild/vigil/bench/controller/idleworker"); err != nil {
+			return err
+		}
+	}
+	for _, p := range []*string{&o.vigil, &o.worker} {
+		if *p, err = filepath.Abs(*p); err != nil {
+			return err
+		}
+	}
+	fmt.Printf("machine: %d CPUs, load average %s at the start; vigil %s\n", runtime.NumCPU(), loadAverage(), o.vigil)
+
+	if len(o.ns) > 0 {
+		b, err := newBench(dir, o)
+		if err != nil {
+			return err
+		}
+		defer b.close()
+		var idle []idleFigures
+		for _, n := range o.ns {
+			f, err := b.scale(ctx, n)
+			if err != nil {
+				return fmt.Errorf("with %d workers: %w", n, err)
+			}
+			idle = append(idle, f)
+		}
+		printPerWorker(idle)
+	}
+	for _, n := range o.conns {
+		if err := alone(ctx, dir, o, n); err != nil {
+			return fmt.Errorf("supervisor alone, %d connections: %w", n, err)
+		}
+	}
+	return nil
+}
+
+// scale measures vigil run with n workers: start-ups beside the floor,
+// then the idle figures and crash to ready of the last start-up.
+func (b *bench) scale(ctx context.Context, n int) (idleFigures, error) {
+	var floors, alls, readys []time.Duration
+	var s *session
+	defer func() {
+		if s != nil {
+			_, _ = s.stop()
+		}
+	}()
+	for i := range b.o.runs {
+		f, err := b.floor(ctx, n)
+		if err != nil {
+			return idleFigures{}, fmt.Errorf("floor: %w", err)
+		}
+		floors = append(floors, f)
+		// Timed with workers that do not register, as the floor's: the
+		// supervisor's work on registrations would compete with the
+		// later workers' start-ups, which the floor does not have.
+		if s, err = b.start(ctx, n, false); err != nil {
+			return idleFigures{}, fmt.Errorf("start-up %d: %w", i+1, err)
+		}
+		alls = append(alls, s.startup.lastWorker)
+		readys = append(readys, s.startup.ready)
+		if _, err := s.stop(); err != nil {
+			return idleFigures{}, fmt.Errorf("start-up %d: stop: %w", i+1, err)
+		}
+		s = nil
+	}
+	fl, all := median(floors), median(alls)
+	fmt.Printf("N=%d: start → all ready: vigil %v, floor %v (the same workers spawned by this command): %.2f× the floor; vigil's READY=1 at %v (medians of %d runs each, alternating; vigil %s, floor %s)\n",
+		n, all, fl, float64(all)/float64(fl), median(readys), b.o.runs, list(alls), list(floors))
+
+	// The idle figures and crash to ready, with workers registered.
+	var err error
+	if s, err = b.start(ctx, n, true); err != nil {
+		return idleFigures{}, fmt.Errorf("start-up with registrations: %w", err)
+	}
+	fmt.Printf("N=%d: start → all ready with every worker registering once ready: %v\n", n, s.startup.lastWorker.Round(time.Millisecond))
+	if err := s.waitRegistered(ctx, n); err != nil {
+		return idleFigures{}, err
+	}
+	if err := sleep(ctx, b.o.settle); err != nil {
+		return idleFigures{}, err
+	}
+	f := idleFigures{n: n}
+	if f.ctrl, err = readMemory(s.cmd.Process.Pid); err != nil {
+		return f, err
+	}
+	if f.sup, err = readMemory(s.supervisorPID); err != nil {
+		return f, err
+	}
+	fmt.Printf("N=%d: idle, %d workers registered: controller %s; supervisor %s; the pair: RSS %s, PSS %s\n",
+		n, n, f.ctrl, f.sup, mib(f.ctrl.rss+f.sup.rss), mib(f.ctrl.pss+f.sup.pss))
+
+	if err := s.statusCommand(ctx, n); err != nil {
+		return f, err
+	}
+
+	lat, err := s.crashes(ctx, b.o.kills)
+	if err != nil {
+		return f, err
+	}
+	fmt.Printf("N=%d: crash → ready: median %v, p95 %v, max %v (%d kills)\n",
+		n, median(lat), p95(lat), lat[len(lat)-1].Round(10*time.Microsecond), len(lat))
+	return f, nil
+}
+
+// idleFigures are one N's idle memory.
+type idleFigures struct {
+	n         int
+	ctrl, sup memory
+}
+
+// printPerWorker prints the growth of each process's anonymous memory
+// from the smallest N to each larger one, per added worker.
+func printPerWorker(idle []idleFigures) {
+	if len(idle) < 2 {
+		return
+	}
+	slices.SortFunc(idle, func(a, b idleFigures) int { return a.n - b.n })
+	base := idle[0]
+	for _, f := range idle[1:] {
+		if f.n == base.n {
+			continue
+		}
+		per := func(a, b int64) float64 { return float64(b-a) / float64(f.n-base.n) }
+		c, s := per(base.ctrl.anon, f.ctrl.anon), per(base.sup.anon, f.sup.anon)
+		fmt.Printf("memory per worker, N=%d over N=%d (anonymous RSS): controller %.1f KiB, supervisor %.1f KiB, the pair %.1f KiB (RSS: %.1f KiB)\n",
+			f.n, base.n, c/1024, s/1024, (c+s)/1024, (per(base.ctrl.rss, f.ctrl.rss)+per(base.sup.rss, f.sup.rss))/1024)
+	}
+}
+
+func goBuild(out, pkg string) error {
+	cmd := exec.Command("go", "build", "-o", out, pkg)
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	if err := cmd.Run(); err != nil {
+		return fmt.Errorf("go build %s: %w", pkg, err)
+	}
+	return nil
+}
+
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func median(t []time.Duration) time.Duration {
+	s := slices.Clone(t)
+	slices.Sort(s)
+	return s[len(s)/2].Round(10 * time.Microsecond)
+}
+
+// quantile returns the q-quantile (nearest rank) of t.
+func quantile(t []time.Duration, q float64) time.Duration {
+	s := slices.Clone(t)
+	slices.Sort(s)
+	i := int(float64(len(s))*q+0.999999) - 1
+	return s[max(0, min(i, len(s)-1))].Round(10 * time.Microsecond)
+}
+
+func p95(t []time.Duration) time.Duration { return quantile(t, 0.95) }
+
+// list prints durations in the order they came.
+func list(t []time.Duration) string {
+	parts := make([]string, len(t))
+	for i, d := range t {
+		parts[i] = d.Round(time.Millisecond).String()
+	}
+	return strings.Join(parts, " ")
+}
+
+func loadAverage() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "?"
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return "?"
+	}
+	return strings.Join(f[:3], " ")
+}
