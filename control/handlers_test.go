@@ -165,8 +165,8 @@ func TestChildrenEncodedOncePerVersion(t *testing.T) {
 	if d := *second.Children[0].Uptime - *first.Children[0].Uptime; d < 0.04 || d > 5 {
 		t.Errorf("a running child's uptime went from %v to %v over 50ms", *first.Children[0].Uptime, *second.Children[0].Uptime)
 	}
-	if u := *second.Children[1].Uptime; u != 0 {
-		t.Errorf("a child with no process has uptime %v, want 0", u)
+	if u := second.Children[1].Uptime; u != nil {
+		t.Errorf("a child with no process has uptime %v, want none", *u)
 	}
 	if s := second.Children[0].Status; s != `a "quoted" "uptime":null status` {
 		t.Errorf("status = %q", s)
