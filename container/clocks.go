@@ -82,6 +82,7 @@ func (c *Container) checkClock(p *proc, now time.Time) {
 		if soonest := now.Add(c.interval); at.Before(soonest) {
 			at = soonest
 		}
+		c.st.rearms++ // nothing to show for it
 		p.clock = c.schedule(p.clock, at, func(now time.Time) { c.checkClock(p, now) })
 		return
 	}

@@ -10,6 +10,7 @@ import (
 	"os"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/vigild/vigil/logs"
@@ -105,7 +106,8 @@ type Container struct {
 
 	startMu  sync.Mutex // guards started against concurrent Start and Stop
 	started  bool
-	cmds     chan func()
+	cmds     chan command
+	version  atomic.Uint64 // counts the changes of what Children shows
 	events   chan event
 	loopDone chan struct{} // closed when the loop has returned
 	done     chan struct{} // closed when fully stopped
@@ -134,7 +136,7 @@ func NewContainer(specs []Spec, opts Options) (*Container, error) {
 		hub:      opts.Logs,
 		stats:    opts.stats,
 		interval: opts.CheckInterval,
-		cmds:     make(chan func()),
+		cmds:     make(chan command),
 		events:   make(chan event, 256),
 		loopDone: make(chan struct{}),
 		done:     make(chan struct{}),
@@ -224,10 +226,22 @@ func (c *Container) finisher() {
 
 // do runs fn on the loop and waits for it. It reports false, without
 // running fn, when the loop has ended.
-func (c *Container) do(fn func()) bool {
+func (c *Container) do(fn func()) bool { return c.send1(fn, true) }
+
+// read runs fn, which changes nothing, on the loop (see do).
+func (c *Container) read(fn func()) bool { return c.send1(fn, false) }
+
+// command is a function the loop runs for a method; changes says whether
+// it may change what Children shows.
+type command struct {
+	fn      func()
+	changes bool
+}
+
+func (c *Container) send1(fn func(), changes bool) bool {
 	ran := make(chan struct{})
 	select {
-	case c.cmds <- func() { fn(); close(ran) }:
+	case c.cmds <- command{fn: func() { fn(); close(ran) }, changes: changes}:
 		<-ran
 		return true
 	case <-c.loopDone:
@@ -314,7 +328,7 @@ func (c *Container) wait(ctx context.Context, cond func() (bool, error)) error {
 // replacement being started, and then the processes being stopped.
 func (c *Container) Children() []ChildInfo {
 	var out []ChildInfo
-	if !c.isStarted() || !c.do(func() { out = c.children(c.now()) }) {
+	if !c.isStarted() || !c.read(func() { out = c.children(c.now()) }) {
 		// No loop runs: the state does not change.
 		out = c.children(c.now())
 	}
@@ -324,13 +338,7 @@ func (c *Container) Children() []ChildInfo {
 // Version counts the changes of what Children shows, other than time
 // passing (uptimes): a caller may keep what it made of Children while
 // Version is the same.
-func (c *Container) Version() uint64 {
-	var v uint64
-	if !c.isStarted() || !c.do(func() { v = c.st.version }) {
-		v = c.st.version
-	}
-	return v
-}
+func (c *Container) Version() uint64 { return c.version.Load() }
 
 // Specs returns the container's specs as they are now, defaults filled in.
 func (c *Container) Specs() []Spec {
@@ -340,7 +348,7 @@ func (c *Container) Specs() []Spec {
 			out = append(out, svc.spec)
 		}
 	}
-	if !c.isStarted() || !c.do(read) {
+	if !c.isStarted() || !c.read(read) {
 		read()
 	}
 	return out
@@ -360,7 +368,7 @@ func (c *Container) Statistics() []Statistics {
 		})
 	}
 	if c.isStarted() {
-		c.do(read)
+		c.read(read)
 	}
 	for _, s := range c.Specs() {
 		st := c.stats.get(s.Name).snapshot(s.Name, now)

@@ -26,7 +26,7 @@ type loopState struct {
 	waiters  []*waiter
 	batches  map[*batch]bool        // replacements in progress
 	seq      uint64                 // numbers processes
-	version  uint64                 // counts changes of what Children shows
+	rearms   int                    // alarms that only re-armed a clock, while firing
 	sched    *probe.Scheduler       // nil until a probe is needed
 	probed   map[probe.Handle]*proc // the processes whose probe runs
 }
@@ -104,12 +104,14 @@ func (c *Container) loop() {
 			spawnq, next = c.pool.jobs, st.pending[0]
 		}
 		select {
-		case fn := <-c.cmds:
-			fn()
-			st.version++
+		case cmd := <-c.cmds:
+			cmd.fn()
+			if cmd.changes {
+				c.version.Add(1)
+			}
 		case ev := <-c.events:
 			if m, ok := ev.(evMessage); !ok || m.changes() {
-				st.version++
+				c.version.Add(1)
 			}
 			ev.handle(c)
 		case spawnq <- next:
@@ -121,8 +123,10 @@ func (c *Container) loop() {
 			st.inFlight[next] = true
 		case <-st.timer.C:
 			st.timerAt = time.Time{}
-			c.fireAlarms(c.now())
-			st.version++
+			st.rearms = 0
+			if c.fireAlarms(c.now()) > st.rearms {
+				c.version.Add(1)
+			}
 		}
 		c.settle()
 	}
@@ -218,10 +222,14 @@ func (c *Container) cancel(a *alarm) {
 	}
 }
 
-// fireAlarms runs every alarm due at now, earliest first.
-func (c *Container) fireAlarms(now time.Time) {
+// fireAlarms runs every alarm due at now, earliest first, and says how
+// many.
+func (c *Container) fireAlarms(now time.Time) int {
+	n := 0
 	for len(c.st.alarms) > 0 && !c.st.alarms[0].at.After(now) {
 		a := heap.Pop(&c.st.alarms).(*alarm)
 		a.fire(now)
+		n++
 	}
+	return n
 }

@@ -29,7 +29,9 @@ func (e evProbe) handle(c *Container) { c.onProbe(e.r) }
 // run through the container's spawner threads (see runCommand).
 func (c *Container) probes() *probe.Scheduler {
 	if c.st.sched == nil {
-		c.st.sched = probe.New(context.Background(), probe.Options{Runner: c.runCommand})
+		// Only changes of a probe's status matter here (and each is a
+		// change of what Children shows).
+		c.st.sched = probe.New(context.Background(), probe.Options{Runner: c.runCommand, ChangesOnly: true})
 		c.st.probed = map[probe.Handle]*proc{}
 		results := c.st.sched.Results()
 		c.wg.Go(func() {

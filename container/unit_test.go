@@ -267,3 +267,29 @@ func TestWaitExitBlocking(t *testing.T) {
 		t.Errorf("the child was not left to reap: %v", err)
 	}
 }
+
+// TestVersion: reading changes nothing, heartbeats change nothing; an exit
+// and its restart do.
+func TestVersion(t *testing.T) {
+	s := helperSpec("web", "ready", 1, "HEARTBEAT=20ms")
+	s.HealthCheckTimeout = time.Hour
+	c := startContainer(t, []Spec{s}, Options{Output: io.Discard})
+	waitReady(t, c)
+	time.Sleep(100 * time.Millisecond) // settled
+	v := c.Version()
+	for range 5 {
+		c.Children()
+		c.Specs()
+		c.Statistics()
+	}
+	time.Sleep(200 * time.Millisecond) // heartbeats
+	if got := c.Version(); got != v {
+		t.Errorf("version %d -> %d with nothing but reads and heartbeats", v, got)
+	}
+	pid := c.Children()[0].PID
+	_ = killPID(pid)
+	eventually(t, "replaced", func() bool { k := c.Children()[0]; return k.PID != pid && k.State == StateReady })
+	if got := c.Version(); got <= v {
+		t.Errorf("version %d -> %d across an exit and a restart", v, got)
+	}
+}

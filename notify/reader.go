@@ -1,7 +1,6 @@
 package notify
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/json"
 	"errors"
@@ -30,12 +29,19 @@ func Pipe() (parentEnd *os.File, childEnd *os.File, err error) {
 }
 
 // Reader reads a child's messages, one JSON object per line. It is not safe
-// for concurrent use.
+// for concurrent use. Its buffer starts small and grows only for long
+// lines: a controller holds one per child.
 type Reader struct {
-	br      *bufio.Reader
-	logger  *slog.Logger
-	skipped int
+	r          io.Reader
+	buf        []byte // buf[start:end] is read, not yet returned
+	start, end int
+	err        error // the read error after what is buffered
+	logger     *slog.Logger
+	skipped    int
 }
+
+// minBuffer is a Reader's first buffer: a message fits in it.
+const minBuffer = 256
 
 // NewReader returns a Reader of r that logs skipped lines to logger (nil
 // discards).
@@ -43,7 +49,63 @@ func NewReader(r io.Reader, logger *slog.Logger) *Reader {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	return &Reader{br: bufio.NewReaderSize(r, MaxLine), logger: logger}
+	return &Reader{r: r, logger: logger}
+}
+
+// errLineTooLong says a line longer than MaxLine was skipped (its length
+// is returned with it).
+var errLineTooLong = errors.New("line too long")
+
+// readLine returns the next line (without its newline; a last line
+// without one is a line), or errLineTooLong and the length of a line it
+// skipped, or the read error once nothing is left. The line is valid until
+// the next call.
+func (r *Reader) readLine() ([]byte, int, error) {
+	skipping := 0 // bytes of a too long line skipped so far
+	for {
+		if i := bytes.IndexByte(r.buf[r.start:r.end], '\n'); i >= 0 {
+			line := r.buf[r.start : r.start+i]
+			r.start += i + 1
+			if skipping > 0 {
+				return nil, skipping + i + 1, errLineTooLong
+			}
+			return line, 0, nil
+		}
+		if r.err != nil {
+			if skipping > 0 {
+				n := skipping + r.end - r.start
+				r.start = r.end
+				return nil, n, errLineTooLong
+			}
+			if r.start < r.end {
+				line := r.buf[r.start:r.end]
+				r.start = r.end
+				return line, 0, nil
+			}
+			return nil, 0, r.err
+		}
+		// Room to read more: compact, grow, or skip a line too long.
+		if r.start > 0 {
+			r.end = copy(r.buf, r.buf[r.start:r.end])
+			r.start = 0
+		}
+		if r.end == len(r.buf) {
+			switch {
+			case len(r.buf) < MaxLine:
+				grown := make([]byte, min(max(2*len(r.buf), minBuffer), MaxLine))
+				copy(grown, r.buf[:r.end])
+				r.buf = grown
+			default:
+				skipping += r.end
+				r.end = 0
+			}
+		}
+		n, err := r.r.Read(r.buf[r.end:])
+		r.end += n
+		if err != nil {
+			r.err = err
+		}
+	}
 }
 
 // Next returns the next message. Empty and blank lines are skipped
@@ -55,18 +117,13 @@ func NewReader(r io.Reader, logger *slog.Logger) *Reader {
 // goroutine ends a blocked Next with an error wrapping os.ErrClosed.
 func (r *Reader) Next() (Message, error) {
 	for {
-		line, err := r.br.ReadSlice('\n')
-		if errors.Is(err, bufio.ErrBufferFull) {
-			n := len(line)
-			for errors.Is(err, bufio.ErrBufferFull) {
-				line, err = r.br.ReadSlice('\n')
-				n += len(line)
-			}
+		line, n, err := r.readLine()
+		if errors.Is(err, errLineTooLong) {
 			r.skip("line too long", slog.Int("bytes", n))
-			if err != nil {
-				return Message{}, r.readErr(err)
-			}
 			continue
+		}
+		if err != nil {
+			return Message{}, r.readErr(err)
 		}
 		if trimmed := bytes.TrimSpace(line); len(trimmed) > 0 {
 			var m Message
@@ -75,9 +132,6 @@ func (r *Reader) Next() (Message, error) {
 			} else {
 				return m, nil
 			}
-		}
-		if err != nil {
-			return Message{}, r.readErr(err)
 		}
 	}
 }
