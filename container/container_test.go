@@ -296,6 +296,9 @@ func TestOutputNeverBlocksChildAndCountsDrops(t *testing.T) {
 	c := startContainer(t, []Spec{helperSpec("flood", "output", 1, "LINES=20000")}, Options{Output: w, OutputBuffer: 4096})
 	waitReady(t, c)
 	eventually(t, "drops counted", func() bool { return c.Statistics()[0].OutputDroppedLines > 0 })
+	if k := c.Children()[0]; k.DroppedLines == 0 {
+		t.Errorf("the child's own count of dropped lines is 0: %+v", k)
+	}
 	close(w.release)
 	dropped := c.Statistics()[0].OutputDroppedLines
 	eventually(t, "all lines accounted", func() bool {

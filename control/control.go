@@ -82,13 +82,16 @@ type Child struct {
 	// NextRestart is when a backing-off instance starts again, null if
 	// none is scheduled.
 	NextRestart *time.Time `json:"next_restart"`
+	// DroppedLines counts the process's output lines that a destination
+	// dropped because it fell behind.
+	DroppedLines uint64 `json:"dropped_lines,omitempty"`
 }
 
 // FromInfo describes a container's child on the wire.
 func FromInfo(c container.ChildInfo) Child {
 	j := Child{
 		Service: c.Service, Instance: c.Instance, PID: c.PID, State: c.State.String(),
-		Restarts: c.Restarts, LastError: c.LastError, Status: c.Status,
+		Restarts: c.Restarts, LastError: c.LastError, Status: c.Status, DroppedLines: c.DroppedLines,
 	}
 	if c.PID != 0 {
 		up := c.Uptime.Seconds()

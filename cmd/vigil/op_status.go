@@ -179,6 +179,9 @@ func renderStatus(w io.Writer, v *statusview.View, colour bool, now time.Time) e
 			formatCPU(s.CPU), formatSize(s.Private), formatSize(s.Resident))
 		if s.Stats != nil {
 			fmt.Fprintf(&b, ", spawns %d, restarts %d, failures %d", s.Stats.Spawns, s.Stats.Restarts, s.Stats.Failures)
+			if n := s.Stats.OutputDroppedLines; n > 0 {
+				fmt.Fprintf(&b, ", output lines dropped %d", n)
+			}
 		} else {
 			fmt.Fprintf(&b, ", restarts %d", s.Restarts)
 		}

@@ -162,6 +162,10 @@ func decodeChildren(raw []byte, names interned) []Child {
 				ch.Status, _ = names.get(val)
 			case "last_error":
 				ch.LastError, _ = rpc.String(val)
+			case "dropped_lines":
+				if n := scanInt(val, 0); n > 0 {
+					ch.DroppedLines = uint64(n)
+				}
 			}
 		}
 		children = append(children, ch)

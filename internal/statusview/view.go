@@ -34,6 +34,9 @@ type ServiceStats struct {
 	Failures    int     `json:"failures"`     // unsuccessful exits and failed spawns
 	RestartRate float64 `json:"restart_rate"` // restarts per second over the last minute
 	FailureRate float64 `json:"failure_rate"` // failures per second over the last minute
+	// OutputDroppedLines counts the output lines a destination (console,
+	// file, journal) dropped because it fell behind.
+	OutputDroppedLines uint64 `json:"output_dropped_lines"`
 }
 
 // state is the part of a registered state the operator's tools read.
