@@ -24,7 +24,7 @@ var ErrNotListening = errors.New("not a listening Unix stream socket")
 
 // DefaultHealInterval is how often a [Listener] checks that its socket
 // file is still there unless ListenOptions.HealInterval says otherwise.
-const DefaultHealInterval = 2 * time.Second
+const DefaultHealInterval = 5 * time.Second
 
 // ErrRefused is wrapped by the error of [Dial] when the socket exists but
 // the caller may not connect to it (file permissions).

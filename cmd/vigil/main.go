@@ -1,6 +1,12 @@
 // Command vigil is a process supervisor: `vigil run` keeps services' workers
 // alive, `vigil supervise` is the supervisor server they connect to, and the
 // other subcommands are the operator's tools against its socket.
+
+// vigil's own threads need not follow a change of its cgroup's CPU limit:
+// the runtime would read the cgroup's files every second, waking an idle
+// controller and supervisor for nothing.
+//
+//go:debug updatemaxprocs=0
 package main
 
 import (

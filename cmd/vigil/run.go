@@ -84,6 +84,11 @@ child's state.`,
 			// Threads the runtime will need, made now: a process limit the
 			// children fill later cannot make it abort.
 			container.ReserveThreads(reserveThreads)
+			// What vigil run inherited (a shell's, a service manager's
+			// descriptors) is not passed on to the workers.
+			if err := container.InheritNothing(); err != nil {
+				logger.Warn("inherited descriptors may reach the workers", "error", err)
+			}
 			// Every signal the supervisor's restart may send is handled from
 			// here on, before anything starts.
 			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM, syscall.SIGQUIT)
