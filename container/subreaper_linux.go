@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -41,10 +42,12 @@ type Subreaper struct {
 	runID  string
 	cg     *cgroups // nil: not in force
 
-	// spawnMu is held for reading from before a fork until the child is
-	// tracked, and for writing by a scan, so that a scan never takes a
-	// child being started for an orphan.
-	spawnMu sync.RWMutex
+	// forking counts the forks under way (child not yet tracked): while
+	// one is, a scan reaps no zombie it does not know, which could be that
+	// child, and scans again once it is tracked. Spawns never wait for a
+	// scan.
+	forking atomic.Int32
+	skipped atomic.Bool // a scan left zombies for later
 	mu      sync.Mutex
 	known   map[int]uint64  // pid -> spawn number of the container's live children
 	live    map[uint64]bool // spawn numbers of processes not yet reaped
@@ -124,8 +127,13 @@ func (s *Subreaper) Counts() (reaped, stopped int) {
 // cgroup for the child when cgroups are in force (-1 otherwise), and
 // tracks the child it started.
 func (s *Subreaper) startChild(seq uint64, name string, start func(cgroupFD int) (int, error)) error {
-	s.spawnMu.RLock()
-	defer s.spawnMu.RUnlock()
+	// Its spawn number is live before the fork: a scan never takes the
+	// child for what is left of a process that ended.
+	s.mu.Lock()
+	s.live[seq] = true
+	s.mu.Unlock()
+	s.forking.Add(1)
+	defer s.forkDone()
 	fd := -1
 	if s.cg != nil {
 		f, err := s.cg.make(seq, name)
@@ -141,13 +149,32 @@ func (s *Subreaper) startChild(seq uint64, name string, start func(cgroupFD int)
 		if s.cg != nil {
 			s.cg.remove(seq)
 		}
+		s.mu.Lock()
+		delete(s.live, seq)
+		s.mu.Unlock()
 		return err
 	}
 	s.mu.Lock()
 	s.known[pid] = seq
-	s.live[seq] = true
+	delete(s.traced, pid) // seen by a scan before it was tracked
 	s.mu.Unlock()
 	return nil
+}
+
+// forkDone ends a fork under way; a scan that left zombies for it runs
+// again.
+func (s *Subreaper) forkDone() {
+	if s.forking.Add(-1) == 0 && s.skipped.Swap(false) {
+		s.poke()
+	}
+}
+
+// poke makes the scanner scan again.
+func (s *Subreaper) poke() {
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
 }
 
 // reaped tells the Subreaper that the container reaped pid (spawn number
@@ -158,10 +185,7 @@ func (s *Subreaper) reaped(pid int, seq uint64) {
 	delete(s.live, seq)
 	s.dead = append(s.dead, seq)
 	s.mu.Unlock()
-	select {
-	case s.wake <- struct{}{}:
-	default:
-	}
+	s.poke()
 }
 
 func (s *Subreaper) run() {
@@ -180,8 +204,6 @@ func (s *Subreaper) run() {
 // scan reaps the orphans that have exited, stops the live ones whose child
 // is gone, and kills the cgroups of children reaped since the last scan.
 func (s *Subreaper) scan() {
-	s.spawnMu.Lock()
-	defer s.spawnMu.Unlock()
 	s.mu.Lock()
 	dead := s.dead
 	s.dead = nil
@@ -199,7 +221,11 @@ func (s *Subreaper) scan() {
 		if known {
 			continue
 		}
-		if s.reapOrphan(pid) {
+		if s.forking.Load() > 0 {
+			// It may be a child being started, not yet tracked: its zombie
+			// is not ours to reap. Later.
+			s.skipped.Store(true)
+		} else if s.reapOrphan(pid) {
 			continue
 		}
 		s.mu.Lock()
@@ -326,8 +352,8 @@ func commandOf(pid int) string {
 // startCommand runs start (a fork) of a command of the container's own
 // (an exec probe), tracked as a child of its, without a cgroup.
 func (s *Subreaper) startCommand(seq uint64, start func(cgroupFD int) (int, error)) error {
-	s.spawnMu.RLock()
-	defer s.spawnMu.RUnlock()
+	s.forking.Add(1)
+	defer s.forkDone()
 	pid, err := start(-1)
 	if err != nil {
 		return err
