@@ -25,14 +25,24 @@ import (
 // SERVICE.INSTANCE -> child, the current one when an old one is stopping.
 func opChildren(t *testing.T, socket string) map[string]statusview.Child {
 	t.Helper()
-	c, err := supervisor.Dial(context.Background(), socket)
+	m, err := statusChildren(socket)
 	if err != nil {
 		t.Fatal(err)
+	}
+	return m
+}
+
+// statusChildren is opChildren for a goroutine other than the test's: it
+// returns its error.
+func statusChildren(socket string) (map[string]statusview.Child, error) {
+	c, err := supervisor.Dial(context.Background(), socket)
+	if err != nil {
+		return nil, err
 	}
 	defer c.Close()
 	st, err := callStatus(context.Background(), c)
 	if err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	m := map[string]statusview.Child{}
 	for _, ch := range statusview.New(st).Children {
@@ -42,7 +52,7 @@ func opChildren(t *testing.T, socket string) map[string]statusview.Child {
 		}
 		m[name] = ch
 	}
-	return m
+	return m, nil
 }
 
 // opConnIDs returns SERVICE.INSTANCE -> connection id.
