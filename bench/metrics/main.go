@@ -361,7 +361,7 @@ func supervisord(c config, dir string) error {
 		return err
 	}
 	var conf strings.Builder
-	fmt.Fprintf(&conf, "[supervisord]\nnodaemon=true\nlogfile=%s\n\n[inet_http_server]\nport=127.0.0.1:%d\n\n", filepath.Join(dir, "supervisord.log"), port)
+	fmt.Fprintf(&conf, "[supervisord]\nnodaemon=true\nlogfile=%s\npidfile=%s\n\n[inet_http_server]\nport=127.0.0.1:%d\n\n", filepath.Join(dir, "supervisord.log"), filepath.Join(dir, "supervisord.pid"), port)
 	for i := range c.programs {
 		fmt.Fprintf(&conf, "[program:p%d]\ncommand=/bin/sleep 100000\nautostart=true\nautorestart=true\nstdout_logfile=/dev/null\nstderr_logfile=/dev/null\n\n", i)
 	}
@@ -370,6 +370,7 @@ func supervisord(c config, dir string) error {
 		return err
 	}
 	cmd := exec.Command(c.supervisord, "-c", path)
+	cmd.Dir = dir // whatever else it writes stays out of the caller's directory
 	if c.verbose {
 		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 	}
