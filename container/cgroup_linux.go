@@ -110,9 +110,10 @@ func (g *cgroups) remove(seq uint64) {
 	}
 }
 
-// kill kills whatever is left in a reaped child's cgroup; the cgroup is
-// removed by a later sweep once empty.
-func (g *cgroups) kill(seq uint64) {
+// kill kills whatever is left in a reaped child's cgroup, and reports
+// whether the child had one; the cgroup is removed by a later sweep once
+// empty.
+func (g *cgroups) kill(seq uint64) bool {
 	g.mu.Lock()
 	dir := g.dirs[seq]
 	delete(g.dirs, seq)
@@ -120,9 +121,10 @@ func (g *cgroups) kill(seq uint64) {
 		g.dead = append(g.dead, dir)
 	}
 	g.mu.Unlock()
-	if dir != "" {
-		_ = os.WriteFile(filepath.Join(dir, "cgroup.kill"), []byte("1"), 0)
+	if dir == "" {
+		return false
 	}
+	return os.WriteFile(filepath.Join(dir, "cgroup.kill"), []byte("1"), 0) == nil
 }
 
 // sweep removes the killed cgroups that are empty now.

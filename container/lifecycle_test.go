@@ -16,6 +16,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vigild/vigil/internal/testutil"
+
 	"github.com/vigild/vigil/notify"
 )
 
@@ -36,39 +38,12 @@ func init() {
 	}
 }
 
-// freePorts finds n consecutive free ports on 127.0.0.1.
-func freePorts(t *testing.T, n int) int {
-	t.Helper()
-	for try := 0; try < 50; try++ {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		base := l.Addr().(*net.TCPAddr).Port
-		l.Close()
-		ok := true
-		for i := 0; i < n; i++ {
-			l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", base+i))
-			if err != nil {
-				ok = false
-				break
-			}
-			l.Close()
-		}
-		if ok && base+n < 65535 {
-			return base
-		}
-	}
-	t.Fatal("no free ports")
-	return 0
-}
-
 // TestPortService: each instance gets its port (PORT, ${port}) and its
 // number (${instance}); a restart stops an instance before starting its
 // replacement, which could not bind the port otherwise.
 func TestPortService(t *testing.T) {
 	dir := t.TempDir()
-	base := freePorts(t, 2)
+	base := testutil.FreePorts(t, 2)
 	s := helperSpec("web", "port-holder", 2, "DIR="+dir, "SELF=${service}-${instance}")
 	s.Command = append(s.Command, "--port=${port}", "--instance=${instance}")
 	s.Port = base

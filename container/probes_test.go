@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vigild/vigil/internal/testutil"
+
 	"github.com/vigild/vigil/probe"
 )
 
@@ -52,7 +54,7 @@ func httpProbe(path string, interval time.Duration) *probe.Spec {
 // is stopped before its replacement starts (its port).
 func TestReadinessProbeGatesARollingRestart(t *testing.T) {
 	s := helperSpec("web", "http-server", 2, "START_DELAY=300ms", "SICK="+filepath.Join(t.TempDir(), "sick"))
-	s.Port = freePorts(t, 2)
+	s.Port = testutil.FreePorts(t, 2)
 	s.Readiness, s.ReadinessProbe = ReadyProbe, httpProbe("/healthz", 50*time.Millisecond)
 	start := time.Now()
 	c := startContainer(t, []Spec{s}, Options{Output: io.Discard})
@@ -76,7 +78,7 @@ func TestReadinessProbeGatesARollingRestart(t *testing.T) {
 func TestHealthProbeFailureKills(t *testing.T) {
 	sick := filepath.Join(t.TempDir(), "sick")
 	s := helperSpec("web", "http-server", 1, "SICK="+sick)
-	s.Port = freePorts(t, 1)
+	s.Port = testutil.FreePorts(t, 1)
 	s.Readiness, s.ReadinessProbe = ReadyProbe, httpProbe("/healthz", 50*time.Millisecond)
 	s.HealthProbe = httpProbe("/healthz", 50*time.Millisecond)
 	pol := new(recordingPolicy)

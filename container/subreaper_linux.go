@@ -16,6 +16,7 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -201,40 +202,89 @@ func (s *Subreaper) run() {
 	}
 }
 
-// scan reaps the orphans that have exited, stops the live ones whose child
-// is gone, and kills the cgroups of children reaped since the last scan.
+// scan kills the cgroups of children reaped since the last scan, stops the
+// live orphans whose child is gone where no cgroup did (a walk of this
+// process's children), and reaps the orphans that have exited.
 func (s *Subreaper) scan() {
 	s.mu.Lock()
 	dead := s.dead
 	s.dead = nil
 	s.mu.Unlock()
-	if s.cg != nil {
-		for _, seq := range dead {
-			s.cg.kill(seq)
+	walk := false
+	for _, seq := range dead {
+		if s.cg == nil || !s.cg.kill(seq) {
+			walk = true // no cgroup killed what is left of it
 		}
+	}
+	if s.cg != nil && len(dead) > 0 {
 		s.cg.sweep()
 	}
-	for _, pid := range ownChildren() {
+	if walk {
+		s.stopOutlived()
+	}
+	s.reapExited()
+}
+
+// reapExited reaps the exited children this process does not know, one by
+// one as waitid(P_ALL, WNOWAIT) shows them, without reading /proc: it stops
+// at the first one it may not reap (the container's own, reaped by the
+// container, whose reaped or forget wakes the next scan; or any while a
+// fork is under way, scanned again after it).
+func (s *Subreaper) reapExited() {
+	for {
+		pid := exitedChild()
+		if pid <= 0 {
+			return
+		}
 		s.mu.Lock()
 		_, known := s.known[pid]
 		s.mu.Unlock()
 		if known {
-			continue
+			return
 		}
 		if s.forking.Load() > 0 {
 			// It may be a child being started, not yet tracked: its zombie
 			// is not ours to reap. Later.
 			s.skipped.Store(true)
-		} else if s.reapOrphan(pid) {
-			continue
+			return
 		}
+		if !s.reapOrphan(pid) {
+			return
+		}
+	}
+}
+
+// exitedChild is a child of this process that has exited and not been
+// reaped (left so), 0 if there is none.
+func exitedChild() int {
+	var info unix.Siginfo
+	if err := unix.Waitid(unix.P_ALL, 0, &info, unix.WEXITED|unix.WNOHANG|unix.WNOWAIT, nil); err != nil {
+		return 0
+	}
+	// si_pid, the first field of siginfo's union, which follows the three
+	// int fields and is aligned as a pointer (linux/asm-generic/siginfo.h).
+	off := unsafe.Sizeof(uintptr(0)) * 2
+	if off < 12 {
+		off = 12
+	}
+	return int(*(*int32)(unsafe.Add(unsafe.Pointer(&info), off)))
+}
+
+// stopOutlived walks this process's children (/proc/self/task/*/children)
+// for live orphans traced to a child that has been reaped, and kills them.
+func (s *Subreaper) stopOutlived() {
+	for _, pid := range ownChildren() {
 		s.mu.Lock()
+		_, known := s.known[pid]
 		seq, ok := s.traced[pid]
-		if !ok {
+		if !known && !ok {
+			// A child being started is traced to its spawn number, live
+			// before its fork.
 			seq = s.trace(pid)
 			s.traced[pid] = seq
+			ok = true
 		}
-		outlived := seq != 0 && !s.live[seq] && !s.stopped[pid]
+		outlived := ok && seq != 0 && !s.live[seq] && !s.stopped[pid]
 		if outlived {
 			s.stopped[pid] = true
 			s.killed++
@@ -364,9 +414,11 @@ func (s *Subreaper) startCommand(seq uint64, start func(cgroupFD int) (int, erro
 	return nil
 }
 
-// forget drops a command's pid once it has been reaped.
+// forget drops a command's pid once it has been reaped; a scan stopped at
+// its zombie goes on.
 func (s *Subreaper) forget(pid int) {
 	s.mu.Lock()
 	delete(s.known, pid)
 	s.mu.Unlock()
+	s.poke()
 }

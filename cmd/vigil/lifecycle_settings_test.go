@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/vigild/vigil/internal/testutil"
 )
 
 // More of the lifecycle against real `vigil run` processes: shutdown, the
@@ -70,7 +72,7 @@ func TestLifecycleUserEnvFilePort(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "app.env"), []byte("# the app's settings\nA=from file\nB=from file\nexport C=\"two\\nlines\"\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	port := freePorts(t, 2) // sleep does not listen: any two numbers would do
+	port := testutil.FreePorts(t, 2) // sleep does not listen: any two numbers would do
 	user := ""
 	if os.Getuid() == 0 {
 		user = `user = "65534"`

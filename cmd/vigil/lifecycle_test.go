@@ -16,6 +16,8 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/vigild/vigil/internal/testutil"
+
 	"github.com/vigild/vigil/internal/statusview"
 	"github.com/vigild/vigil/worker"
 )
@@ -100,37 +102,6 @@ func samePIDs(t *testing.T, what string, before, after map[string]statusview.Chi
 	}
 }
 
-// freePorts finds n consecutive ports free on 127.0.0.1 (free when looked
-// at: another process may take one later).
-func freePorts(t *testing.T, n int) int {
-	t.Helper()
-	for range 100 {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		base := ln.Addr().(*net.TCPAddr).Port
-		held := []net.Listener{ln}
-		ok := base+n-1 <= 65535
-		for i := 1; ok && i < n; i++ {
-			l, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(base+i))
-			if err != nil {
-				ok = false
-				break
-			}
-			held = append(held, l)
-		}
-		for _, l := range held {
-			l.Close()
-		}
-		if ok {
-			return base
-		}
-	}
-	t.Fatalf("no %d consecutive free ports", n)
-	return 0
-}
-
 // A service that never says ready and one that fails at start, beside a
 // healthy one: the healthy one serves, status shows all three (and why
 // the failed one failed), and the probe names the two that are not ready.
@@ -140,7 +111,7 @@ func TestLifecycleNeverReadyBesideHealthy(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	port := freePorts(t, 2)
+	port := testutil.FreePorts(t, 2)
 	r := startRun(t, fmt.Sprintf(`
 [services.web]
 command = [%q, "${service}.${instance}"]

@@ -3,7 +3,6 @@ package main
 import (
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -11,21 +10,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vigild/vigil/internal/testutil"
+
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 )
-
-// freePort returns a TCP port free on the loopback now.
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
 
 // scrapeOnce gets url and parses the text format; it fails the test if
 // the exposition does not parse.
@@ -87,7 +77,7 @@ next:
 // killed from outside and one restarted by an operator move their
 // counters, and no label carries a pid.
 func TestRunServesMetrics(t *testing.T) {
-	port := freePort(t)
+	port := testutil.FreePorts(t, 1)
 	r := startRun(t, workerConfig(t, 2, "")+fmt.Sprintf(`
 [supervisor.monitors.process]
 interval = "1s"

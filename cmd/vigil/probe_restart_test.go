@@ -2,41 +2,15 @@ package main
 
 import (
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"strings"
 	"sync"
 	"testing"
 	"time"
-)
 
-// freePortRun finds n consecutive free ports on 127.0.0.1.
-func freePortRun(t *testing.T, n int) int {
-	t.Helper()
-	for try := 0; try < 50; try++ {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		base := l.Addr().(*net.TCPAddr).Port
-		l.Close()
-		ok := base+n < 65535
-		for i := 0; ok && i < n; i++ {
-			l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", base+i))
-			if err != nil {
-				ok = false
-				break
-			}
-			l.Close()
-		}
-		if ok {
-			return base
-		}
-	}
-	t.Fatal("no free ports")
-	return 0
-}
+	"github.com/vigild/vigil/internal/testutil"
+)
 
 // TestProbeGatesRollingRestart: a Python web server that knows nothing of
 // vigil, on a port per instance, is ready when its http probe passes; a
@@ -47,7 +21,7 @@ func TestProbeGatesRollingRestart(t *testing.T) {
 	if err != nil {
 		t.Skip("no python3")
 	}
-	base := freePortRun(t, 2)
+	base := testutil.FreePorts(t, 2)
 	r := startRun(t, fmt.Sprintf(`
 [services.py]
 command = [%q, "-m", "http.server", "--bind", "127.0.0.1", "${port}"]
