@@ -117,10 +117,7 @@ func (c *Container) loop() {
 		case spawnq <- next:
 			st.pending[0] = nil
 			st.pending = st.pending[1:]
-			if st.inFlight == nil {
-				st.inFlight = map[*spawnJob]bool{}
-			}
-			st.inFlight[next] = true
+			c.handedOver(next)
 		case <-st.timer.C:
 			st.timerAt = time.Time{}
 			st.rearms = 0

@@ -152,3 +152,44 @@ const supported = true
 
 // ErrUnsupported is returned where children cannot be run (not Linux).
 var ErrUnsupported = errors.New("container: unsupported on this platform")
+
+// pipeEnds is a pipe to a child: ours is this process's read end, child
+// the descriptor the child gets as it is.
+type pipeEnds struct {
+	ours  *os.File
+	child int
+}
+
+// childPipe makes a pipe for a child to write to. Our end is in the poller
+// when pollable is set (it is read with deadlines); otherwise it stays
+// blocking (it is handed on to be read elsewhere). The pipe is made in one
+// call, with no change of mode on the child's end.
+func childPipe(pollable bool) (pipeEnds, error) {
+	var p [2]int
+	if err := unix.Pipe2(p[:], unix.O_CLOEXEC); err != nil {
+		return pipeEnds{}, err
+	}
+	if pollable {
+		if err := unix.SetNonblock(p[0], true); err != nil {
+			unix.Close(p[0])
+			unix.Close(p[1])
+			return pipeEnds{}, err
+		}
+	}
+	return pipeEnds{ours: os.NewFile(uintptr(p[0]), "|0"), child: p[1]}, nil
+}
+
+// closeChild closes the child's end (once the child has it, or has
+// failed to start).
+func (e *pipeEnds) closeChild() {
+	if e.child >= 0 {
+		unix.Close(e.child)
+		e.child = -1
+	}
+}
+
+// close closes both ends.
+func (e *pipeEnds) close() {
+	e.closeChild()
+	e.ours.Close()
+}

@@ -46,3 +46,15 @@ type startRequest struct {
 	cgroupFD   int
 	credential *syscall.Credential
 }
+
+// pipeEnds is a pipe to a child (see the Linux version).
+type pipeEnds struct {
+	ours  *os.File
+	child int
+}
+
+func childPipe(bool) (pipeEnds, error) { return pipeEnds{}, unsupported() }
+
+func (e *pipeEnds) closeChild() {}
+
+func (e *pipeEnds) close() {}

@@ -33,10 +33,6 @@ func (c *Container) onExit(p *proc) {
 	inst := p.inst
 	info := c.info(inst, p, now)
 	failed := !p.stopping && (!status.Success() || p.killed != "")
-	if failed {
-		inst.svc.stats.failure(now)
-	}
-	inst.svc.stats.exited(inst.index, p.stopping, p.killed, status)
 	level := slog.LevelInfo
 	if failed {
 		level = slog.LevelWarn
@@ -87,6 +83,11 @@ func (c *Container) onExit(p *proc) {
 			p.then()
 		}
 	}
+	// The statistics last: a restart is already on its way.
+	if failed {
+		inst.svc.stats.failure(now)
+	}
+	inst.svc.stats.exited(inst.index, p.stopping, p.killed, status)
 	if action == StopContainer {
 		c.stopByPolicy()
 	}

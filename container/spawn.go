@@ -114,7 +114,25 @@ func (c *Container) spawn(inst *instance, spec *Spec, r role, b *batch, restart 
 		done: func(j *spawnJob) { c.send(evSpawned{j}) },
 	}
 	inst.spawning = job
+	if len(c.st.pending) == 0 {
+		// A spawner waiting takes it at once: the loop's other work (the
+		// exit's statistics and log line) then runs beside the fork.
+		select {
+		case c.pool.jobs <- job:
+			c.handedOver(job)
+			return
+		default:
+		}
+	}
 	c.st.pending = append(c.st.pending, job)
+}
+
+// handedOver records that job is now a spawner's.
+func (c *Container) handedOver(job *spawnJob) {
+	if c.st.inFlight == nil {
+		c.st.inFlight = map[*spawnJob]bool{}
+	}
+	c.st.inFlight[job] = true
 }
 
 func identityEnv(service string, index int) []string {
@@ -135,28 +153,20 @@ func (j *spawnJob) run(sys *sysOps) {
 		}
 		path = lp
 	}
-	notifyR, notifyW, err := notify.Pipe()
-	if err != nil {
-		j.err = err
-		return
+	// Three pipes: the readiness messages (ours read with deadlines, so in
+	// the poller), stdout and stderr (handed to the log hub). The child's
+	// ends are plain descriptors, closed once it has them.
+	var ends [3]pipeEnds
+	for i := range ends {
+		if ends[i], j.err = childPipe(i == 0); j.err != nil {
+			for _, e := range ends[:i] {
+				e.close()
+			}
+			j.err = fmt.Errorf("pipe: %w", j.err)
+			return
+		}
 	}
-	outR, outW, err := os.Pipe()
-	if err != nil {
-		notifyR.Close()
-		notifyW.Close()
-		j.err = fmt.Errorf("output pipe: %w", err)
-		return
-	}
-	errR, errW, err := os.Pipe()
-	if err != nil {
-		notifyR.Close()
-		notifyW.Close()
-		outR.Close()
-		outW.Close()
-		j.err = fmt.Errorf("output pipe: %w", err)
-		return
-	}
-	fds := []uintptr{j.devnull.Fd(), outW.Fd(), errW.Fd(), notifyW.Fd()}
+	fds := []uintptr{j.devnull.Fd(), uintptr(ends[1].child), uintptr(ends[2].child), uintptr(ends[0].child)}
 	for _, f := range j.files {
 		fd, err := rawFD(f)
 		if err != nil {
@@ -177,15 +187,16 @@ func (j *spawnJob) run(sys *sysOps) {
 			})
 		}
 	}
-	notifyW.Close()
-	outW.Close()
-	errW.Close()
+	for i := range ends {
+		ends[i].closeChild()
+	}
 	if j.err != nil {
-		notifyR.Close()
-		outR.Close()
-		errR.Close()
+		for i := range ends {
+			ends[i].close()
+		}
 		return
 	}
+	notifyR, outR, errR := ends[0].ours, ends[1].ours, ends[2].ours
 	j.notifyR = notifyR
 	j.capture = j.hub.Capture(logs.Identity{Service: s.Name, Instance: j.inst.index, PID: j.pid}, outR, errR)
 }

@@ -2,7 +2,6 @@ package container
 
 import (
 	"bytes"
-	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -332,8 +331,12 @@ func (w *oomWatch) claim() bool {
 }
 
 // readOOMKills reads the oom_kill count of /proc/vmstat (Linux 4.13 on).
+// It reads the file in one call into a pooled buffer, without the poller:
+// it is read on every SIGKILL that vigil did not send.
 func readOOMKills() (uint64, bool) {
-	b, err := os.ReadFile("/proc/vmstat")
+	bp := vmstatBuf.Get().(*[]byte)
+	defer vmstatBuf.Put(bp)
+	b, err := readSmall("/proc/vmstat", *bp)
 	if err != nil {
 		return 0, false
 	}
@@ -344,4 +347,31 @@ func readOOMKills() (uint64, bool) {
 	line, _, _ := bytes.Cut(rest, []byte("\n"))
 	n, err := strconv.ParseUint(string(line), 10, 64)
 	return n, err == nil
+}
+
+var vmstatBuf = sync.Pool{New: func() any { b := make([]byte, 16<<10); return &b }}
+
+// readSmall reads the file at path into buf (a /proc file of a few KiB is
+// read whole in one call) and returns what it read.
+func readSmall(path string, buf []byte) ([]byte, error) {
+	fd, err := syscall.Open(path, syscall.O_RDONLY|syscall.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer syscall.Close(fd)
+	n := 0
+	for n < len(buf) {
+		m, err := syscall.Read(fd, buf[n:])
+		if err == syscall.EINTR {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		if m == 0 {
+			break
+		}
+		n += m
+	}
+	return buf[:n], nil
 }
