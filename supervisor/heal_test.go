@@ -208,3 +208,29 @@ func TestFileListenerRefusesOtherFiles(t *testing.T) {
 		}
 	}
 }
+
+// An idle supervisor is never woken to check its socket: the check
+// follows a change to the file, not a timer.
+func TestSocketHealIsNotPolled(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "idle.ipc")
+	l, err := Listen(path, ListenOptions{HealInterval: 10 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	serveListener(t, l) // closes l at the end
+	// Other files of the directory do not matter either.
+	if err := os.WriteFile(filepath.Join(filepath.Dir(path), "other"), nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(200 * time.Millisecond)
+	if n := l.checks.Load(); n != 0 {
+		t.Fatalf("the socket file was checked %d times in 200ms with nothing changed, want 0", n)
+	}
+	if err := os.Remove(path); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the deleted socket to answer again", func() bool { return answers(path) })
+	if n := l.checks.Load(); n == 0 {
+		t.Fatal("healed without a check")
+	}
+}

@@ -22,8 +22,9 @@ var ErrNoSupervisor = errors.New("no supervisor")
 // is not a listening Unix stream socket.
 var ErrNotListening = errors.New("not a listening Unix stream socket")
 
-// DefaultHealInterval is how often a [Listener] checks that its socket
-// file is still there unless ListenOptions.HealInterval says otherwise.
+// DefaultHealInterval is how long after a change a [Listener] checks that
+// its socket file is still there (or how often, where it cannot watch the
+// directory) unless ListenOptions.HealInterval says otherwise.
 const DefaultHealInterval = 5 * time.Second
 
 // ErrRefused is wrapped by the error of [Dial] when the socket exists but
@@ -70,8 +71,10 @@ type ListenOptions struct {
 	AllowGIDs []int
 	// Logger receives refusals and healings; nil discards them.
 	Logger *slog.Logger
-	// HealInterval is how often the socket file is checked, and bound
-	// again when it is gone (default DefaultHealInterval; negative: never).
+	// HealInterval is how long after a change to the socket file's entry
+	// it is checked, and bound again when it is gone; where the directory
+	// cannot be watched, how often it is checked (default
+	// DefaultHealInterval; negative: never).
 	HealInterval time.Duration
 }
 

@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 	"unsafe"
@@ -24,10 +25,12 @@ import (
 // may not connect; the connections it returns report their peer's
 // [Credentials].
 //
-// It heals: every ListenOptions.HealInterval it checks that the file at
-// its path is still its socket, and when the file is gone, or is now
-// another (dead) socket, it binds the path again, logging it once. Close
-// removes the socket file if the listener created it.
+// It heals: when its file's entry in the directory changes (an inotify
+// watch, or every ListenOptions.HealInterval where none can be set), it
+// checks, ListenOptions.HealInterval later, that the file at its path is
+// still its socket, and when the file is gone, or is now another (dead)
+// socket, it binds the path again, logging it once. Close removes the
+// socket file if the listener created it.
 type Listener struct {
 	path   string
 	opts   ListenOptions
@@ -40,7 +43,8 @@ type Listener struct {
 	owned   bool   // created by this listener: Close removes it
 	owner   int    // the socket file's owner uid
 	closed  bool
-	problem string // the healing problem last logged, so as to log each once
+	problem string        // the healing problem last logged, so as to log each once
+	checks  atomic.Uint64 // checks of the socket file made so far
 
 	stop chan struct{}
 	wg   sync.WaitGroup
@@ -159,7 +163,9 @@ func newListener(ul *net.UnixListener, path string, id fileID, owner int, owned 
 		interval = DefaultHealInterval
 	}
 	if interval > 0 {
-		l.wg.Go(func() { l.heal(interval) })
+		// Watched from now: a change made as soon as this returns is seen.
+		w := watchEntry(filepath.Dir(path), filepath.Base(path))
+		l.wg.Go(func() { l.heal(w, interval) })
 	}
 	return l
 }
@@ -235,16 +241,49 @@ func clearStale(path string) error {
 	return nil
 }
 
-// heal checks the socket file every interval until Close.
-func (l *Listener) heal(interval time.Duration) {
-	t := time.NewTicker(interval)
-	defer t.Stop()
+// heal checks the socket file until Close: interval after a change to its
+// entry in the directory (an inotify watch; the wait lets a replacement
+// being made finish, and an idle supervisor never wakes), or every
+// interval when no watch can be set or the directory itself went away.
+func (l *Listener) heal(w *dirWatch, interval time.Duration) {
+	var events <-chan struct{}
+	var lost <-chan struct{}
+	if w != nil {
+		defer w.close()
+		events, lost = w.changed, w.lost
+	}
+	var poll <-chan time.Time
+	var ticker *time.Ticker
+	defer func() {
+		if ticker != nil {
+			ticker.Stop()
+		}
+	}()
+	startPolling := func() {
+		ticker = time.NewTicker(interval)
+		poll = ticker.C
+	}
+	if w == nil {
+		startPolling()
+	}
+	var settle <-chan time.Time
 	for {
 		select {
 		case <-l.stop:
 			return
-		case <-t.C:
+		case <-poll:
 			l.check()
+		case <-events:
+			if settle == nil {
+				settle = time.After(interval)
+			}
+		case <-settle:
+			settle = nil
+			l.check()
+		case <-lost:
+			events, lost = nil, nil
+			l.check()
+			startPolling()
 		}
 	}
 }
@@ -252,6 +291,7 @@ func (l *Listener) heal(interval time.Duration) {
 // check binds the path again when the file there is not the listener's
 // socket any more. Each problem is logged once, and the healing once.
 func (l *Listener) check() {
+	l.checks.Add(1)
 	id, _ := statID(l.path)
 	l.mu.Lock()
 	was := l.file
