@@ -349,6 +349,9 @@ func (s *Subreaper) Close(timeout time.Duration) {
 	if s.cg != nil {
 		s.cg.killAll()
 	}
+	// A process killed is gone within a millisecond or so: look again
+	// soon, then less and less often.
+	wait := 100 * time.Microsecond
 	for {
 		left := ownChildren()
 		for _, pid := range left {
@@ -361,7 +364,8 @@ func (s *Subreaper) Close(timeout time.Duration) {
 			}
 			break
 		}
-		time.Sleep(5 * time.Millisecond)
+		time.Sleep(wait)
+		wait = min(2*wait, 5*time.Millisecond)
 	}
 	if s.cg != nil {
 		s.cg.close()

@@ -79,15 +79,16 @@ func startRunCore(exe string, cfg *config.Config, logger *slog.Logger) (*runCore
 	return rc, nil
 }
 
-// finish ends the run cleanly, once the controller has stopped: what is
-// left is stopped and reaped, the guard told to leave quietly, the run
+// finish ends the run cleanly, once the controller has stopped: the guard
+// told to leave quietly (first: it is a child the subreaper would
+// otherwise kill and wait for), what is left stopped and reaped, the run
 // lock released.
 func (rc *runCore) finish() {
-	if rc.reaper != nil {
-		rc.reaper.Close(2 * time.Second)
-	}
 	if rc.guard != nil {
 		rc.guard.finish()
+	}
+	if rc.reaper != nil {
+		rc.reaper.Close(2 * time.Second)
 	}
 	if err := rc.lock.Release(); err != nil {
 		rc.logger.Warn("cannot remove the run lock", "error", err)
