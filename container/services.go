@@ -87,8 +87,14 @@ func (c *Container) StartServices(ctx context.Context, specs []Spec) ([]ServiceO
 	if err != nil {
 		return nil, err
 	}
+	return c.waitServices(ctx, names)
+}
+
+// waitServices waits until each of the services named has either become
+// ready or failed (see StartServices).
+func (c *Container) waitServices(ctx context.Context, names []string) ([]ServiceOutcome, error) {
 	var out []ServiceOutcome
-	err = c.wait(ctx, func() (bool, error) {
+	err := c.wait(ctx, func() (bool, error) {
 		out = out[:0]
 		for _, name := range names {
 			svc := c.service(name)
