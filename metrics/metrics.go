@@ -125,7 +125,7 @@ func (c *Collector) Handler() http.Handler {
 		MaxRequestsInFlight: 4,
 	}))
 	mux := http.NewServeMux()
-	mux.Handle("GET /metrics", metrics)
+	mux.Handle("GET /metrics", buffered(metrics))
 	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		_, _ = w.Write([]byte("vigil's supervisor: its metrics are at /metrics\n"))

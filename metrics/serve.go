@@ -1,6 +1,7 @@
 package metrics
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -119,3 +120,27 @@ func Serve(ctx context.Context, l net.Listener, h http.Handler, logger *slog.Log
 	}
 	return nil
 }
+
+// buffered writes h's response through a 64 KiB buffer: the few hundred
+// KiB of a large fleet's scrape go out in a few writes, not one per 4 KiB
+// (the http package's own buffer), which cost a sixth of a scrape.
+func buffered(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		bw := responseBuffers.Get().(*bufio.Writer)
+		bw.Reset(w)
+		h.ServeHTTP(&bufferedWriter{ResponseWriter: w, w: bw}, r)
+		_ = bw.Flush()
+		bw.Reset(nil)
+		responseBuffers.Put(bw)
+	})
+}
+
+var responseBuffers = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, 64<<10) }}
+
+// bufferedWriter is a ResponseWriter whose body goes through w.
+type bufferedWriter struct {
+	http.ResponseWriter
+	w *bufio.Writer
+}
+
+func (b *bufferedWriter) Write(p []byte) (int, error) { return b.w.Write(p) }
