@@ -381,7 +381,7 @@ func deliver(out io.Writer, kind dumpKind, target *statusview.Worker, data []byt
 		os.Remove(file)
 		return failed(err, "%s of %s: writing %s: %v", kind.what, target.Describe(), file, err)
 	}
-	writeLine(out, "wrote %s of %s to %s (%s)", kind.what, target.Describe(), file, formatSize(float64(len(data))))
+	writeLine(out, "wrote %s of %s to %s (%s)", kind.what, target.Describe(), file, statusview.FormatSize(float64(len(data))))
 	if open != "" {
 		writeLine(out, "%s %s", open, shellQuote(file))
 	}

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/vigild/vigil/internal/statusview"
 	"github.com/vigild/vigil/rpc"
 )
 
@@ -92,7 +93,7 @@ func (d *dumper) viaFile(ctx context.Context, out io.Writer) error {
 		}
 	}
 	shown := filepath.Join(d.req.dir, filepath.Base(path)) // as --dir names it
-	writeLine(out, "wrote %s of %s to %s (%s), written by the worker", kind.what, target.Describe(), shown, formatSize(float64(len(data))))
+	writeLine(out, "wrote %s of %s to %s (%s), written by the worker", kind.what, target.Describe(), shown, statusview.FormatSize(float64(len(data))))
 	if open != "" {
 		writeLine(out, "%s %s", open, shellQuote(shown))
 	} else {

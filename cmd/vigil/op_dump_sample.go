@@ -28,8 +28,8 @@ func sampleTable(raw json.RawMessage, target *statusview.Worker) []byte {
 	}
 	fmt.Fprintf(&b, "memory sample of %s over %gs (%s)\n", target.Describe(), s.Duration, rate)
 	fmt.Fprintf(&b, "allocated %s in %d objects; still live at the end: %s in %d objects\n\n",
-		formatSize(float64(s.TotalAllocated.Size)), s.TotalAllocated.Count,
-		formatSize(float64(s.TotalRetained.Size)), s.TotalRetained.Count)
+		statusview.FormatSize(float64(s.TotalAllocated.Size)), s.TotalAllocated.Count,
+		statusview.FormatSize(float64(s.TotalRetained.Size)), s.TotalRetained.Count)
 	if len(s.ByLocation) == 0 {
 		b.WriteString("nothing was allocated\n")
 		return b.Bytes()
@@ -43,8 +43,8 @@ func sampleTable(raw json.RawMessage, target *statusview.Worker) []byte {
 		if i == sampleRows {
 			break
 		}
-		t.add([]string{formatSize(float64(e.Retained.Size)), strconv.FormatInt(e.Retained.Count, 10),
-			formatSize(float64(e.Allocated.Size)), strconv.FormatInt(e.Allocated.Count, 10), e.Name}, nil)
+		t.add([]string{statusview.FormatSize(float64(e.Retained.Size)), strconv.FormatInt(e.Retained.Count, 10),
+			statusview.FormatSize(float64(e.Allocated.Size)), strconv.FormatInt(e.Allocated.Count, 10), e.Name}, nil)
 	}
 	t.write(&b, false)
 	if n := len(s.ByLocation); n > sampleRows {

@@ -190,7 +190,7 @@ func readiness(children []statusview.Child) (string, error) {
 			for s, k := range c.states {
 				st := fmt.Sprintf("%d %s", k, s)
 				if s == "starting" && c.starting >= 1 {
-					st += " for " + formatUptime(c.starting)
+					st += " for " + statusview.FormatUptime(c.starting)
 				}
 				states = append(states, st)
 			}

@@ -150,8 +150,8 @@ func renderStatus(w io.Writer, v *statusview.View, colour bool, now time.Time) e
 		if service == "" {
 			service = "-"
 		}
-		cells := []string{service, inst, pid, conn, wk.StateText(now), formatUptime(wk.Uptime), formatCPU(wk.CPU),
-			formatSize(wk.Private), formatSize(wk.Resident), restarts, last}
+		cells := []string{service, inst, pid, conn, wk.StateText(now), statusview.FormatUptime(wk.Uptime), statusview.FormatCPU(wk.CPU),
+			statusview.FormatSize(wk.Private), statusview.FormatSize(wk.Resident), restarts, last}
 		colours := make([]string, len(cells))
 		colours[4] = stateColour(wk.State)
 		if wk.LastExit != "" {
@@ -176,7 +176,7 @@ func renderStatus(w io.Writer, v *statusview.View, colour bool, now time.Time) e
 		}
 		fmt.Fprintf(&b, "%s: %d %s (%d ready), CPU %s, private %s, resident %s",
 			name, s.Workers, plural(s.Workers, "worker", "workers"), s.Ready,
-			formatCPU(s.CPU), formatSize(s.Private), formatSize(s.Resident))
+			statusview.FormatCPU(s.CPU), statusview.FormatSize(s.Private), statusview.FormatSize(s.Resident))
 		if s.Stats != nil {
 			fmt.Fprintf(&b, ", spawns %d, restarts %d, failures %d", s.Stats.Spawns, s.Stats.Restarts, s.Stats.Failures)
 			if n := s.Stats.OutputDroppedLines; n > 0 {

@@ -30,16 +30,6 @@ func TestOpParseParams(t *testing.T) {
 }
 
 func TestOpFormats(t *testing.T) {
-	for in, want := range map[float64]string{-1: "-", 0: "0 B", 1023: "1023 B", 1536: "1.5 KiB", 10 << 20: "10.0 MiB", 3 << 30: "3.0 GiB"} {
-		if got := formatSize(in); got != want {
-			t.Errorf("formatSize(%v) = %q, want %q", in, got, want)
-		}
-	}
-	for in, want := range map[float64]string{-1: "-", 0.4: "0s", 59.9: "59s", 61: "1m01s", 3600: "1h00m", 90061: "1d01h"} {
-		if got := formatUptime(in); got != want {
-			t.Errorf("formatUptime(%v) = %q, want %q", in, got, want)
-		}
-	}
 	if got := shellQuote("a b'c"); got != `'a b'\''c'` {
 		t.Errorf("shellQuote: %s", got)
 	}

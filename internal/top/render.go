@@ -7,6 +7,7 @@ import (
 
 	tea "charm.land/bubbletea/v2"
 	"charm.land/lipgloss/v2"
+	"github.com/vigild/vigil/internal/statusview"
 )
 
 // The screen: headerLines lines above the rows (the title, a summary, the
@@ -139,9 +140,9 @@ func (m *Model) render() string {
 		}
 		cells := []string{
 			pad(w.Name(), cols[0].width, false), pad(pid, cols[1].width, true), pad(state, cols[2].width, false),
-			pad(formatUptime(w.Uptime), cols[3].width, true), pad(restarts, cols[4].width, true),
-			pad(formatCPU(w.CPU), cols[5].width, true), pad(cpuLine, cols[6].width, false),
-			pad(formatSize(w.Private), cols[7].width, true), pad(memLine, cols[8].width, false),
+			pad(statusview.FormatUptime(w.Uptime), cols[3].width, true), pad(restarts, cols[4].width, true),
+			pad(statusview.FormatCPU(w.CPU), cols[5].width, true), pad(cpuLine, cols[6].width, false),
+			pad(statusview.FormatSize(w.Private), cols[7].width, true), pad(memLine, cols[8].width, false),
 		}
 		line := fit(strings.Join(cells, " "), m.width)
 		if k == m.selected {
@@ -200,48 +201,4 @@ func fit(s string, width int) string {
 		return s
 	}
 	return lipgloss.NewStyle().MaxWidth(width).Render(s)
-}
-
-// formatSize formats bytes in binary units; "-" when unknown.
-func formatSize(b float64) string {
-	if b < 0 {
-		return "-"
-	}
-	units := []string{"B", "KiB", "MiB", "GiB", "TiB"}
-	i := 0
-	for b >= 1024 && i < len(units)-1 {
-		b /= 1024
-		i++
-	}
-	if i == 0 {
-		return fmt.Sprintf("%.0f B", b)
-	}
-	return fmt.Sprintf("%.1f %s", b, units[i])
-}
-
-// formatUptime formats seconds as "45s", "12m03s", "5h07m", "3d04h"; "-"
-// when unknown.
-func formatUptime(s float64) string {
-	if s < 0 {
-		return "-"
-	}
-	t := int64(s)
-	switch {
-	case t < 60:
-		return fmt.Sprintf("%ds", t)
-	case t < 3600:
-		return fmt.Sprintf("%dm%02ds", t/60, t%60)
-	case t < 86400:
-		return fmt.Sprintf("%dh%02dm", t/3600, t%3600/60)
-	default:
-		return fmt.Sprintf("%dd%02dh", t/86400, t%86400/3600)
-	}
-}
-
-// formatCPU formats a percentage of one core; "-" when unknown.
-func formatCPU(p float64) string {
-	if p < 0 {
-		return "-"
-	}
-	return fmt.Sprintf("%.1f%%", p)
 }
