@@ -11,7 +11,8 @@ import (
 // Reading.
 const (
 	// minReadSize is how much one read may take from a pipe at first;
-	// each read that fills it makes it 4 times larger, up to readSize.
+	// each read that fills it makes it 4 times larger, up to readSize
+	// (the poller's shrinks again while reads bring little).
 	minReadSize = 4 << 10
 	readSize    = 256 << 10
 	// pipeSize is the capacity a capture asks for its pipes, so that a
@@ -20,15 +21,79 @@ const (
 	pipeSize = 1 << 20
 	// gatherBytes is how much a read after a wait aims to bring.
 	gatherBytes = 128 << 10
-	// burstRate is the fastest a child may write, in bytes a second,
-	// without ever waiting on a full pipe while the reader waits.
+	// burstRate is the fastest a child may start writing, from idle, in
+	// bytes a second, without ever waiting on a full pipe while the reader
+	// waits.
 	burstRate = 200 << 20
-	// minReadDelay and maxReadDelay bound the wait between reads: shorter
-	// is not worth a timer; longer makes the lines' times and a follower
-	// lag.
+	// rateMargin: a child that has written at a steady pace for a while
+	// may then write this many times faster (up to burstRate) without
+	// ever waiting on a full pipe.
+	rateMargin = 100
+	// minReadDelay is the shortest wait worth a timer; maxReadDelay the
+	// longest, which bounds how late a line's time and a follower may be.
 	minReadDelay = 50 * time.Microsecond
-	maxReadDelay = 10 * time.Millisecond
+	maxReadDelay = 100 * time.Millisecond
 )
+
+// readPace is how long a reader waits between reads of one pipe. A read
+// costs a wake-up and a system call whatever it brings, so after a read
+// that left the pipe empty the reader waits before the next, long enough
+// for about gatherBytes to come at the pace the child wrote since the
+// previous read, but short enough that the pipe cannot fill meanwhile:
+// the wait is at most the time the pipe takes to fill at rateMargin times
+// that pace, or at burstRate if that is longer (5 ms for 1 MiB: a child
+// that starts writing from idle, at any pace up to burstRate, never waits
+// on its pipe); it at most doubles from one read to the next, so that a
+// long wait needs a pace seen over several reads; and it is never longer
+// than max (maxReadDelay, or Options.ReadDelay).
+//
+// A reader that finds the pipe empty waits for its next event instead,
+// and its pace starts anew: the next wait is at most the burstRate one. One
+// that gets a line after a silence longer than quiet reads it and waits
+// for the next event too. So a child that starts writing never waits on
+// its pipe unless it writes faster than burstRate; one that has written
+// at a steady pace for a while, unless it then writes rateMargin times
+// faster (and faster than the pipe's capacity per max): a child writing
+// 100 KB/s (1,000 lines of 100 bytes) is read every 100 ms, and would need
+// to write 10 MB/s to fill its 1 MiB pipe in that time. The zero readPace
+// never waits.
+type readPace struct {
+	capacity int           // the pipe's; 0: not known, never wait
+	burst    time.Duration // the time to fill it at burstRate
+	max      time.Duration
+}
+
+// pace returns the readPace of a pipe of that capacity.
+func (h *Hub) pace(capacity int) readPace {
+	max := h.readDelay
+	if max == 0 {
+		max = maxReadDelay
+	}
+	if capacity <= 0 || max < 0 {
+		return readPace{}
+	}
+	return readPace{capacity: capacity, max: max,
+		burst: min(time.Duration(capacity)*time.Second/burstRate, max)}
+}
+
+// next returns the wait before the next read, after a read that brought
+// got bytes (> 0) that came in elapsed, when the wait before it was prev.
+func (p readPace) next(got int, elapsed, prev time.Duration) time.Duration {
+	if p.capacity == 0 || got >= gatherBytes || elapsed <= 0 {
+		return 0
+	}
+	gather := time.Duration(float64(elapsed) * gatherBytes / float64(got))
+	safe := time.Duration(float64(elapsed) * float64(p.capacity) / (rateMargin * float64(got)))
+	d := min(gather, max(safe, p.burst), p.max, max(2*prev, p.burst))
+	if d < minReadDelay {
+		return 0
+	}
+	return d
+}
+
+// quiet is the silence after which a line has no pace: the reader reads
+// it and waits for the next.
+func (p readPace) quiet() time.Duration { return p.max }
 
 // CaptureStats count what a capture read and what its destinations lost.
 type CaptureStats struct {
@@ -161,29 +226,23 @@ func (c *Capture) readerDone() {
 // read is one stream's reader: it reads what the child wrote, frames it in
 // lines, and hands each read's lines on as one batch. It never waits on
 // anything but the pipe: the ring takes a batch under a short lock, and
-// every sink queues it or drops it.
-//
-// A read costs a wake-up and a system call whatever it brings, so after a
-// small read the reader waits a little before the next, long enough for
-// about gatherBytes to come at the rate of the last read, and never longer
-// than the pipe takes to fill at burstRate: the child never waits on a
-// full pipe unless it writes faster than that.
+// every sink queues it or drops it. Between reads it waits as readPace
+// says; a read that waited for the pipe to have something is fresh.
 func (c *Capture) read(f *os.File, stream Stream) {
 	defer c.readerDone()
 	defer f.Close()
-	maxDelay := c.hub.readDelay
-	if maxDelay == 0 {
-		maxDelay = time.Duration(growPipe(f)) * time.Second / burstRate
-	}
-	maxDelay = min(maxDelay, maxReadDelay)
+	pace := c.hub.pace(growPipe(f))
 	max := c.hub.maxLine
 	size := minReadSize // grows while reads fill it
 	buf := make([]byte, max+size)
-	have := 0 // the start of a line, carried over from the previous read
-	last := time.Now()
+	have := 0              // the start of a line, carried over from the previous read
+	last := time.Now()     // when the previous read returned
+	lastData := last       // when the previous read that brought something returned
+	var wait time.Duration // the wait after it
 	for {
 		n, err := f.Read(buf[have : have+size])
-		if n == size && size < readSize {
+		full := n == size
+		if full && size < readSize {
 			size *= 4
 			buf = append(buf[:have+n], make([]byte, max+size-have-n)...)
 		}
@@ -198,40 +257,60 @@ func (c *Capture) read(f *os.File, stream Stream) {
 			return
 		}
 		now := time.Now()
-		if n < gatherBytes && maxDelay > 0 {
-			d := time.Duration(float64(now.Sub(last)) * gatherBytes / float64(n))
-			if d = min(d, maxDelay); d >= minReadDelay {
-				time.Sleep(d)
-			}
+		since := now.Sub(last)
+		// A read that came well after the wait waited for the pipe to
+		// have something: the pace is that since the previous read that
+		// brought something.
+		fresh := since > wait+time.Millisecond
+		if fresh {
+			since = now.Sub(lastData)
+			wait = 0 // the pace starts anew: the next wait is at most burst
+		}
+		switch {
+		case full || n == 0:
+			wait = 0
+		case fresh && since >= pace.quiet():
+			wait = 0 // a line after a silence: read the next when it comes
+		default:
+			wait = pace.next(n, since, wait)
 		}
 		last = now
+		if n > 0 {
+			lastData = now
+		}
+		if wait > 0 {
+			time.Sleep(wait)
+		}
 	}
 }
 
 // frame hands on the whole lines of buf[:n] as one batch, moves the rest
 // (the start of a line) to the front of buf, and returns its length. A
 // line longer than the hub's MaxLine is split; at eof the rest is a line.
+// The batch has its own copy of the lines.
 func (c *Capture) frame(buf []byte, n int, stream Stream, eof bool) int {
+	took := c.frameLines(buf[:n], stream, eof, true)
+	return copy(buf, buf[took:n])
+}
+
+// frameLines hands on the whole lines at the start of data as one batch,
+// and returns how many bytes of data they took: the rest is the start of
+// a line, unless eof, when it is a line too. A line longer than the hub's
+// MaxLine is split. Unless clone, the batch shares data's memory (the
+// usual case: whole lines, none too long), which must never change after.
+func (c *Capture) frameLines(data []byte, stream Stream, eof, clone bool) int {
 	max := c.hub.maxLine
-	data := buf[:n]
-	// The usual case: whole lines, none too long: one copy.
 	end := bytes.LastIndexByte(data, '\n') + 1
-	lines, long := 0, false
-	for rest := data[:end]; len(rest) > 0; {
-		i := bytes.IndexByte(rest, '\n')
-		if i > max {
-			long = true
-			break
-		}
-		lines++
-		rest = rest[i+1:]
-	}
+	lines, long := frameCount(data[:end], max)
 	var out []byte
-	if !long {
-		out = make([]byte, end, end+1)
-		copy(out, data[:end])
-	} else {
+	switch {
+	case long:
 		out, lines = c.splitLong(data[:end])
+	case clone:
+		out = make([]byte, end)
+		copy(out, data[:end])
+	default:
+		out = data[:end:end] // an append copies
 	}
 	rest := data[end:]
 	// A line longer than max is cut; at eof the rest is the last line.
@@ -247,8 +326,36 @@ func (c *Capture) frame(buf []byte, n int, stream Stream, eof bool) int {
 	if lines > 0 {
 		c.deliver(&batch{time: c.hub.now(), stream: stream, cap: c, data: out, lines: lines})
 	}
-	return copy(buf, rest)
+	return len(data) - len(rest)
 }
+
+// frameCount returns the number of lines of data, whole lines, or says
+// that one is longer than maxLine. Each block of maxLine/2 bytes that holds a
+// newline is counted at once: when every block holds one, no line can be
+// longer than maxLine.
+func frameCount(data []byte, maxLine int) (lines int, long bool) {
+	block := max(maxLine/2, 1)
+	for start := 0; start < len(data); start += block {
+		n := bytes.Count(data[start:min(start+block, len(data))], newline)
+		if n == 0 {
+			// Maybe a long line: count one line at a time.
+			lines = 0
+			for rest := data; len(rest) > 0; {
+				i := bytes.IndexByte(rest, '\n')
+				if i > maxLine {
+					return 0, true
+				}
+				lines++
+				rest = rest[i+1:]
+			}
+			return lines, false
+		}
+		lines += n
+	}
+	return lines, false
+}
+
+var newline = []byte{'\n'}
 
 // splitLong copies whole lines, cutting those longer than MaxLine in pieces.
 func (c *Capture) splitLong(data []byte) ([]byte, int) {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -313,4 +314,116 @@ func TestCaptureWithoutPoller(t *testing.T) {
 	pid, _ := strconv.Atoi(strings.TrimPrefix(string(line[0].Text), "started "))
 	defer syscall.Kill(pid, syscall.SIGKILL)
 	c.Close()
+}
+
+// TestFrameCountAgreesWithALineByLineCount: lines are counted a block at a
+// time; a line longer than the longest kept whole is found wherever it
+// falls across the blocks.
+func TestFrameCountAgreesWithALineByLineCount(t *testing.T) {
+	slow := func(data []byte, max int) (int, bool) {
+		n := 0
+		for _, l := range strings.SplitAfter(string(data), "\n") {
+			if l == "" {
+				continue
+			}
+			if len(l)-1 > max {
+				return 0, true
+			}
+			n++
+		}
+		return n, false
+	}
+	rnd := rand.New(rand.NewPCG(1, 2))
+	for _, max := range []int{1, 2, 7, 8, 64, 1000} {
+		for range 2000 {
+			var b strings.Builder
+			for range rnd.IntN(40) {
+				b.WriteString(strings.Repeat("x", rnd.IntN(max+max/4+2)))
+				b.WriteByte('\n')
+			}
+			data := []byte(b.String())
+			n, long := frameCount(data, max)
+			wn, wlong := slow(data, max)
+			if long != wlong || !long && n != wn {
+				t.Fatalf("max %d, %q: %d lines, long %v; want %d, %v", max, data, n, long, wn, wlong)
+			}
+		}
+	}
+}
+
+// TestCaptureLinesAcrossChunks: the poller reads into chunks that its
+// batches share; a line written in pieces, longer than a chunk, and the
+// lines around it come whole and unchanged.
+func TestCaptureLinesAcrossChunks(t *testing.T) {
+	h := newHub(t, Options{MaxLine: 100 << 10})
+	piece := strings.Repeat("0123456789", 100)
+	args := []string{"out:before"}
+	for range 50 {
+		args = append(args, "raw:"+piece, "sleep:1ms")
+	}
+	args = append(args, "out:", "out:after")
+	for i := range 300 {
+		args = append(args, fmt.Sprintf("out:%03d %s", i, strings.Repeat("y", 200)))
+	}
+	ch := startChild(t, "script", args...)
+	c := h.Capture(ch.id("chunks", 0), ch.stdout, nil)
+	ch.wait(t)
+	waitDone(t, c)
+	lines := texts(h.Lines(Query{}))
+	if len(lines) != 303 {
+		t.Fatalf("%d lines, want 303", len(lines))
+	}
+	if lines[0] != "before" || lines[1] != strings.Repeat(piece, 50) || lines[2] != "after" {
+		t.Errorf("lines %.40q, %d bytes, %.40q", lines[0], len(lines[1]), lines[2])
+	}
+	for i, l := range lines[3:] {
+		if want := fmt.Sprintf("%03d %s", i, strings.Repeat("y", 200)); l != want {
+			t.Fatalf("line %d: %.40q", i+3, l)
+		}
+	}
+}
+
+// TestReadPaceBounds: the wait after a read never lets the pipe fill at
+// rateMargin times the pace the read saw, unless the pipe takes longer
+// than that to fill at burstRate; it at most doubles from one read to the
+// next, and is never longer than the bound.
+func TestReadPaceBounds(t *testing.T) {
+	h := New(Options{})
+	p := h.pace(pipeSize)
+	if p.burst != 5*time.Millisecond || p.max != maxReadDelay {
+		t.Fatalf("pace %+v", p)
+	}
+	rnd := rand.New(rand.NewPCG(3, 4))
+	for range 100000 {
+		got := 1 + rnd.IntN(gatherBytes+1000)
+		elapsed := time.Duration(1 + rnd.Int64N(int64(time.Second)))
+		prev := time.Duration(rnd.Int64N(int64(2 * maxReadDelay)))
+		d := p.next(got, elapsed, prev)
+		rate := float64(got) / elapsed.Seconds()
+		fill := time.Duration(float64(pipeSize) / (rateMargin * rate) * float64(time.Second))
+		switch {
+		case d > p.max:
+			t.Fatalf("got %d in %v: wait %v, longer than %v", got, elapsed, d, p.max)
+		case d > max(2*prev, p.burst):
+			t.Fatalf("got %d in %v: wait %v after %v", got, elapsed, d, prev)
+		case d > max(fill, p.burst)+time.Microsecond:
+			t.Fatalf("got %d in %v: wait %v, the pipe fills at %d times that pace in %v", got, elapsed, d, rateMargin, fill)
+		case got >= gatherBytes && d != 0:
+			t.Fatalf("got %d: wait %v", got, d)
+		}
+	}
+	// A steady 100 KB/s is read every maxReadDelay.
+	d := time.Duration(0)
+	for range 20 {
+		d = p.next(10<<10, 100*time.Millisecond, d)
+	}
+	if d != maxReadDelay {
+		t.Errorf("a steady 100 KB/s waits %v", d)
+	}
+	if d := (readPace{}).next(10, time.Second, time.Second); d != 0 {
+		t.Errorf("the zero pace waits %v", d)
+	}
+	if p := New(Options{ReadDelay: -1}).pace(pipeSize); p != (readPace{}) {
+		t.Errorf("ReadDelay -1: pace %+v", p)
+	}
 }

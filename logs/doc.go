@@ -6,10 +6,12 @@
 // A [Hub] is the whole: its owner (the container) calls [Hub.Capture] for
 // each child process it starts, with the read ends of the child's stdout
 // and stderr pipes, and gets a [Capture]. On Linux one goroutine of the
-// hub reads every pipe (an epoll set of its own, each pipe armed for one
-// event at a time, so that a chatty child's writes cost nothing while the
-// reader waits a few milliseconds to gather them; elsewhere a goroutine
-// per stream). It frames lines (cutting those longer than
+// hub reads every pipe (an epoll set of its own: a pipe is armed for one
+// event when a read found it empty, and otherwise read on a timer, up to
+// 100 ms apart for a child writing at a steady pace, with a wide margin
+// before its pipe could fill; a chatty child's writes cost nothing in
+// between, and the timers of many children share wake-ups; elsewhere a
+// goroutine per stream). It frames lines (cutting those longer than
 // [Options.MaxLine]), stamps each read's lines with the time they
 // arrived, and hands them on as one batch:
 //

@@ -5,19 +5,21 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"path/filepath"
 	"time"
 )
 
 // File writing.
 const (
-	// fileGatherBelow and fileGather: after a write of less than
-	// fileGatherBelow bytes in all, the files' writer waits fileGather
-	// before the next, so that slow children's lines go to their files in
-	// a few writes rather than one per read. Files are not read live (a
-	// follower reads the rings), so the wait costs nothing to see.
-	fileGatherBelow = 64 << 10
-	fileGather      = 100 * time.Millisecond
+	// fileGather: the files' writer writes at most this often, each file's
+	// lines of that time in one write(2), unless its queue is a quarter
+	// full (a burst), when it writes at once: a hundred children writing
+	// a steady trickle cost a few hundred writes a second, not one per
+	// read. Files are not read live (a follower reads the rings): a line
+	// reaches its file at most this long after it was read, and every
+	// line queued reaches it at Close.
+	fileGather = 200 * time.Millisecond
 	// fileQueues: the files share one queue of this many times
 	// Options.SinkQueue, so that every file of a busy host gets room
 	// through a stall of the disk or of this process.
@@ -25,12 +27,14 @@ const (
 )
 
 // fileWriter writes every file of a hub from one goroutine: a pump whose
-// batches it sorts by file, each file's lines gathered into one write.
+// batches it sorts by file, each file's lines gathered into one write
+// (writev(2) of the batches as they are: no copy).
 // A slow disk holds up the files only, and what they cannot take is
 // dropped and counted.
 type fileWriter struct {
 	*pump
-	files map[string]*fileSink // by path; only the hub (under its lock) adds
+	files   map[string]*fileSink // by path; only the hub (under its lock) adds
+	touched []*fileSink          // the files of a write (the writer's goroutine only)
 }
 
 // fileSink is one instance's stream's file, as the child wrote it (a
@@ -39,8 +43,8 @@ type fileSink struct {
 	w       *fileWriter
 	file    *rotFile
 	logger  *slog.Logger
-	buf     []byte   // the lines of this write (the writer's goroutine only)
-	batches []*batch // their batches, to count them if the write fails
+	batches []*batch // the batches of this write (the writer's goroutine only)
+	bufs    [][]byte // their data
 	failed  bool
 }
 
@@ -52,7 +56,7 @@ func fileName(dir string, id Identity, s Stream) string {
 func newFileWriter(queue int) *fileWriter {
 	w := &fileWriter{files: make(map[string]*fileSink)}
 	w.pump = newPump("files", queue, toFile, w.write, nil)
-	w.pump.gatherBelow, w.pump.gather = fileGatherBelow, fileGather
+	w.pump.gatherBelow, w.pump.gather = math.MaxInt, fileGather
 	return w
 }
 
@@ -72,7 +76,7 @@ func (s *fileSink) deliver(b *batch) bool { return s.w.deliver(b) }
 
 // write sorts the batches by file and writes each file's lines at once.
 func (w *fileWriter) write(batches []*batch) {
-	var touched []*fileSink
+	touched := w.touched[:0]
 	for _, b := range batches {
 		s := b.cap.fileSinks[b.stream-1]
 		if len(s.batches) == 0 {
@@ -81,41 +85,38 @@ func (w *fileWriter) write(batches []*batch) {
 		s.batches = append(s.batches, b)
 	}
 	for _, s := range touched {
-		p := s.batches[0].data
-		if len(s.batches) > 1 {
-			s.buf = s.buf[:0]
-			for _, b := range s.batches {
-				s.buf = append(s.buf, b.data...)
-			}
-			p = s.buf
-		}
-		s.flush(p)
-		clear(s.batches)
-		s.batches = s.batches[:0]
-		if cap(s.buf) > 4*fileGatherBelow {
-			s.buf = nil // a burst's buffer goes
-		}
+		s.flush()
 	}
+	clear(touched)
+	w.touched = touched
 }
 
-func (s *fileSink) flush(p []byte) {
-	err := s.file.write(p)
+// flush writes the batches gathered and lets them go.
+func (s *fileSink) flush() {
+	for _, b := range s.batches {
+		s.bufs = append(s.bufs, b.data)
+	}
+	err := s.file.write(s.bufs)
+	clear(s.bufs)
+	s.bufs = s.bufs[:0]
 	if err == nil {
 		if s.failed {
 			s.failed = false
 			s.logger.Info("log file written again", "file", s.file.path)
 		}
-		return
+	} else {
+		// What the failure lost is not known line by line: every line of
+		// the write counts as lost.
+		for _, b := range s.batches {
+			b.cap.dropped[toFile].Add(uint64(b.lines))
+		}
+		if !s.failed {
+			s.failed = true
+			s.logger.Warn("log file: lines lost", "file", s.file.path, "error", err)
+		}
 	}
-	// What the failure lost is not known line by line: every line of the
-	// write counts as lost.
-	for _, b := range s.batches {
-		b.cap.dropped[toFile].Add(uint64(b.lines))
-	}
-	if !s.failed {
-		s.failed = true
-		s.logger.Warn("log file: lines lost", "file", s.file.path, "error", err)
-	}
+	clear(s.batches)
+	s.batches = s.batches[:0]
 }
 
 // close writes what is queued, within ctx, and closes the files (those

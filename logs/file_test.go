@@ -6,6 +6,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
@@ -133,5 +134,68 @@ func TestFileAppendsAndRotatesOnReopen(t *testing.T) {
 	}
 	if got := old[960:] + cur; got != "new 1\nnew 2\nnew 3\nnew 4\nnew 5\nnew 6\nnew 7\n" {
 		t.Errorf("new lines across the files: %q", got)
+	}
+}
+
+// TestFileLinesReachTheFileBeforeClose: the files' writer gathers lines,
+// yet they reach the file while the child runs, without Close; the lines
+// still queued at Close reach it then.
+func TestFileLinesReachTheFileBeforeClose(t *testing.T) {
+	dir := t.TempDir()
+	h := New(Options{Settings: Settings{Dir: dir, MaxSize: 1 << 20, Keep: 1}})
+	ch := startChild(t, "script", "out:one", "out:two", "wait", "out:three")
+	c := h.Capture(ch.id("web", 0), ch.stdout, ch.stderr)
+	path := filepath.Join(dir, "web.0.stdout.log")
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		data, _ := os.ReadFile(path)
+		if string(data) == "one\ntwo\n" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the file holds %q, want the two lines written so far", data)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if _, err := ch.stdin.Write([]byte("\n")); err != nil { // then "three", and the end
+		t.Fatal(err)
+	}
+	ch.wait(t)
+	waitDone(t, c)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := h.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := readLog(t, path); got != "one\ntwo\nthree\n" {
+		t.Errorf("the file holds %q after Close", got)
+	}
+}
+
+// TestRotFileWritesSeveralBuffers: the batches of one write go to the file
+// in one writev(2) when they fit, and are cut between lines, rotating,
+// when they do not.
+func TestRotFileWritesSeveralBuffers(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "x.log")
+	r := &rotFile{path: path, logger: slog.New(slog.DiscardHandler)}
+	r.setLimits(30, 2, false)
+	// 2+3+4 lines of 4 bytes: 36 bytes in all, more than 30.
+	bufs := [][]byte{[]byte("a01\na02\n"), []byte("b01\nb02\nb03\n"), []byte("c01\nc02\nc03\nc04\n")}
+	if err := r.write(bufs); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.write([][]byte{[]byte("d01\n"), []byte("d02\n")}); err != nil { // fits: one writev
+		t.Fatal(err)
+	}
+	if err := r.close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	old, cur := readLog(t, path+".1"), readLog(t, path)
+	if old != "a01\na02\nb01\nb02\nb03\nc01\nc02\n" {
+		t.Errorf("rotated file %q", old)
+	}
+	if cur != "c03\nc04\nd01\nd02\n" {
+		t.Errorf("current file %q", cur)
 	}
 }

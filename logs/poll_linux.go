@@ -1,10 +1,13 @@
 package logs
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"sync"
+	"syscall"
 	"time"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -13,14 +16,27 @@ import (
 // epoll set of its own. Go's runtime poller would do, but it registers a
 // pipe edge-triggered for good: every write of a chatty child wakes it,
 // even while the reader waits on purpose to gather lines. Here a pipe is
-// armed for one event at a time (EPOLLONESHOT), and re-armed when its
-// reader wants more: a child's writes in between cost the controller
-// nothing. The goroutine runs while there are pipes to read, and ends
-// with the last.
+// armed for one event at a time (EPOLLONESHOT), and only when a read
+// found it empty: a pipe that has something at each read is read on a
+// timer (see readPace), and a child's writes in between cost the
+// controller nothing. The timers of the pipes are served together: a
+// wake-up reads every pipe whose read is due within a quarter of its wait,
+// so a hundred children writing at a steady pace cost a few wake-ups a
+// second, not a hundred times as many.
+//
+// The loop never blocks in a system call: its epoll set is itself watched
+// by Go's runtime poller, with a read deadline for the next timer, so it
+// waits parked like any goroutine on a file, holding no thread (a system
+// call that blocks keeps the runtime's monitor thread, sysmon, awake to
+// take its processor back), and its other system calls, which never
+// block, are made raw (see rawRead). The goroutine runs while there are
+// pipes to read, and ends with the last.
 type poller struct {
 	mu      sync.Mutex
 	epfd    int
-	evfd    int // an eventfd that wakes the loop
+	ep      *os.File        // epfd, in Go's runtime poller
+	rc      syscall.RawConn // ep's
+	evfd    int             // an eventfd that wakes the loop
 	adds    []*pipeReader
 	closes  []*Capture
 	running bool
@@ -29,15 +45,21 @@ type poller struct {
 
 // pipeReader is one stream of a capture, read by the poller.
 type pipeReader struct {
-	c        *Capture
-	stream   Stream
-	fd       int
-	buf      []byte
-	size     int // how much one read may take; grows while reads fill it
-	have     int // the start of a line carried over
-	last     time.Time
-	maxDelay time.Duration
-	wakeAt   time.Time // when to re-arm; zero: armed
+	c      *Capture
+	stream Stream
+	fd     int
+	// The reads go into buf, a chunk of memory that the batches share:
+	// what they took of it never changes. buf[off:off+have] is the start
+	// of a line carried over; a read takes the room after it.
+	buf       []byte
+	off, have int
+	size      int // what a read may bring: grows while reads fill it, shrinks while they bring little
+	pace      readPace
+	armed     bool          // waiting for the pipe's event, not for a timer
+	last      time.Time     // the previous read
+	lastData  time.Time     // the previous read that brought something
+	wait      time.Duration // the wait before the next read, as set at the previous one
+	wakeAt    time.Time     // when to read next, unless armed
 }
 
 // add hands c's files to the poller: each is duplicated out of Go's
@@ -67,13 +89,8 @@ func (p *poller) add(c *Capture) error {
 			p.wakeLocked() // the loop may have nothing to read: it ends
 			return err
 		}
-		size := growPipeFd(fd)
-		maxDelay := c.hub.readDelay
-		if maxDelay == 0 {
-			maxDelay = time.Duration(size) * time.Second / burstRate
-		}
 		readers = append(readers, &pipeReader{c: c, stream: Stream(i + 1), fd: fd,
-			size: minReadSize, last: time.Now(), maxDelay: min(maxDelay, maxReadDelay)})
+			size: minReadSize, last: time.Now(), pace: c.hub.pace(growPipeFd(fd))})
 	}
 	for i, f := range c.files {
 		if f != nil {
@@ -142,7 +159,24 @@ func (p *poller) open() error {
 		unix.Close(evfd)
 		return fmt.Errorf("epoll: %w", err)
 	}
-	p.epfd, p.evfd = epfd, evfd
+	// Non-blocking, os.NewFile puts the epoll set in Go's runtime poller,
+	// which reports it readable when one of its pipes is.
+	if err := unix.SetNonblock(epfd, true); err != nil {
+		unix.Close(epfd)
+		unix.Close(evfd)
+		return fmt.Errorf("epoll: %w", err)
+	}
+	ep := os.NewFile(uintptr(epfd), "epoll")
+	rc, err := ep.SyscallConn()
+	if err == nil {
+		err = ep.SetReadDeadline(time.Time{}) // fails unless in the runtime poller
+	}
+	if err != nil {
+		ep.Close()
+		unix.Close(evfd)
+		return fmt.Errorf("epoll: %w", err)
+	}
+	p.epfd, p.evfd, p.ep, p.rc = epfd, evfd, ep, rc
 	return nil
 }
 
@@ -166,13 +200,7 @@ func (p *poller) close(c *Capture) {
 func (p *poller) loop() {
 	readers := make(map[int32]*pipeReader)
 	events := make([]unix.EpollEvent, 64)
-	arm := func(r *pipeReader, op int) {
-		ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLONESHOT, Fd: int32(r.fd)}
-		if err := unix.EpollCtl(p.epfd, op, r.fd, &ev); err != nil {
-			r.c.hub.logger.Warn("logs: cannot watch a pipe", "process", r.c.id.Name(), "error", err)
-			r.end(readers)
-		}
-	}
+	n := 0 // events to handle
 	for {
 		p.mu.Lock()
 		adds, closes := p.adds, p.closes
@@ -180,7 +208,7 @@ func (p *poller) loop() {
 		if len(adds) == 0 && len(readers) == 0 {
 			// Nothing to read: the loop ends (Capture starts a new one).
 			p.running = false
-			unix.Close(p.epfd)
+			p.ep.Close() // epfd
 			unix.Close(p.evfd)
 			close(p.done)
 			p.mu.Unlock()
@@ -189,7 +217,7 @@ func (p *poller) loop() {
 		p.mu.Unlock()
 		for _, r := range adds {
 			readers[int32(r.fd)] = r
-			arm(r, unix.EPOLL_CTL_ADD)
+			r.arm(unix.EPOLL_CTL_ADD, p.epfd, readers)
 		}
 		for _, c := range closes {
 			for _, r := range readers {
@@ -198,99 +226,178 @@ func (p *poller) loop() {
 				}
 			}
 		}
-		if len(readers) == 0 {
-			continue
-		}
-		timeout := -1
 		now := time.Now()
-		for _, r := range readers {
-			if !r.wakeAt.IsZero() {
-				ms := int((r.wakeAt.Sub(now) + time.Millisecond - 1) / time.Millisecond)
-				if timeout < 0 || ms < timeout {
-					timeout = max(ms, 0)
-				}
-			}
-		}
-		n, err := unix.EpollWait(p.epfd, events, timeout)
-		if err != nil && err != unix.EINTR {
-			// Cannot happen with a valid set; do not spin.
-			time.Sleep(time.Millisecond)
-			continue
-		}
-		now = time.Now()
-		for _, ev := range events[:max(n, 0)] {
+		for _, ev := range events[:n] {
 			if ev.Fd == int32(p.evfd) {
 				var b [8]byte
-				_, _ = unix.Read(p.evfd, b[:])
+				_, _ = rawRead(p.evfd, b[:])
 				continue
 			}
-			if r := readers[ev.Fd]; r != nil {
-				if delay, open := r.read(now, readers); open {
-					if delay > 0 {
-						r.wakeAt = now.Add(delay)
-					} else {
-						arm(r, unix.EPOLL_CTL_MOD)
-					}
-				}
+			if r := readers[ev.Fd]; r != nil && r.armed {
+				r.armed = false
+				r.serve(now, true, p.epfd, readers)
 			}
 		}
+		// The timers: every pipe due within a quarter of its wait is read
+		// now, so that pipes read at a like pace share wake-ups.
+		var next time.Time
 		for _, r := range readers {
-			if !r.wakeAt.IsZero() && !r.wakeAt.After(now) {
-				r.wakeAt = time.Time{}
-				arm(r, unix.EPOLL_CTL_MOD)
+			if r.armed {
+				continue
+			}
+			if !r.wakeAt.After(now.Add(r.wait/4)) && !r.serve(now, false, p.epfd, readers) {
+				continue
+			}
+			if !r.armed && (next.IsZero() || r.wakeAt.Before(next)) {
+				next = r.wakeAt
 			}
 		}
+		if len(readers) == 0 {
+			n = 0
+			continue
+		}
+		n = p.wait(events, next)
 	}
 }
 
-// read takes what the pipe holds, and says how long to wait before the
-// next read (0: arm it now), or that the pipe has ended.
-func (r *pipeReader) read(now time.Time, readers map[int32]*pipeReader) (time.Duration, bool) {
-	max := r.c.hub.maxLine
-	if r.buf == nil {
-		r.buf = make([]byte, max+r.size)
+// wait returns the events of the epoll set, waiting for one until next
+// (zero: no deadline) in Go's runtime poller.
+func (p *poller) wait(events []unix.EpollEvent, next time.Time) int {
+	n := 0
+	ready := func(fd uintptr) bool {
+		for {
+			var err error
+			n, err = rawEpollWait(int(fd), events)
+			if err == unix.EINTR {
+				continue
+			}
+			if err != nil {
+				// Cannot happen with a valid set; do not spin.
+				time.Sleep(time.Millisecond)
+				n = 0
+				return true
+			}
+			return n > 0
+		}
 	}
-	got := 0
-	for range 4 { // then the others' turn
-		n, err := unix.Read(r.fd, r.buf[r.have:r.have+r.size])
+	if !next.IsZero() && !next.After(time.Now()) {
+		ready(uintptr(p.epfd)) // a timer is due: no wait
+		return n
+	}
+	_ = p.ep.SetReadDeadline(next)
+	if err := p.rc.Read(ready); err != nil && !errors.Is(err, os.ErrDeadlineExceeded) {
+		time.Sleep(time.Millisecond) // cannot happen; do not spin
+	}
+	return n
+}
+
+// arm asks the epoll set for the pipe's next event (op: EPOLL_CTL_ADD the
+// first time, then EPOLL_CTL_MOD).
+func (r *pipeReader) arm(op, epfd int, readers map[int32]*pipeReader) {
+	ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLONESHOT, Fd: int32(r.fd)}
+	if err := rawEpollCtl(epfd, op, r.fd, &ev); err != nil {
+		r.c.hub.logger.Warn("logs: cannot watch a pipe", "process", r.c.id.Name(), "error", err)
+		r.end(readers)
+		return
+	}
+	r.armed = true
+}
+
+// serve reads the pipe and sets when to read it next: at once when it may
+// hold more; at its next event (armed) when it was empty, or when the read
+// brought a line after a silence; else after the wait its pace allows
+// (see readPace). fresh says the pipe's event woke it: it was empty until
+// a moment ago, and the pace is that since the previous read that brought
+// something. It returns false when the pipe has ended.
+func (r *pipeReader) serve(now time.Time, fresh bool, epfd int, readers map[int32]*pipeReader) bool {
+	got, more, open := r.read(readers)
+	if !open {
+		return false
+	}
+	since := now.Sub(r.last)
+	if fresh {
+		since = now.Sub(r.lastData)
+	}
+	r.last = now
+	if got > 0 {
+		r.lastData = now
+	}
+	if got == 0 || fresh && !more && since >= r.pace.quiet() {
+		if got == 0 && r.have == 0 {
+			r.buf, r.off = nil, 0 // an idle pipe holds no memory
+		}
+		r.wait = 0 // the pace starts anew: the next wait is at most burst
+		r.arm(unix.EPOLL_CTL_MOD, epfd, readers)
+		return r.armed
+	}
+	d := time.Duration(0)
+	if !more {
+		d = r.pace.next(got, since, r.wait)
+	}
+	r.wait, r.wakeAt = d, now.Add(d)
+	return true
+}
+
+// read takes what the pipe holds, at most 4 reads' worth (then the
+// others' turn): the bytes it got, whether the pipe may hold more, and
+// whether it is still open.
+func (r *pipeReader) read(readers map[int32]*pipeReader) (got int, more, open bool) {
+	for range 4 {
+		if len(r.buf)-r.off-r.have < min(r.size, minRoom) {
+			r.newChunk()
+		}
+		room := r.buf[r.off+r.have:]
+		n, err := rawRead(r.fd, room)
 		if err == unix.EINTR {
 			continue
 		}
 		if err == unix.EAGAIN {
-			break
+			return got, false, true
 		}
 		if err != nil || n == 0 {
 			r.end(readers)
-			return 0, false
+			return got, false, false
 		}
 		got += n
 		r.c.bytes.Add(uint64(n))
-		full := n == r.size
-		if full && r.size < readSize {
-			r.size *= 4
-			r.buf = append(r.buf[:r.have+n], make([]byte, max+r.size-r.have-n)...)
+		took := r.c.frameLines(r.buf[r.off:r.off+r.have+n], r.stream, false, false)
+		r.off, r.have = r.off+took, r.have+n-took
+		if n < len(room) {
+			if n < r.size/4 {
+				r.size = max(r.size/2, minReadSize)
+			}
+			return got, false, true
 		}
-		r.have = r.c.frame(r.buf, r.have+n, r.stream, false)
-		if !full {
-			break
+		if len(room) >= r.size {
+			r.size = min(4*r.size, readSize)
 		}
 	}
-	elapsed := now.Sub(r.last)
-	r.last = now
-	if got >= gatherBytes || got == 0 || r.maxDelay < time.Millisecond {
-		return 0, true
-	}
-	d := time.Duration(float64(elapsed) * gatherBytes / float64(got))
-	if d = min(d, r.maxDelay); d < time.Millisecond {
-		return 0, true
-	}
-	return d, true
+	return got, true, true
+}
+
+// Chunks.
+const (
+	// chunkSize is the size of a chunk unless a read needs more: up to
+	// 32 KiB, it is a small object to Go's allocator, cheaper than a
+	// large one.
+	chunkSize = 32 << 10
+	// minRoom: a read gets a new chunk when the one it has has less room
+	// than this or size (a read that fills it reads again).
+	minRoom = 8 << 10
+)
+
+// newChunk moves the start of a line carried over to a new chunk (the old
+// one stays with its batches).
+func (r *pipeReader) newChunk() {
+	buf := make([]byte, max(min(4*r.size, chunkSize), r.have+r.size))
+	copy(buf, r.buf[r.off:r.off+r.have])
+	r.buf, r.off = buf, 0
 }
 
 // drain reads what the pipe holds now, then ends it (Capture.Close).
 func (r *pipeReader) drain(readers map[int32]*pipeReader) {
 	for range 64 {
-		if _, open := r.read(time.Now(), readers); !open {
+		if _, _, open := r.read(readers); !open {
 			return
 		}
 		if n, err := unix.IoctlGetInt(r.fd, unix.TIOCINQ); err != nil || n == 0 {
@@ -303,7 +410,7 @@ func (r *pipeReader) drain(readers map[int32]*pipeReader) {
 // end hands on the last line, closes the pipe and tells the capture.
 func (r *pipeReader) end(readers map[int32]*pipeReader) {
 	if r.have > 0 {
-		r.c.frame(r.buf, r.have, r.stream, true)
+		r.c.frameLines(r.buf[r.off:r.off+r.have], r.stream, true, false)
 		r.have = 0
 	}
 	delete(readers, int32(r.fd))
@@ -312,3 +419,38 @@ func (r *pipeReader) end(readers map[int32]*pipeReader) {
 }
 
 func (r *pipeReader) finish() { r.c.readerDone() }
+
+// rawRead, rawEpollWait and rawEpollCtl are the loop's system calls, which
+// never block (the pipes are non-blocking, and epoll_wait asks for the
+// events at hand only): they are made raw, outside the scheduler's system
+// call state. Entering that state when the process was idle wakes the
+// runtime's monitor thread (sysmon), which then polls every 20 µs while
+// the process is busy: a wake-up of the loop, reading a hundred pipes,
+// would cost tens of context switches more.
+
+func rawRead(fd int, p []byte) (int, error) {
+	if len(p) == 0 {
+		return 0, nil
+	}
+	n, _, errno := unix.RawSyscall(unix.SYS_READ, uintptr(fd), uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)))
+	if errno != 0 {
+		return 0, errno
+	}
+	return int(n), nil
+}
+
+func rawEpollWait(epfd int, events []unix.EpollEvent) (int, error) {
+	n, _, errno := unix.RawSyscall6(unix.SYS_EPOLL_PWAIT, uintptr(epfd), uintptr(unsafe.Pointer(&events[0])), uintptr(len(events)), 0, 0, 0)
+	if errno != 0 {
+		return 0, errno
+	}
+	return int(n), nil
+}
+
+func rawEpollCtl(epfd, op, fd int, ev *unix.EpollEvent) error {
+	_, _, errno := unix.RawSyscall6(unix.SYS_EPOLL_CTL, uintptr(epfd), uintptr(op), uintptr(fd), uintptr(unsafe.Pointer(ev)), 0, 0)
+	if errno != 0 {
+		return errno
+	}
+	return nil
+}

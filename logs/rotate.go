@@ -2,6 +2,7 @@ package logs
 
 import (
 	"bytes"
+	"cmp"
 	"compress/gzip"
 	"context"
 	"errors"
@@ -13,7 +14,12 @@ import (
 	"path/filepath"
 	"strconv"
 	"sync"
+
+	"golang.org/x/sys/unix"
 )
+
+// maxIovecs is the most buffers one writev(2) takes (IOV_MAX).
+const maxIovecs = 1024
 
 // rotFile is a log file rotated by size: when the next lines would take
 // it past maxSize, it becomes path.1, path.1 becomes path.2, and so on up
@@ -50,9 +56,33 @@ func (r *rotFile) limits() (int64, int, bool) {
 	return r.maxSize, r.keep, r.compress
 }
 
-// write appends p, whole lines, rotating first when they would not fit.
-func (r *rotFile) write(p []byte) error {
+// write appends bufs, whole lines each, in one writev(2) when they fit in
+// the file, rotating first when they would not.
+func (r *rotFile) write(bufs [][]byte) error {
 	maxSize, keep, compress := r.limits()
+	total := 0
+	for _, p := range bufs {
+		total += len(p)
+	}
+	if r.f == nil && total > 0 {
+		if err := r.open(); err != nil {
+			return err
+		}
+	}
+	if int64(total) <= maxSize-r.size {
+		return r.writev(bufs)
+	}
+	for _, p := range bufs {
+		if err := r.writeLines(p, maxSize, keep, compress); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// writeLines appends p, whole lines, rotating first when they would not
+// fit.
+func (r *rotFile) writeLines(p []byte, maxSize int64, keep int, compress bool) error {
 	for len(p) > 0 {
 		if r.f == nil {
 			if err := r.open(); err != nil {
@@ -92,6 +122,51 @@ func (r *rotFile) writeAll(p []byte) error {
 	n, err := r.f.Write(p)
 	r.size += int64(n)
 	if err != nil {
+		return fmt.Errorf("write %s: %w", r.path, err)
+	}
+	return nil
+}
+
+// writev appends bufs whole (the file is open); it may change bufs.
+func (r *rotFile) writev(bufs [][]byte) error {
+	switch len(bufs) {
+	case 0:
+		return nil
+	case 1:
+		return r.writeAll(bufs[0])
+	}
+	rc, err := r.f.SyscallConn()
+	if err != nil {
+		return fmt.Errorf("write %s: %w", r.path, err)
+	}
+	var werr error
+	err = rc.Write(func(fd uintptr) bool {
+		for len(bufs) > 0 {
+			n, err := unix.Writev(int(fd), bufs[:min(len(bufs), maxIovecs)])
+			if err == unix.EINTR {
+				continue
+			}
+			if err == nil && n == 0 {
+				err = io.ErrShortWrite
+			}
+			if err != nil {
+				werr = err
+				return true
+			}
+			r.size += int64(n)
+			for n > 0 {
+				if k := len(bufs[0]); n >= k {
+					n -= k
+					bufs = bufs[1:]
+				} else {
+					bufs[0] = bufs[0][n:]
+					n = 0
+				}
+			}
+		}
+		return true
+	})
+	if err = cmp.Or(err, werr); err != nil {
 		return fmt.Errorf("write %s: %w", r.path, err)
 	}
 	return nil

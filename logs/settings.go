@@ -161,10 +161,13 @@ type Options struct {
 	// DefaultSinkQueue): the console, the journal, and 4 times as much for
 	// the files, which share a queue.
 	SinkQueue int
-	// ReadDelay bounds the wait after a small read before the next one,
-	// which gathers a chatty child's lines into fewer reads (0: what the
-	// pipe's capacity allows at 200 MB/s, at most 10 ms; negative: never
-	// wait). A line's time is when it was read: up to this much after it
+	// ReadDelay bounds the wait between two reads of a pipe, which
+	// gathers a chatty child's lines into fewer reads (0: 100 ms;
+	// negative: never wait). Within it, the wait follows the child's
+	// pace: after a read that left the pipe empty, long enough to gather
+	// 128 KiB, short enough that the pipe fills only if the child writes
+	// 100 times faster than that pace (or faster than 200 MiB/s, if that is
+	// less). A line's time is when it was read: up to this much after it
 	// was written.
 	ReadDelay time.Duration
 	// Logger receives the hub's own problems (a file that cannot be

@@ -8,8 +8,10 @@
 //     one write(2) per line, then again with the lines gathered into 8 KiB
 //     writes as stdio does on a pipe: the lines a second that reach the
 //     file, the lines dropped, the capture's CPU per million lines (this
-//     process's user and system time: it does nothing but the capture), and
-//     the child's write latency, which shows whether it ever waited;
+//     process's user and system time: it does nothing but the capture and
+//     starting the children, whose cost in cmd.Start is also shown on its
+//     own), and the child's write latency, which shows whether it ever
+//     waited;
 //   - -children children writing -rate lines a second each, one write per
 //     line: the same figures.
 //
@@ -158,6 +160,7 @@ type result struct {
 	full               uint64  // writes that found the pipe full
 	waited             float64 // µs the children waited on full pipes
 	floor              time.Duration
+	start              time.Duration // starting the children
 }
 
 func (r result) print() {
@@ -168,8 +171,11 @@ func (r result) print() {
 		r.cpu.Round(time.Millisecond), r.cpu.Seconds()/float64(r.read)*1e6, r.cpu.Seconds()/float64(r.read)*1e7)
 	fmt.Printf("    of which writing the files   %12v  (the same bytes written to the same directory in 256 KiB writes: the kernel's cost)\n",
 		r.floor.Round(time.Millisecond))
+	fmt.Printf("    of which starting the children %10v  (fork and exec, in cmd.Start: not the capture's)\n",
+		r.start.Round(time.Millisecond))
+	rest := r.cpu - r.floor - r.start
 	fmt.Printf("    the rest: capture            %12v  (%.3f s per million lines, %.2f s per 10 million)\n",
-		(r.cpu - r.floor).Round(time.Millisecond), (r.cpu-r.floor).Seconds()/float64(r.read)*1e6, (r.cpu-r.floor).Seconds()/float64(r.read)*1e7)
+		rest.Round(time.Millisecond), rest.Seconds()/float64(r.read)*1e6, rest.Seconds()/float64(r.read)*1e7)
 	fmt.Printf("  child's write latency, worst child: p50 %.1f µs, p99 %.1f µs, p99.9 %.1f µs, max %.0f µs; writes over 1 ms: %d\n",
 		r.p50, r.p99, r.p999, r.mx, r.over1ms)
 	fmt.Printf("  writes that found the pipe full (waited on vigil): %d, %.1f ms in all\n", r.full, r.waited/1e3)
@@ -187,6 +193,9 @@ func measure(o options, dir string, children int, args []string) (result, error)
 	var kids []child
 	var before syscall.Rusage
 	syscall.Getrusage(syscall.RUSAGE_SELF, &before)
+	// Starting the children is vigil's cost, not the capture's: it is
+	// measured on its own (RUSAGE_THREAD, this goroutine's thread only).
+	runtime.LockOSThread()
 	for i := range children {
 		outR, outW, err := os.Pipe()
 		if err != nil {
@@ -195,7 +204,13 @@ func measure(o options, dir string, children int, args []string) (result, error)
 		rep := filepath.Join(os.TempDir(), fmt.Sprintf("bench-logs-report-%d-%d.json", os.Getpid(), i))
 		cmd := exec.Command(o.writer, append([]string{"-size", fmt.Sprint(o.size), "-duration", o.duration.String(), "-report", rep}, args...)...)
 		cmd.Stdout, cmd.Stderr = outW, os.Stderr
-		if err := cmd.Start(); err != nil {
+		var t0, t1 syscall.Rusage
+		syscall.Getrusage(syscall.RUSAGE_THREAD, &t0)
+		err = cmd.Start()
+		syscall.Getrusage(syscall.RUSAGE_THREAD, &t1)
+		res.start += time.Duration(t1.Utime.Nano() + t1.Stime.Nano() - t0.Utime.Nano() - t0.Stime.Nano())
+		if err != nil {
+			runtime.UnlockOSThread()
 			outW.Close()
 			outR.Close()
 			return res, err
@@ -204,6 +219,7 @@ func measure(o options, dir string, children int, args []string) (result, error)
 		c := h.Capture(logs.Identity{Service: "bench", Instance: i, PID: cmd.Process.Pid}, outR, nil)
 		kids = append(kids, child{cmd, c, rep})
 	}
+	runtime.UnlockOSThread()
 	var errs []error
 	for _, k := range kids {
 		if err := k.cmd.Wait(); err != nil {
