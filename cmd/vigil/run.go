@@ -2,9 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -149,7 +146,9 @@ func runController(ctx context.Context, path string, cfg *config.Config, strict 
 		return err
 	}
 	defer sockFile.Close()
-	r := &controllerRun{exe: exe, path: path, logger: logger, up: up, cfg: cfg, sockFile: sockFile}
+	r := &controllerRun{exe: exe, path: path, logger: logger, up: up, cfg: cfg, sockFile: sockFile,
+		supConf: supervisorConfigFor(cfg, supervisorConfig{})}
+	defer r.closeConfs()
 
 	// The children's output: captured by one hub (console, files,
 	// journal, and the rings vigil logs reads).
@@ -164,7 +163,7 @@ func runController(ctx context.Context, path string, cfg *config.Config, strict 
 	}()
 	r.hub = hub
 
-	ctrl, err := container.NewController(r.specs(cfg), container.ControllerOptions{
+	ctrl, err := container.NewController(r.specs(cfg, r.supConf), container.ControllerOptions{
 		Notify:    up,
 		Logger:    logger,
 		Logs:      hub,
@@ -258,8 +257,11 @@ type controllerRun struct {
 	sockFile  *os.File // the listening socket, for the supervisor's spec
 	hub       *logs.Hub
 
-	mu  sync.Mutex // serialises reloads
-	cfg *config.Config
+	mu      sync.Mutex // serialises reloads
+	cfg     *config.Config
+	supConf supervisorConfig // the supervisor's document, for its spec
+	// spareConfs are documents of reloads that failed, kept open.
+	spareConfs []supervisorConfig
 }
 
 // socketOptions are the supervisor socket's permissions in cfg.
@@ -311,17 +313,33 @@ func (r *controllerRun) reloadConfig(ctx context.Context) ([]container.ServiceCh
 	}
 	set, perService := hubSettings(cfg)
 	r.hub.Configure(set, perService) // for the processes started from now on
-	changes, err := r.ctrl.Reload(ctx, r.specs(cfg))
+	conf := supervisorConfigFor(cfg, r.supConf)
+	changes, err := r.ctrl.Reload(ctx, r.specs(cfg, conf))
 	for _, ch := range changes {
 		if ch.Change != "unchanged" {
 			r.logger.Info("reload", "service", ch.Service, "change", ch.Change, "error", ch.Err)
 		}
 	}
 	if err != nil {
+		// The new document may be in use (a reload that failed after the
+		// supervisor was replaced): it stays open until the run ends.
+		r.spareConfs = append(r.spareConfs, conf)
 		return changes, err
 	}
-	r.cfg = cfg
+	r.supConf.closeUnless(conf) // the old spec is gone
+	r.cfg, r.supConf = cfg, conf
 	return changes, nil
+}
+
+// closeConfs closes the supervisors' documents, once the controller has
+// stopped.
+func (r *controllerRun) closeConfs() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, c := range r.spareConfs {
+		c.closeUnless(r.supConf)
+	}
+	r.supConf.closeUnless(supervisorConfig{})
 }
 
 // SupervisorService is the name of the controller's supervisor child.
@@ -329,13 +347,9 @@ const SupervisorService = config.ReservedServiceName
 
 // specs turns the configuration into the controller's specs: the
 // supervisor (persistent, started first and stopped last) and the services.
-func (r *controllerRun) specs(cfg *config.Config) []container.Spec {
-	return specs(r.exe, cfg, r.sockFile)
+func (r *controllerRun) specs(cfg *config.Config, conf supervisorConfig) []container.Spec {
+	return specs(r.exe, cfg, r.sockFile, conf.file)
 }
-
-// supervisorListenFD is where a supervisor finds the socket vigil run
-// hands it: after the readiness pipe on 3.
-const supervisorListenFD = 4
 
 // EnvSupervisorDigest carries a digest of the supervisor's settings in its
 // environment, so that a reload that changes them (monitors, limits,
@@ -343,19 +357,10 @@ const supervisorListenFD = 4
 // leaves it alone.
 const EnvSupervisorDigest = "VIGIL_SUPERVISOR_DIGEST"
 
-// supervisorDigest is a digest of the [supervisor] table.
-func supervisorDigest(cfg *config.Config) string {
-	b, err := json.Marshal(cfg.Supervisor)
-	if err != nil {
-		return ""
-	}
-	sum := sha256.Sum256(b)
-	return hex.EncodeToString(sum[:8])
-}
-
 // specs is the controller's specs for cfg; sock (nil: none) is the
-// listening socket the supervisor is handed.
-func specs(exe string, cfg *config.Config, sock *os.File) []container.Spec {
+// listening socket the supervisor is handed, conf (nil: none) the document
+// it reads its settings from (else it reads the file).
+func specs(exe string, cfg *config.Config, sock, conf *os.File) []container.Spec {
 	sup := cfg.Supervisor
 	args := []string{exe, "supervise", "--socket", sup.Socket, "--log-format", sup.LogFormat,
 		"--controller-pid", strconv.Itoa(os.Getpid())}
@@ -392,9 +397,14 @@ func specs(exe string, cfg *config.Config, sock *os.File) []container.Spec {
 		RestartDelay:    50 * time.Millisecond,
 		RestartDelayMax: time.Second,
 	}
+	// Files are the child's descriptors from 4 on (3 is the readiness pipe).
 	if sock != nil {
-		supSpec.Command = append(supSpec.Command, "--listen-fd", strconv.Itoa(supervisorListenFD))
-		supSpec.Files = []*os.File{sock}
+		supSpec.Files = append(supSpec.Files, sock)
+		supSpec.Command = append(supSpec.Command, "--listen-fd", strconv.Itoa(3+len(supSpec.Files)))
+	}
+	if conf != nil && cfg.Path != "" {
+		supSpec.Files = append(supSpec.Files, conf)
+		supSpec.Command = append(supSpec.Command, "--config-fd", strconv.Itoa(3+len(supSpec.Files)))
 	}
 	out := []container.Spec{supSpec}
 	for _, s := range cfg.Services {

@@ -67,6 +67,7 @@ func newSuperviseCmd() *cobra.Command {
 		cfgPath   string
 		parent    int
 		listenFD  int
+		configFD  int
 	)
 	cmd := &cobra.Command{
 		Use:   "supervise",
@@ -98,7 +99,12 @@ and the socket and who may connect unless the flags say otherwise; the
 			var cfg *config.Config
 			if cfgPath != "" {
 				var err error
-				if cfg, err = config.Load(cfgPath, os.Getenv); err != nil {
+				if configFD >= 0 {
+					cfg, err = readConfigFD(configFD, cfgPath)
+				} else {
+					cfg, err = config.Load(cfgPath, os.Getenv)
+				}
+				if err != nil {
 					return &exitError{code: exitUsage, err: err}
 				}
 				sup := cfg.Supervisor
@@ -164,6 +170,7 @@ and the socket and who may connect unless the flags say otherwise; the
 	f.IntVar(&parent, "controller-pid", 0, "the controller: the process restart signals, whatever its pid (1 included), and the only one that may register as role=controller (default: the parent process)")
 	f.IntVar(&listenFD, "listen-fd", -1, "serve the listening Unix socket inherited as this file descriptor (bound at --socket) instead of binding one")
 	f.StringVarP(&cfgPath, "config", "c", "", "vigil.toml whose [supervisor] table to apply (and whose socket, unless --socket)")
+	f.IntVar(&configFD, "config-fd", -1, "with --config: read the document from this inherited file descriptor (what vigil run validated) rather than from the file")
 	return cmd
 }
 

@@ -113,3 +113,22 @@ func equalInts(a, b []int) bool {
 	}
 	return true
 }
+
+// A supervisor that restarts takes the settings vigil run validated at its
+// start or last reload, not what the file says now: an edit not yet
+// reloaded (here, one that does not even parse) must not keep it down.
+func TestRunSupervisorRestartsWithTheLoadedConfig(t *testing.T) {
+	r := startRun(t, workerConfig(t, 1, ""))
+	tr := r.waitTree("a ready worker", allUp(1))
+	sup := tr.pids(SupervisorService, "")
+	if err := os.WriteFile(r.config, []byte("[services.web\ncommand = \n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Kill(sup[0], syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	r.waitTree("a new supervisor, with the worker registered again", func(tr tree) bool {
+		s := tr.pids(SupervisorService, "ready")
+		return allUp(1)(tr) && len(s) == 1 && s[0] != sup[0]
+	})
+}

@@ -81,6 +81,9 @@ const (
 type Config struct {
 	// Path is the file the configuration was loaded from ("" for Parse).
 	Path string
+	// Source is the document it was loaded from, as it was then (nil for
+	// Parse).
+	Source []byte
 	// Dir is the absolute directory relative paths were resolved against.
 	Dir string
 	// Supervisor is the [supervisor] table.
@@ -369,11 +372,18 @@ func Load(path string, getenv func(string) string) (*Config, error) {
 	if err != nil {
 		return nil, fmt.Errorf("config: %w", err)
 	}
-	c, err := parse(data, filepath.Dir(abs), path, getenv)
+	return ParseFile(data, path, filepath.Dir(abs), getenv)
+}
+
+// ParseFile parses data as the content of the file at path (which errors
+// name), relative paths resolving against dir: what Load does once it has
+// read the file, for a copy of the document read elsewhere.
+func ParseFile(data []byte, path, dir string, getenv func(string) string) (*Config, error) {
+	c, err := parse(data, dir, path, getenv)
 	if err != nil {
 		return nil, err
 	}
-	c.Path = path
+	c.Path, c.Source = path, data
 	return c, nil
 }
 
