@@ -62,11 +62,11 @@ func supervisorConfigFor(cfg *config.Config, prev supervisorConfig) supervisorCo
 	if prev.digest == digest && prev.digest != "" {
 		return prev
 	}
+	if cfg.Source == nil {
+		return supervisorConfig{digest: digest}
+	}
 	f, err := sealedFile("vigil.toml", cfg.Source)
-	if err != nil || cfg.Source == nil {
-		if f != nil {
-			f.Close()
-		}
+	if err != nil {
 		return supervisorConfig{digest: digest}
 	}
 	return supervisorConfig{file: f, digest: digest}
