@@ -95,10 +95,18 @@ func (ctl *logsController) start(service string, instance int) (*logsWorker, err
 }
 
 // stop ends a worker: SIGUSR1 (it crashes), then its output's end, a
-// second at most.
+// second at most. A worker still starting ignores SIGUSR1 (Go's runtime
+// drops it until signal.Notify asks for it): it is killed after 2 s.
 func (w *logsWorker) stop() {
 	w.cmd.Process.Signal(syscall.SIGUSR1)
-	w.cmd.Wait()
+	exited := make(chan struct{})
+	go func() { w.cmd.Wait(); close(exited) }()
+	select {
+	case <-exited:
+	case <-time.After(2 * time.Second):
+		w.cmd.Process.Kill()
+		<-exited
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	w.capture.Wait(ctx)
 	cancel()
