@@ -46,6 +46,16 @@ func texts(lines []Line) []string {
 	return out
 }
 
+// closeHub closes h, failing the test unless it is done within d.
+func closeHub(t *testing.T, h *Hub, d time.Duration) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	defer cancel()
+	if err := h.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func waitDone(t *testing.T, c *Capture) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
@@ -239,11 +249,7 @@ func TestConsoleFormats(t *testing.T) {
 		c := h.Capture(ch.id("web", 2), ch.stdout, ch.stderr)
 		ch.wait(t)
 		waitDone(t, c)
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		if err := h.Close(ctx); err != nil {
-			t.Fatal(err)
-		}
-		cancel()
+		closeHub(t, h, 10*time.Second)
 	}
 	lines := strings.Split(strings.TrimSuffix(text.String(), "\n"), "\n")
 	want := map[string]bool{"web.2 | hello": true, `web.2 | say "hi"\`: true, "web.2 | \x01\xff": true}

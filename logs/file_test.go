@@ -67,11 +67,7 @@ func TestFilesRotateAtSizeAndKeepCount(t *testing.T) {
 			c := h.Capture(ch.id("web", 3), ch.stdout, ch.stderr)
 			ch.wait(t)
 			waitDone(t, c)
-			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-			defer cancel()
-			if err := h.Close(ctx); err != nil {
-				t.Fatal(err)
-			}
+			closeHub(t, h, 20*time.Second)
 			gz := ""
 			if compress {
 				gz = ".gz"
@@ -119,11 +115,7 @@ func TestFileAppendsAndRotatesOnReopen(t *testing.T) {
 	c := h.Capture(Identity{Service: "web", PID: 1}, nil, nil)
 	feed(c, Stdout, "new 1\n")                                    // 966 bytes: fits
 	feed(c, Stdout, "new 2\nnew 3\nnew 4\nnew 5\nnew 6\nnew 7\n") // 996 with new 6; new 7 starts a new file
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := h.Close(ctx); err != nil {
-		t.Fatal(err)
-	}
+	closeHub(t, h, 10*time.Second)
 	old := readLog(t, path+".1")
 	cur := readLog(t, path)
 	if !strings.HasPrefix(old, strings.Repeat("old\n", 240)+"new 1\n") || len(old) > 1000 {
@@ -162,11 +154,7 @@ func TestFileLinesReachTheFileBeforeClose(t *testing.T) {
 	}
 	ch.wait(t)
 	waitDone(t, c)
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := h.Close(ctx); err != nil {
-		t.Fatal(err)
-	}
+	closeHub(t, h, 10*time.Second)
 	if got := readLog(t, path); got != "one\ntwo\nthree\n" {
 		t.Errorf("the file holds %q after Close", got)
 	}
