@@ -3,16 +3,15 @@
 package main
 
 import (
-	"bytes"
 	"fmt"
 	"os"
-	"path/filepath"
 	"runtime"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/vigild/vigil/bench/internal/procfs"
 	"golang.org/x/sys/unix"
 )
 
@@ -45,7 +44,7 @@ func take(pid int) (sample, error) {
 	if err != nil {
 		return s, err
 	}
-	f := statFields(stat)
+	f := procfs.StatFields(stat)
 	if len(f) < 13 {
 		return s, fmt.Errorf("/proc/%d/stat: %d fields", pid, len(f))
 	}
@@ -56,8 +55,8 @@ func take(pid int) (sample, error) {
 	if err != nil {
 		return s, err
 	}
-	s.rssKiB = statusField(status, "VmRSS:")
-	s.nThreads = int(statusField(status, "Threads:"))
+	s.rssKiB = procfs.StatusField(status, "VmRSS:")
+	s.nThreads = int(procfs.StatusField(status, "Threads:"))
 	tasks, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
 	if err != nil {
 		return s, err
@@ -74,8 +73,8 @@ func take(pid int) (sample, error) {
 			continue // the thread just exited
 		}
 		var th thread
-		th.comm = strings.TrimSpace(string(statusLine(st, "Name:")))
-		th.switches = statusField(st, "voluntary_ctxt_switches:") + statusField(st, "nonvoluntary_ctxt_switches:")
+		th.comm = strings.TrimSpace(string(procfs.StatusLine(st, "Name:")))
+		th.switches = procfs.StatusField(st, "voluntary_ctxt_switches:") + procfs.StatusField(st, "nonvoluntary_ctxt_switches:")
 		if fs := strings.Fields(string(sched)); len(fs) > 0 {
 			th.runNS, _ = strconv.ParseInt(fs[0], 10, 64)
 		}
@@ -133,93 +132,16 @@ func (f figures) String() string {
 		float64(f.rssKiB)/1024, f.cpuMsMin, f.ticksMsMin, f.wakeups, f.threads, busy)
 }
 
-// statFields returns the fields of /proc/PID/stat after the command name
-// (which may hold spaces and parentheses): [0] is the state, [1] ppid,
-// [11] utime, [12] stime.
-func statFields(stat []byte) []string {
-	i := bytes.LastIndexByte(stat, ')')
-	if i < 0 {
-		return nil
-	}
-	return strings.Fields(string(stat[i+1:]))
-}
-
-func statusLine(status []byte, key string) []byte {
-	for line := range bytes.SplitSeq(status, []byte("\n")) {
-		if v, ok := bytes.CutPrefix(line, []byte(key)); ok {
-			return v
-		}
-	}
-	return nil
-}
-
-// statusField reads a number (the first word) of a /proc status line.
-func statusField(status []byte, key string) int64 {
-	fs := strings.Fields(string(statusLine(status, key)))
-	if len(fs) == 0 {
-		return 0
-	}
-	n, _ := strconv.ParseInt(fs[0], 10, 64)
-	return n
-}
-
-// findChild returns the pid of a child of parent whose command line holds
-// word, or 0.
-func findChild(parent int, word string) int {
-	entries, _ := os.ReadDir("/proc")
-	for _, e := range entries {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		stat, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
-		if err != nil {
-			continue
-		}
-		f := statFields(stat)
-		if len(f) > 1 && f[1] == strconv.Itoa(parent) && slices.Contains(strings.Split(cmdline(pid), " "), word) {
-			return pid
-		}
-	}
-	return 0
-}
-
 // children describes parent's children: pid, state and command line.
 func children(parent int) string {
 	var out []string
-	entries, _ := os.ReadDir("/proc")
-	for _, e := range entries {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		stat, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
-		if err != nil {
-			continue
-		}
-		if f := statFields(stat); len(f) > 1 && f[1] == strconv.Itoa(parent) {
-			out = append(out, fmt.Sprintf("%d %s %q", pid, f[0], cmdline(pid)))
-		}
-	}
+	procfs.Children(parent, func(pid int, stat []string) {
+		out = append(out, fmt.Sprintf("%d %s %q", pid, stat[0], procfs.Cmdline(pid)))
+	})
 	if len(out) == 0 {
 		return "none"
 	}
 	return strings.Join(out, "; ")
-}
-
-func cmdline(pid int) string {
-	b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
-	return strings.TrimSpace(strings.ReplaceAll(string(b), "\x00", " "))
-}
-
-// zombie reports whether pid is gone or a zombie.
-func zombie(pid int) bool {
-	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return true
-	}
-	f := statFields(stat)
-	return len(f) == 0 || f[0] == "Z" || f[0] == "X"
 }
 
 func nCPU() int { return runtime.NumCPU() }

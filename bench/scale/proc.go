@@ -3,13 +3,10 @@
 package main
 
 import (
-	"bytes"
 	"fmt"
 	"os"
-	"path/filepath"
-	"slices"
-	"strconv"
-	"strings"
+
+	"github.com/vigild/vigil/bench/internal/procfs"
 )
 
 // memory is one process's memory and threads, from /proc, in bytes.
@@ -32,73 +29,12 @@ func readMemory(pid int) (memory, error) {
 		return memory{}, err
 	}
 	m := memory{
-		rss:     field(status, "VmRSS:") << 10,
-		anon:    field(status, "RssAnon:") << 10,
-		threads: int(field(status, "Threads:")),
+		rss:     procfs.StatusField(status, "VmRSS:") << 10,
+		anon:    procfs.StatusField(status, "RssAnon:") << 10,
+		threads: int(procfs.StatusField(status, "Threads:")),
 	}
 	if rollup, err := os.ReadFile(fmt.Sprintf("/proc/%d/smaps_rollup", pid)); err == nil {
-		m.pss = field(rollup, "Pss:") << 10
+		m.pss = procfs.StatusField(rollup, "Pss:") << 10
 	}
 	return m, nil
-}
-
-// field reads the number after key at the start of a line ("VmRSS:  123 kB").
-func field(text []byte, key string) int64 {
-	for line := range bytes.SplitSeq(text, []byte("\n")) {
-		if v, ok := bytes.CutPrefix(line, []byte(key)); ok {
-			fs := strings.Fields(string(v))
-			if len(fs) == 0 {
-				return 0
-			}
-			n, _ := strconv.ParseInt(fs[0], 10, 64)
-			return n
-		}
-	}
-	return 0
-}
-
-// statFields returns the fields of /proc/PID/stat after the command name
-// (which may hold spaces and parentheses): [0] is the state, [1] ppid.
-func statFields(stat []byte) []string {
-	i := bytes.LastIndexByte(stat, ')')
-	if i < 0 {
-		return nil
-	}
-	return strings.Fields(string(stat[i+1:]))
-}
-
-// findChild returns the pid of a child of parent whose command line holds
-// word, or 0.
-func findChild(parent int, word string) int {
-	entries, _ := os.ReadDir("/proc")
-	for _, e := range entries {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		stat, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
-		if err != nil {
-			continue
-		}
-		f := statFields(stat)
-		if len(f) > 1 && f[1] == strconv.Itoa(parent) && slices.Contains(strings.Split(cmdline(pid), " "), word) {
-			return pid
-		}
-	}
-	return 0
-}
-
-func cmdline(pid int) string {
-	b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
-	return strings.TrimSpace(strings.ReplaceAll(string(b), "\x00", " "))
-}
-
-// zombie reports whether pid is gone or a zombie.
-func zombie(pid int) bool {
-	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return true
-	}
-	f := statFields(stat)
-	return len(f) == 0 || f[0] == "Z" || f[0] == "X"
 }

@@ -20,6 +20,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/vigild/vigil/bench/internal/procfs"
 	"github.com/vigild/vigil/supervisor"
 )
 
@@ -252,7 +253,7 @@ env = { %s = %q, %s = "%d" }
 		}
 	}
 	s.startup.ready = time.Duration(ready - t0)
-	s.supervisorPID = findChild(cmd.Process.Pid, "supervise")
+	s.supervisorPID = procfs.FindChild(cmd.Process.Pid, "supervise")
 	if s.supervisorPID == 0 {
 		return fail(errors.New("no vigil supervise child found"))
 	}
@@ -321,11 +322,11 @@ func (s *session) stop() (time.Duration, error) {
 	for range 100 {
 		left = left[:0]
 		for pid := range s.seen {
-			if exe, _ := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid)); exe == s.b.o.worker && !zombie(pid) {
+			if exe, _ := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid)); exe == s.b.o.worker && !procfs.Zombie(pid) {
 				left = append(left, pid)
 			}
 		}
-		if s.supervisorPID != 0 && !zombie(s.supervisorPID) && strings.Contains(cmdline(s.supervisorPID), "supervise") {
+		if s.supervisorPID != 0 && !procfs.Zombie(s.supervisorPID) && strings.Contains(procfs.Cmdline(s.supervisorPID), "supervise") {
 			left = append(left, s.supervisorPID)
 		}
 		if len(left) == 0 {
