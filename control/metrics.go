@@ -217,9 +217,8 @@ func timeOf(ns int64) *time.Time {
 
 // scanInt decodes a JSON integer, or returns bad.
 func scanInt(raw []byte, bad int64) int64 {
-	n, err := strconv.ParseInt(string(raw), 10, 64)
-	if err != nil {
-		return bad
+	if n, ok := rpc.Int(raw); ok {
+		return n
 	}
-	return n
+	return bad
 }

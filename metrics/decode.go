@@ -125,31 +125,12 @@ func decodeStatistics(name string, obj *rpc.Message) container.Statistics {
 	return st
 }
 
-// scanInt decodes a JSON integer (negative ones too), or returns bad.
+// scanInt decodes a JSON integer, or returns bad.
 func scanInt(raw []byte, bad int64) int64 {
-	if len(raw) == 0 || len(raw) > 19 {
-		return bad
+	if n, ok := rpc.Int(raw); ok {
+		return n
 	}
-	neg := raw[0] == '-'
-	i := 0
-	if neg {
-		i = 1
-	}
-	if i == len(raw) {
-		return bad
-	}
-	var n int64
-	for ; i < len(raw); i++ {
-		c := raw[i]
-		if c < '0' || c > '9' {
-			return bad
-		}
-		n = n*10 + int64(c-'0')
-	}
-	if neg {
-		n = -n
-	}
-	return n
+	return bad
 }
 
 // scanTime decodes an RFC 3339 time string.

@@ -283,6 +283,32 @@ func String(raw json.RawMessage) (string, bool) {
 	return s, true
 }
 
+// Int decodes a raw JSON integer (negative ones too, at most 19 digits);
+// false when raw is not one.
+func Int(raw json.RawMessage) (int64, bool) {
+	if len(raw) == 0 || len(raw) > 19 {
+		return 0, false
+	}
+	i := 0
+	if raw[0] == '-' {
+		i = 1
+	}
+	if i == len(raw) {
+		return 0, false
+	}
+	var n int64
+	for _, c := range raw[i:] {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		n = n*10 + int64(c-'0')
+	}
+	if i == 1 {
+		n = -n
+	}
+	return n, true
+}
+
 // GetBool returns a boolean field; absent, null or not a boolean is false.
 func (m *Message) GetBool(key string) bool {
 	v, _ := m.Get(key)
