@@ -27,8 +27,11 @@ const (
 	burstRate = 200 << 20
 	// rateMargin: a child that has written at a steady pace for a while
 	// may then write this many times faster (up to burstRate) without
-	// ever waiting on a full pipe.
-	rateMargin = 100
+	// ever waiting on a full pipe. (At 100, a child writing a steady
+	// 100 KB/s into a 1 MiB pipe sat on the edge of the 100 ms wait: each
+	// small swing of its pace gave a wait a little shorter, off the grid
+	// its neighbours share, see gridWake.)
+	rateMargin = 50
 	// minReadDelay is the shortest wait worth a timer; maxReadDelay the
 	// longest, which bounds how late a line's time and a follower may be.
 	minReadDelay = 50 * time.Microsecond
@@ -89,6 +92,25 @@ func (p readPace) next(got int, elapsed, prev time.Duration) time.Duration {
 		return 0
 	}
 	return d
+}
+
+// gridWake returns when to read a pipe whose next read may come d after
+// now: the last moment at or before now+d on a grid, counted from epoch,
+// of the widest spacing maxReadDelay/2^k that is not wider than d. Pipes
+// read at like paces so come due at the same moments and share a
+// wake-up: a hundred children writing at a steady pace, each read every
+// 100 ms, cost ten wake-ups a second, not a hundred times as many as
+// their reads drift apart. A wait so short that no spacing fits is kept.
+func gridWake(epoch, now time.Time, d time.Duration) time.Time {
+	g := maxReadDelay
+	for g > d && g > minReadDelay {
+		g /= 2
+	}
+	if g > d {
+		return now.Add(d)
+	}
+	t := now.Add(d).Sub(epoch)
+	return epoch.Add(t - t%g)
 }
 
 // quiet is the silence after which a line has no pace: the reader reads

@@ -433,3 +433,50 @@ func TestReadPaceBounds(t *testing.T) {
 		t.Errorf("ReadDelay -1: pace %+v", p)
 	}
 }
+
+// TestReadPaceSteadyWithSwings: a child writing about 100 KB/s, a read
+// bringing a little more or less each time, is read every maxReadDelay,
+// the wait pipes at that pace share (at a margin of 100 it swung below).
+func TestReadPaceSteadyWithSwings(t *testing.T) {
+	p := New(Options{}).pace(pipeSize)
+	d := time.Duration(0)
+	for i := range 40 {
+		got := (10 << 10) + (i%5-2)*(1<<10) // 8 to 12 KiB a read
+		d = p.next(got, 100*time.Millisecond, d)
+		if i >= 10 && d != maxReadDelay {
+			t.Fatalf("read %d brought %d bytes in 100ms: wait %v, want %v", i, got, d, maxReadDelay)
+		}
+	}
+}
+
+// TestGridWake: a read comes due no later than its wait allows and not
+// before now; pipes whose waits fall in the same band come due together.
+func TestGridWake(t *testing.T) {
+	epoch := time.Now()
+	rnd := rand.New(rand.NewPCG(5, 6))
+	for range 100000 {
+		now := epoch.Add(time.Duration(rnd.Int64N(int64(time.Hour))))
+		d := time.Duration(rnd.Int64N(int64(2 * maxReadDelay)))
+		at := gridWake(epoch, now, d)
+		if at.After(now.Add(d)) || at.Before(now) {
+			t.Fatalf("now %v, wait %v: due at %v", now.Sub(epoch), d, at.Sub(epoch))
+		}
+		if d >= maxReadDelay && at.Sub(epoch)%maxReadDelay != 0 {
+			t.Fatalf("wait %v: due at %v, off the %v grid", d, at.Sub(epoch), maxReadDelay)
+		}
+	}
+	// Two pipes read 30 ms apart, each to wait 100 ms (or 70 and
+	// 100 ms, on the 50 ms grid), come due at the same moment.
+	now := epoch.Add(1234 * time.Millisecond)
+	for _, w := range [][2]time.Duration{{100 * time.Millisecond, 100 * time.Millisecond}, {70 * time.Millisecond, 60 * time.Millisecond}} {
+		a := gridWake(epoch, now, w[0])
+		b := gridWake(epoch, now.Add(30*time.Millisecond), w[1])
+		if !a.Equal(b) {
+			t.Errorf("waits %v: due at %v and %v", w, a.Sub(epoch), b.Sub(epoch))
+		}
+	}
+	// A wait shorter than any spacing is kept as it is.
+	if at := gridWake(epoch, now, 20*time.Microsecond); !at.Equal(now.Add(20 * time.Microsecond)) {
+		t.Errorf("a 20µs wait: due at %v", at.Sub(now))
+	}
+}

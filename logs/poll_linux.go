@@ -40,6 +40,7 @@ type poller struct {
 	adds    []*pipeReader
 	closes  []*Capture
 	running bool
+	epoch   time.Time     // when the loop started: the timers' grid (see gridWake) starts there
 	done    chan struct{} // closed when the loop has ended
 }
 
@@ -60,6 +61,7 @@ type pipeReader struct {
 	lastData  time.Time     // the previous read that brought something
 	wait      time.Duration // the wait before the next read, as set at the previous one
 	wakeAt    time.Time     // when to read next, unless armed
+	epoch     time.Time     // the poller's, which its timers' grid starts from
 }
 
 // add hands c's files to the poller: each is duplicated out of Go's
@@ -73,6 +75,7 @@ func (p *poller) add(c *Capture) error {
 			return err
 		}
 		p.running = true
+		p.epoch = time.Now()
 		p.done = make(chan struct{})
 		go p.loop()
 	}
@@ -90,7 +93,7 @@ func (p *poller) add(c *Capture) error {
 			return err
 		}
 		readers = append(readers, &pipeReader{c: c, stream: Stream(i + 1), fd: fd,
-			size: minReadSize, last: time.Now(), pace: c.hub.pace(growPipeFd(fd))})
+			size: minReadSize, last: time.Now(), epoch: p.epoch, pace: c.hub.pace(growPipeFd(fd))})
 	}
 	for i, f := range c.files {
 		if f != nil {
@@ -334,7 +337,7 @@ func (r *pipeReader) serve(now time.Time, fresh bool, epfd int, readers map[int3
 	if !more {
 		d = r.pace.next(got, since, r.wait)
 	}
-	r.wait, r.wakeAt = d, now.Add(d)
+	r.wait, r.wakeAt = d, gridWake(r.epoch, now, d)
 	return true
 }
 

@@ -26,11 +26,12 @@ type pump struct {
 	abort func()         // ends a blocked write, when close gives up (may be nil)
 	dest  destination
 	// After a write of fewer than gatherBelow bytes, the goroutine waits
-	// gather before the next (0: never), or until the queue is a quarter
-	// full.
+	// gather before the next (0: never), or until the queue holds more
+	// than fillAt bytes (0: a quarter of max).
 	gatherBelow int
 	gather      time.Duration
-	filling     chan struct{} // ends a gathering wait: the queue is a quarter full
+	fillAt      int
+	filling     chan struct{} // ends a gathering wait: the queue holds fillAt
 
 	mu        sync.Mutex
 	queue     []*batch
@@ -63,7 +64,11 @@ func (p *pump) deliver(b *batch) bool {
 	}
 	p.queue = append(p.queue, b)
 	p.bytes += len(b.data)
-	filling := p.bytes > p.max/4
+	fillAt := p.fillAt
+	if fillAt == 0 {
+		fillAt = p.max / 4
+	}
+	filling := p.bytes > fillAt
 	p.mu.Unlock()
 	if filling {
 		select {

@@ -166,7 +166,7 @@ type Options struct {
 	// negative: never wait). Within it, the wait follows the child's
 	// pace: after a read that left the pipe empty, long enough to gather
 	// 128 KiB, short enough that the pipe fills only if the child writes
-	// 100 times faster than that pace (or faster than 200 MiB/s, if that is
+	// 50 times faster than that pace (or faster than 200 MiB/s, if that is
 	// less). A line's time is when it was read: up to this much after it
 	// was written.
 	ReadDelay time.Duration

@@ -111,9 +111,12 @@ stable_after = "1s"
 			t.Errorf("%s: %v, %d bytes: want at most about 4 KiB", f, err, fi.Size())
 		}
 	}
-	if b, err := os.ReadFile(filepath.Join(dir, "logs", "talk.0.stderr.log")); err != nil || !strings.Contains(string(b), "err-line") {
-		t.Errorf("talk.0.stderr.log: %v %q", err, b)
-	}
+	// Files are written a second at a time (a line reaches its file at
+	// most a second after it was read).
+	waitUntil(t, "err-line in talk.0.stderr.log", func() bool {
+		b, _ := os.ReadFile(filepath.Join(dir, "logs", "talk.0.stderr.log"))
+		return strings.Contains(string(b), "err-line")
+	})
 
 	// The console in JSON: every line of the children's output parses.
 	deadline := time.After(10 * time.Second)
