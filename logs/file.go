@@ -13,18 +13,18 @@ import (
 // File writing.
 const (
 	// fileGather: the files' writer writes at most this often, each file's
-	// lines of that time in one write(2), unless its queue is half full (a
-	// burst, or a host writing more than half the queue a second), when it
-	// writes at once: a hundred children writing a steady trickle cost a
-	// hundred writes a second, not one per read. A write to a file costs
-	// far more than its bytes (on ext4 here about 20 µs for 20 KB: the
-	// inode's times, the journal), and its system call wakes the runtime's
-	// monitor thread, which then polls for a millisecond; at 200 ms the
-	// files' writes were a third of the capture's CPU with a hundred
-	// chatty children. Files are not read live (a follower reads the
-	// rings): a line reaches its file at most this long after it was read
-	// (the lines of an idle moment at once), and every line queued reaches
-	// it at Close.
+	// lines of that time in one write(2), unless its queue is a quarter
+	// full (a burst, or a host writing 4 MiB a second), when it writes at
+	// once, with three quarters left for what comes while it writes: a
+	// hundred children writing a steady trickle cost a hundred writes a
+	// second, not one per read. A write to a file costs far more than its
+	// bytes (on ext4 here about 20 µs for 20 KB: the inode's times, the
+	// journal), and its system call wakes the runtime's monitor thread,
+	// which then polls for a millisecond; at 200 ms the files' writes
+	// were a third of the capture's CPU with a hundred chatty children.
+	// Files are not read live (a follower reads the rings): a line
+	// reaches its file at most this long after it was read (the lines of
+	// an idle moment at once), and every line queued reaches it at Close.
 	fileGather = time.Second
 	// fileQueues: the files share one queue of this many times
 	// Options.SinkQueue, so that every file of a busy host gets room
@@ -62,7 +62,7 @@ func fileName(dir string, id Identity, s Stream) string {
 func newFileWriter(queue int) *fileWriter {
 	w := &fileWriter{files: make(map[string]*fileSink)}
 	w.pump = newPump("files", queue, toFile, w.write, nil)
-	w.pump.gatherBelow, w.pump.gather, w.pump.fillAt = math.MaxInt, fileGather, w.pump.max/2
+	w.pump.gatherBelow, w.pump.gather = math.MaxInt, fileGather
 	return w
 }
 

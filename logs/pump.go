@@ -26,12 +26,11 @@ type pump struct {
 	abort func()         // ends a blocked write, when close gives up (may be nil)
 	dest  destination
 	// After a write of fewer than gatherBelow bytes, the goroutine waits
-	// gather before the next (0: never), or until the queue holds more
-	// than fillAt bytes (0: a quarter of max).
+	// gather before the next (0: never), or until the queue is a quarter
+	// full.
 	gatherBelow int
 	gather      time.Duration
-	fillAt      int
-	filling     chan struct{} // ends a gathering wait: the queue holds fillAt
+	filling     chan struct{} // ends a gathering wait: the queue is a quarter full
 
 	mu        sync.Mutex
 	queue     []*batch
@@ -64,11 +63,7 @@ func (p *pump) deliver(b *batch) bool {
 	}
 	p.queue = append(p.queue, b)
 	p.bytes += len(b.data)
-	fillAt := p.fillAt
-	if fillAt == 0 {
-		fillAt = p.max / 4
-	}
-	filling := p.bytes > fillAt
+	filling := p.bytes > p.max/4
 	p.mu.Unlock()
 	if filling {
 		select {

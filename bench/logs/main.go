@@ -10,8 +10,11 @@
 //     file, the lines dropped, the capture's CPU per million lines (this
 //     process's user and system time: it does nothing but the capture and
 //     starting the children, whose cost in cmd.Start is also shown on its
-//     own), and the child's write latency, which shows whether it ever
-//     waited;
+//     own, and beside it the kernel's least cost of the same bytes: written
+//     to a file in 256 KiB writes, and read from a pipe in reads of the
+//     capture's size while hot in the cache; a capture that gathers reads
+//     finds them cold, which costs several times as much), and the child's
+//     write latency, which shows whether it ever waited;
 //   - -children children writing -rate lines a second each, one write per
 //     line: the same figures.
 //
@@ -40,6 +43,7 @@ import (
 	"time"
 
 	"github.com/vigild/vigil/logs"
+	"golang.org/x/sys/unix"
 )
 
 type options struct {
@@ -113,11 +117,14 @@ func run(o options) error {
 		name, title string
 		children    int
 		args        []string
+		readSize    int // the capture's reads, about: for the read floor
 	}
 	scenarios := []scenario{
-		{"one", "one child, one write(2) per line, as fast as it can", 1, nil},
-		{"buffered", "one child, lines gathered in 8 KiB writes (stdio on a pipe), as fast as it can", 1, []string{"-buffer", "8192"}},
-		{"many", fmt.Sprintf("%d children, %d lines/s each, one write per line", o.children, o.rate), o.children, []string{"-rate", fmt.Sprint(o.rate)}},
+		{"one", "one child, one write(2) per line, as fast as it can", 1, nil, 256 << 10},
+		{"buffered", "one child, lines gathered in 8 KiB writes (stdio on a pipe), as fast as it can", 1, []string{"-buffer", "8192"}, 256 << 10},
+		// A steady child is read every 100 ms (logs' maxReadDelay).
+		{"many", fmt.Sprintf("%d children, %d lines/s each, one write per line", o.children, o.rate), o.children, []string{"-rate", fmt.Sprint(o.rate)},
+			max(o.rate*o.size/10, o.size)},
 	}
 	for _, s := range scenarios {
 		if o.only != "" && o.only != s.name {
@@ -125,6 +132,10 @@ func run(o options) error {
 		}
 		dir := filepath.Join(o.dir, s.name)
 		r, err := measure(o, dir, s.children, s.args)
+		if err == nil {
+			r.readSize = s.readSize
+			r.readFloor, err = readFloor(int64(r.read)*int64(o.size), o.size, s.readSize)
+		}
 		if err != nil {
 			return fmt.Errorf("%s: %w", s.name, err)
 		}
@@ -160,6 +171,8 @@ type result struct {
 	full               uint64  // writes that found the pipe full
 	waited             float64 // µs the children waited on full pipes
 	floor              time.Duration
+	readFloor          time.Duration // reading the same bytes from a pipe
+	readSize           int           // in reads of this size
 	start              time.Duration // starting the children
 }
 
@@ -171,9 +184,11 @@ func (r result) print() {
 		r.cpu.Round(time.Millisecond), r.cpu.Seconds()/float64(r.read)*1e6, r.cpu.Seconds()/float64(r.read)*1e7)
 	fmt.Printf("    of which writing the files   %12v  (the same bytes written to the same directory in 256 KiB writes: the kernel's cost)\n",
 		r.floor.Round(time.Millisecond))
+	fmt.Printf("    of which reading the pipes   %12v  (the same bytes, written a line at a time, read from a pipe in %d KiB reads while hot in the cache: the kernel's least cost)\n",
+		r.readFloor.Round(time.Millisecond), r.readSize>>10)
 	fmt.Printf("    of which starting the children %10v  (fork and exec, in cmd.Start: not the capture's)\n",
 		r.start.Round(time.Millisecond))
-	rest := r.cpu - r.floor - r.start
+	rest := r.cpu - r.floor - r.readFloor - r.start
 	fmt.Printf("    the rest: capture            %12v  (%.3f s per million lines, %.2f s per 10 million)\n",
 		rest.Round(time.Millisecond), rest.Seconds()/float64(r.read)*1e6, rest.Seconds()/float64(r.read)*1e7)
 	fmt.Printf("  child's write latency, worst child: p50 %.1f µs, p99 %.1f µs, p99.9 %.1f µs, max %.0f µs; writes over 1 ms: %d\n",
@@ -308,6 +323,74 @@ func writeFloor(dir string, n int64) (time.Duration, error) {
 	}
 	syscall.Getrusage(syscall.RUSAGE_THREAD, &after)
 	return time.Duration(after.Utime.Nano() + after.Stime.Nano() - before.Utime.Nano() - before.Stime.Nano()), nil
+}
+
+// readFloor is the CPU time of reading n bytes from a 1 MiB pipe, written
+// into it a line of size bytes at a time by another thread, in reads of
+// readSize bytes (each made when the pipe holds that much): what the
+// kernel charges the reader of the pipes, whoever reads. Only the read
+// calls are counted (the thread's CPU clock around each, less its own
+// cost).
+func readFloor(n int64, size, readSize int) (time.Duration, error) {
+	var p [2]int
+	if err := syscall.Pipe2(p[:], syscall.O_CLOEXEC); err != nil {
+		return 0, err
+	}
+	defer syscall.Close(p[0])
+	if _, err := unix.FcntlInt(uintptr(p[1]), unix.F_SETPIPE_SZ, 1<<20); err != nil {
+		syscall.Close(p[1])
+		return 0, err
+	}
+	readSize = max(readSize/size*size, size)
+	turn := make(chan int, 1) // bytes written, for the reader to take
+	back := make(chan struct{}, 1)
+	go func() {
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
+		defer syscall.Close(p[1])
+		defer close(turn)
+		line := make([]byte, size)
+		line[size-1] = '\n'
+		for left := n; left > 0; {
+			k := 0
+			for ; k < readSize && left > 0; k += size {
+				if _, err := syscall.Write(p[1], line); err != nil {
+					return
+				}
+				left -= int64(size)
+			}
+			turn <- k
+			<-back
+		}
+	}()
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	cpu := func() time.Duration { // getrusage counts in ticks: too coarse here
+		var ts unix.Timespec
+		_ = unix.ClockGettime(unix.CLOCK_THREAD_CPUTIME_ID, &ts)
+		return time.Duration(ts.Nano())
+	}
+	// The clock's own cost, once per read.
+	t0 := cpu()
+	for range 1000 {
+		cpu()
+	}
+	probe := (cpu() - t0) / 1000
+	buf := make([]byte, readSize)
+	var total time.Duration
+	for k := range turn {
+		t := cpu()
+		for got := 0; got < k; {
+			m, err := syscall.Read(p[0], buf[got:k])
+			if err != nil || m == 0 {
+				return 0, fmt.Errorf("read floor: %d of %d bytes: %v", got, k, err)
+			}
+			got += m
+		}
+		total += cpu() - t - probe
+		back <- struct{}{}
+	}
+	return max(total, 0), nil
 }
 
 // summarize prints the sum of the writers' reports matching pattern: what
