@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 
@@ -82,21 +83,24 @@ func ownCgroup() (string, error) {
 	return "", errors.New("this process is in no cgroup v2")
 }
 
-// make creates the cgroup of a child and opens it for CLONE_INTO_CGROUP.
-func (g *cgroups) make(seq uint64, name string) (*os.File, error) {
-	dir := filepath.Join(g.base, fmt.Sprintf("%s-%d", name, seq))
-	if err := os.Mkdir(dir, 0o755); err != nil {
-		return nil, err
+// make creates the cgroup of a child and opens it for CLONE_INTO_CGROUP,
+// in the calling thread's table (a plain descriptor, never in the
+// poller: a spawner thread may have a table of its own); the caller
+// closes it.
+func (g *cgroups) make(seq uint64, name string) (int, error) {
+	dir := g.base + "/" + name + "-" + strconv.FormatUint(seq, 10)
+	if err := unix.Mkdir(dir, 0o755); err != nil {
+		return -1, &os.PathError{Op: "mkdir", Path: dir, Err: err}
 	}
-	f, err := os.OpenFile(dir, unix.O_DIRECTORY|unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	fd, err := unix.Open(dir, unix.O_DIRECTORY|unix.O_RDONLY|unix.O_CLOEXEC, 0)
 	if err != nil {
-		_ = os.Remove(dir)
-		return nil, err
+		_ = unix.Rmdir(dir)
+		return -1, &os.PathError{Op: "open", Path: dir, Err: err}
 	}
 	g.mu.Lock()
 	g.dirs[seq] = dir
 	g.mu.Unlock()
-	return f, nil
+	return fd, nil
 }
 
 // remove removes the cgroup of a child that could not be started.

@@ -82,6 +82,7 @@ type Options struct {
 	runID        string     // EnvRun of every child ("" = none)
 	reaper       *Subreaper // nil: none
 	manualAlarms bool       // tests: the timer is never armed
+	sharedFDs    bool       // tests: spawners fork from the process's descriptor table
 }
 
 // Container runs the children of a set of services. Create it with
@@ -197,9 +198,11 @@ func (c *Container) Start() error {
 		c.ownHub = true
 	}
 	c.started = true
-	c.pool = newSpawnPool(c.opts.Spawners, c.sys)
+	// The timer first: it sets up the runtime's poller, whose descriptors
+	// a spawner thread's own table keeps.
 	c.st.timer = time.NewTimer(time.Hour)
 	c.st.timer.Stop()
+	c.pool = newSpawnPool(c.opts.Spawners, c.sys, c.opts.sharedFDs)
 	for _, svc := range c.st.services {
 		for _, inst := range svc.instances {
 			c.ensure(inst)

@@ -103,7 +103,7 @@ func newFaultySys(fail ...error) *faultySys {
 func (f *faultySys) ops() *sysOps {
 	return &sysOps{
 		lookPath: f.real.lookPath,
-		start: func(req startRequest) (int, *os.File, error) {
+		start: func(req startRequest) (int, error) {
 			f.mu.Lock()
 			f.starts = append(f.starts, time.Now())
 			var err error
@@ -112,7 +112,7 @@ func (f *faultySys) ops() *sysOps {
 			}
 			f.mu.Unlock()
 			if err != nil {
-				return 0, nil, &os.PathError{Op: "fork/exec", Path: req.path, Err: err}
+				return 0, &os.PathError{Op: "fork/exec", Path: req.path, Err: err}
 			}
 			return f.real.start(req)
 		},
@@ -124,6 +124,7 @@ func (f *faultySys) ops() *sysOps {
 			f.mu.Unlock()
 			return f.real.signal(pid, sig)
 		},
+		pidfd:    f.real.pidfd,
 		waitExit: f.real.waitExit,
 		reap: func(pid int) (ExitStatus, error) {
 			st, err := f.real.reap(pid)

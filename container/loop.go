@@ -102,6 +102,7 @@ func (c *Container) loop() {
 		var next *spawnJob
 		if len(st.pending) > 0 {
 			spawnq, next = c.pool.jobs, st.pending[0]
+			c.prepare(next) // once
 		}
 		select {
 		case cmd := <-c.cmds:

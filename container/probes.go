@@ -163,12 +163,18 @@ func (c *Container) runCommand(ctx context.Context, argv, env []string, dir stri
 		err   error
 	}
 	res := make(chan started, 1)
-	job := &spawnJob{fn: func() {
-		req := startRequest{path: path, argv: argv, env: env, dir: dir, cgroupFD: -1,
-			files: []uintptr{c.devnull.Fd(), c.devnull.Fd(), c.devnull.Fd()}}
+	job := &spawnJob{fn: func(th *spawnThread) {
 		var s started
+		fds, err := th.fetch([]int{int(c.devnull.Fd()), int(c.devnull.Fd()), int(c.devnull.Fd())})
+		if err != nil {
+			s.err = err
+			res <- s
+			return
+		}
+		defer th.release(fds)
+		req := startRequest{path: path, argv: argv, env: env, dir: dir, cgroupFD: -1, files: fds}
 		start := func(int) (int, error) {
-			s.pid, s.pidfd, s.err = c.sys.start(req)
+			s.pid, s.err = c.sys.start(req)
 			return s.pid, s.err
 		}
 		if r := c.opts.reaper; r != nil {
@@ -184,6 +190,15 @@ func (c *Container) runCommand(ctx context.Context, argv, env []string, dir stri
 		return -1, ctx.Err()
 	}
 	s := <-res
+	if s.err == nil {
+		if s.pidfd, s.err = c.sys.pidfd(s.pid); s.err != nil {
+			_ = c.sys.signal(s.pid, syscall.SIGKILL)
+			_, _ = c.sys.reap(s.pid)
+			if r := c.opts.reaper; r != nil {
+				r.forget(s.pid)
+			}
+		}
+	}
 	if s.err != nil {
 		return -1, fmt.Errorf("exec probe: %w", s.err)
 	}

@@ -20,8 +20,11 @@ type sysOps struct {
 	lookPath func(file string) (string, error)
 	// start forks and execs a child, on the calling (locked) thread, in a
 	// process group of its own with SIGKILL as its parent-death signal. It
-	// returns the pid and a pidfd for it.
-	start func(req startRequest) (int, *os.File, error)
+	// returns the pid.
+	start func(req startRequest) (int, error)
+	// pidfd opens a pidfd for a child that has not been reaped (its pid
+	// still names it), in the process's table.
+	pidfd func(pid int) (*os.File, error)
 	// signal sends sig to the process group led by pid.
 	signal func(pid int, sig syscall.Signal) error
 	// waitExit blocks until the process has exited, without reaping it.
@@ -34,14 +37,18 @@ func defaultSys() *sysOps {
 	return &sysOps{
 		lookPath: exec.LookPath,
 		start:    startProcess,
+		pidfd:    openPidfd,
 		signal:   signalGroup,
 		waitExit: waitExit,
 		reap:     reap,
 	}
 }
 
-// lockThread locks the calling goroutine to its thread for good.
+// lockThread locks the calling goroutine to its thread.
 func lockThread() { runtime.LockOSThread() }
+
+// unlockThread undoes lockThread.
+func unlockThread() { runtime.UnlockOSThread() }
 
 // startRequest is one process to start.
 type startRequest struct {
@@ -57,7 +64,7 @@ type startRequest struct {
 	credential *syscall.Credential
 }
 
-func startProcess(req startRequest) (int, *os.File, error) {
+func startProcess(req startRequest) (int, error) {
 	sys := &syscall.SysProcAttr{
 		Setpgid:   true,
 		Pdeathsig: syscall.SIGKILL,
@@ -69,18 +76,20 @@ func startProcess(req startRequest) (int, *os.File, error) {
 	attr := &syscall.ProcAttr{Dir: req.dir, Env: req.env, Files: req.files, Sys: sys}
 	pid, err := syscall.ForkExec(req.path, req.argv, attr)
 	if err != nil {
-		return 0, nil, fmt.Errorf("start %s: %w", req.path, err)
+		return 0, fmt.Errorf("start %s: %w", req.path, err)
 	}
-	// The child cannot be reaped before we wait for it, so pid still names it.
+	return pid, nil
+}
+
+// openPidfd opens a pidfd for pid, a child not yet reaped (so pid still
+// names it). A non-blocking pidfd given to os.NewFile is registered with
+// the poller.
+func openPidfd(pid int) (*os.File, error) {
 	fd, err := unix.PidfdOpen(pid, unix.PIDFD_NONBLOCK)
 	if err != nil {
-		_ = unix.Kill(-pid, unix.SIGKILL)
-		var ws unix.WaitStatus
-		_, _ = unix.Wait4(pid, &ws, 0, nil)
-		return 0, nil, fmt.Errorf("pidfd_open %d: %w", pid, err)
+		return nil, fmt.Errorf("pidfd_open %d: %w", pid, err)
 	}
-	// A non-blocking fd given to os.NewFile is registered with the poller.
-	return pid, os.NewFile(uintptr(fd), fmt.Sprintf("pidfd:%d", pid)), nil
+	return os.NewFile(uintptr(fd), fmt.Sprintf("pidfd:%d", pid)), nil
 }
 
 // waitExit blocks the calling goroutine (not a thread: the pidfd is in Go's

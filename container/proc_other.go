@@ -15,7 +15,8 @@ var ErrUnsupported = errors.New("container: unsupported on this platform (Linux 
 
 type sysOps struct {
 	lookPath func(file string) (string, error)
-	start    func(req startRequest) (int, *os.File, error)
+	start    func(req startRequest) (int, error)
+	pidfd    func(pid int) (*os.File, error)
 	signal   func(pid int, sig syscall.Signal) error
 	waitExit func(pid int, pidfd *os.File) error
 	reap     func(pid int) (ExitStatus, error)
@@ -26,9 +27,8 @@ func unsupported() error { return ErrUnsupported }
 func defaultSys() *sysOps {
 	return &sysOps{
 		lookPath: func(string) (string, error) { return "", unsupported() },
-		start: func(startRequest) (int, *os.File, error) {
-			return 0, nil, unsupported()
-		},
+		start:    func(startRequest) (int, error) { return 0, unsupported() },
+		pidfd:    func(int) (*os.File, error) { return nil, unsupported() },
 		signal:   func(int, syscall.Signal) error { return unsupported() },
 		waitExit: func(int, *os.File) error { return unsupported() },
 		reap:     func(int) (ExitStatus, error) { return ExitStatus{Code: -1}, unsupported() },
@@ -36,6 +36,8 @@ func defaultSys() *sysOps {
 }
 
 func lockThread() {}
+
+func unlockThread() {}
 
 type startRequest struct {
 	path       string

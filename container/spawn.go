@@ -62,8 +62,9 @@ func childEnv(base, extra []string) []string {
 	return mergeEnv(kept, append(slices.Clone(extra), "NOTIFY_PIPE=3")...)
 }
 
-// spawnJob is one process to start, prepared by the loop and run on a
-// spawner thread; its results go back to the loop in an evSpawned.
+// spawnJob is one process to start, prepared by the loop (its pipes, made
+// in the process's descriptor table) and run on a spawner thread (the
+// fork); its results go back to the loop in an evSpawned.
 type spawnJob struct {
 	inst  *instance
 	spec  *Spec
@@ -72,17 +73,17 @@ type spawnJob struct {
 	seq   uint64
 	env   []string
 	files []*os.File // Spec.Files
+	// Set by prepare, on the loop: the readiness, stdout and stderr pipes.
+	prepared bool
+	ends     [3]pipeEnds
+	childFDs []int // what the child gets as 0, 1, 2, 3, ...
 	// Set by the spawner.
 	pid     int
-	pidfd   *os.File
-	notifyR *os.File
-	capture *logs.Capture
-	hub     *logs.Hub
 	err     error
 	devnull *os.File
 	reaper  *Subreaper // nil: none
 	done    func(*spawnJob)
-	fn      func() // when set, the job is only this, run on a spawner thread
+	fn      func(th *spawnThread) // when set, the job is only this, run on a spawner thread
 	restart bool
 }
 
@@ -110,13 +111,14 @@ func (c *Container) spawn(inst *instance, spec *Spec, r role, b *batch, restart 
 	job := &spawnJob{
 		inst: inst, spec: &s, role: r, batch: b, seq: c.st.seq, restart: restart,
 		env:   childEnv(os.Environ(), append(env, s.Env...)),
-		files: s.Files, devnull: c.devnull, reaper: c.opts.reaper, hub: c.hub,
+		files: s.Files, devnull: c.devnull, reaper: c.opts.reaper,
 		done: func(j *spawnJob) { c.send(evSpawned{j}) },
 	}
 	inst.spawning = job
 	if len(c.st.pending) == 0 {
 		// A spawner waiting takes it at once: the loop's other work (the
 		// exit's statistics and log line) then runs beside the fork.
+		c.prepare(job)
 		select {
 		case c.pool.jobs <- job:
 			c.handedOver(job)
@@ -125,6 +127,57 @@ func (c *Container) spawn(inst *instance, spec *Spec, r role, b *batch, restart 
 		}
 	}
 	c.st.pending = append(c.st.pending, job)
+}
+
+// prepare makes a job's pipes, in the process's table, before a spawner
+// takes it (once): a spawner thread may have a table of its own, which
+// holds only what it forks with. A failure is the job's error, which the
+// spawner hands straight back.
+func (j *spawnJob) prepare() {
+	if j.prepared {
+		return
+	}
+	j.prepared = true
+	// Three pipes: the readiness messages (ours read with deadlines, so in
+	// the poller), stdout and stderr (handed to the log hub). The child's
+	// ends are plain descriptors, closed once it has them.
+	for i := range j.ends {
+		var err error
+		if j.ends[i], err = childPipe(i == 0); err != nil {
+			for _, e := range j.ends[:i] {
+				e.close()
+			}
+			j.ends = [3]pipeEnds{}
+			j.err = fmt.Errorf("pipe: %w", err)
+			return
+		}
+	}
+	j.childFDs = []int{int(j.devnull.Fd()), j.ends[1].child, j.ends[2].child, j.ends[0].child}
+	for _, f := range j.files {
+		fd, err := rawFD(f)
+		if err != nil {
+			j.err = fmt.Errorf("inherited file %s: %w", f.Name(), err)
+			return
+		}
+		j.childFDs = append(j.childFDs, int(fd))
+	}
+}
+
+// prepare prepares job (see spawnJob.prepare).
+func (c *Container) prepare(job *spawnJob) { job.prepare() }
+
+// release closes what prepare made that is still open: the child's ends
+// always, ours too unless keep.
+func (j *spawnJob) release(keep bool) {
+	for i := range j.ends {
+		if j.ends[i].ours == nil {
+			continue
+		}
+		j.ends[i].closeChild()
+		if !keep {
+			j.ends[i].ours.Close()
+		}
+	}
 }
 
 // handedOver records that job is now a spawner's.
@@ -139,10 +192,13 @@ func identityEnv(service string, index int) []string {
 	return []string{EnvService + "=" + service, EnvInstance + "=" + strconv.Itoa(index)}
 }
 
-// run starts the job's process on the calling spawner thread: it resolves
-// the command, makes the pipes, forks and execs. It needs nothing of the
-// loop.
-func (j *spawnJob) run(sys *sysOps) {
+// run starts the job's process on the calling spawner thread: it
+// resolves the command, gets the child's descriptors into the thread's
+// table, forks and execs. It needs nothing of the loop.
+func (j *spawnJob) run(sys *sysOps, th *spawnThread) {
+	if j.err != nil {
+		return // prepare failed
+	}
 	s := j.spec
 	path := s.Command[0]
 	if !strings.Contains(path, "/") {
@@ -153,52 +209,22 @@ func (j *spawnJob) run(sys *sysOps) {
 		}
 		path = lp
 	}
-	// Three pipes: the readiness messages (ours read with deadlines, so in
-	// the poller), stdout and stderr (handed to the log hub). The child's
-	// ends are plain descriptors, closed once it has them.
-	var ends [3]pipeEnds
-	for i := range ends {
-		if ends[i], j.err = childPipe(i == 0); j.err != nil {
-			for _, e := range ends[:i] {
-				e.close()
-			}
-			j.err = fmt.Errorf("pipe: %w", j.err)
-			return
-		}
-	}
-	fds := []uintptr{j.devnull.Fd(), uintptr(ends[1].child), uintptr(ends[2].child), uintptr(ends[0].child)}
-	for _, f := range j.files {
-		fd, err := rawFD(f)
-		if err != nil {
-			j.err = fmt.Errorf("inherited file %s: %w", f.Name(), err)
-			break
-		}
-		fds = append(fds, fd)
-	}
-	if j.err == nil {
-		req := startRequest{path: path, argv: s.Command, env: j.env, dir: s.Dir, files: fds, cgroupFD: -1, credential: s.Credential}
-		if j.reaper == nil {
-			j.pid, j.pidfd, j.err = sys.start(req)
-		} else {
-			j.err = j.reaper.startChild(j.seq, fmt.Sprintf("%s.%d", s.Name, j.inst.index), func(cgroupFD int) (int, error) {
-				req.cgroupFD = cgroupFD
-				j.pid, j.pidfd, j.err = sys.start(req)
-				return j.pid, j.err
-			})
-		}
-	}
-	for i := range ends {
-		ends[i].closeChild()
-	}
-	if j.err != nil {
-		for i := range ends {
-			ends[i].close()
-		}
+	fds, err := th.fetch(j.childFDs)
+	if err != nil {
+		j.err = err
 		return
 	}
-	notifyR, outR, errR := ends[0].ours, ends[1].ours, ends[2].ours
-	j.notifyR = notifyR
-	j.capture = j.hub.Capture(logs.Identity{Service: s.Name, Instance: j.inst.index, PID: j.pid}, outR, errR)
+	defer th.release(fds)
+	req := startRequest{path: path, argv: s.Command, env: j.env, dir: s.Dir, files: fds, cgroupFD: -1, credential: s.Credential}
+	if j.reaper == nil {
+		j.pid, j.err = sys.start(req)
+		return
+	}
+	j.err = j.reaper.startChild(j.seq, s.Name+"."+strconv.Itoa(j.inst.index), func(cgroupFD int) (int, error) {
+		req.cgroupFD = cgroupFD
+		j.pid, j.err = sys.start(req)
+		return j.pid, j.err
+	})
 }
 
 // rawFD returns f's descriptor without changing its blocking mode (Fd
@@ -222,22 +248,44 @@ type spawnPool struct {
 	wg   sync.WaitGroup
 }
 
-func newSpawnPool(n int, sys *sysOps) *spawnPool {
+// newSpawnPool starts n spawner threads; with shared, they fork from the
+// process's descriptor table (see spawnThread).
+func newSpawnPool(n int, sys *sysOps, shared bool) *spawnPool {
 	p := &spawnPool{jobs: make(chan *spawnJob)}
 	for range n {
-		p.wg.Go(func() {
-			lockThread() // never unlocked: the thread exits with the goroutine
-			for j := range p.jobs {
-				if j.fn != nil {
-					j.fn()
-					continue
-				}
-				j.run(sys)
-				j.done(j)
-			}
-		})
+		p.wg.Go(func() { p.serve(sys, shared) })
 	}
 	return p
+}
+
+// serve runs jobs on a thread locked for good (it exits with the
+// goroutine), never the main thread: if this goroutine is on it, another
+// one, which cannot run here while this one holds it, serves instead.
+func (p *spawnPool) serve(sys *sysOps, shared bool) {
+	lockThread()
+	if isMainThread() {
+		locked := make(chan struct{})
+		p.wg.Go(func() {
+			lockThread()
+			close(locked)
+			p.run(sys, newSpawnThread(shared))
+		})
+		<-locked
+		unlockThread()
+		return
+	}
+	p.run(sys, newSpawnThread(shared))
+}
+
+func (p *spawnPool) run(sys *sysOps, th *spawnThread) {
+	for j := range p.jobs {
+		if j.fn != nil {
+			j.fn(th)
+			continue
+		}
+		j.run(sys, th)
+		j.done(j)
+	}
 }
 
 // stop ends the spawner goroutines and their threads; call it only once
@@ -254,6 +302,11 @@ func (c *Container) onSpawned(j *spawnJob) {
 	if inst.spawning == j {
 		inst.spawning = nil
 	}
+	var pidfd *os.File
+	if j.err == nil {
+		pidfd, j.err = c.openPidfd(j.pid, j.seq)
+	}
+	j.release(j.err == nil)
 	now := c.now()
 	if inst.svc.spec.StartLimitBurst > 0 && j.role == roleCur {
 		inst.starts = append(inst.starts, now)
@@ -262,9 +315,11 @@ func (c *Container) onSpawned(j *spawnJob) {
 		c.spawnFailed(j, now)
 		return
 	}
+	s := j.spec
 	p := &proc{
-		inst: inst, spec: j.spec, seq: j.seq, role: j.role, batch: j.batch,
-		pid: j.pid, pidfd: j.pidfd, notifyR: j.notifyR, capture: j.capture,
+		inst: inst, spec: s, seq: j.seq, role: j.role, batch: j.batch,
+		pid: j.pid, pidfd: pidfd, notifyR: j.ends[0].ours,
+		capture: c.hub.Capture(logs.Identity{Service: s.Name, Instance: inst.index, PID: j.pid}, j.ends[1].ours, j.ends[2].ours),
 		started: now, lastActivity: now,
 	}
 	c.st.live++
@@ -306,6 +361,22 @@ func (c *Container) onSpawned(j *spawnJob) {
 	case p.spec.ReadinessProbe != nil:
 		c.startProbe(p, readinessProbe)
 	}
+}
+
+// openPidfd opens the pidfd of a child just started (spawn number seq);
+// if it cannot (no descriptor left), the child is killed and reaped, and
+// the error returned.
+func (c *Container) openPidfd(pid int, seq uint64) (*os.File, error) {
+	f, err := c.sys.pidfd(pid)
+	if err == nil {
+		return f, nil
+	}
+	_ = c.sys.signal(pid, syscall.SIGKILL)
+	_, _ = c.sys.reap(pid)
+	if c.opts.reaper != nil {
+		c.opts.reaper.reaped(pid, seq)
+	}
+	return nil, err
 }
 
 // spawnFailed records a failure to start a process: for an instance's own

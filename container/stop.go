@@ -65,6 +65,7 @@ func (c *Container) beginStop() {
 		if j.inst.spawning == j {
 			j.inst.spawning = nil
 		}
+		j.release(false)
 	}
 	clear(c.st.pending)
 	c.st.pending = nil

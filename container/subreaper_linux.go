@@ -137,12 +137,12 @@ func (s *Subreaper) startChild(seq uint64, name string, start func(cgroupFD int)
 	defer s.forkDone()
 	fd := -1
 	if s.cg != nil {
-		f, err := s.cg.make(seq, name)
+		cg, err := s.cg.make(seq, name)
 		if err != nil {
 			s.logger.Warn("cgroup for a child failed: it is tracked by descent only", "child", name, "error", err)
 		} else {
-			defer f.Close()
-			fd = int(f.Fd())
+			defer unix.Close(cg)
+			fd = cg
 		}
 	}
 	pid, err := start(fd)
