@@ -26,6 +26,7 @@
 //
 //     go run ./bench/scale                         # builds vigil and the worker
 //     go run ./bench/scale -vigil bin/vigil -n 10,100,1000 -conns 1000,10000 -runs 3
+//     go run ./bench/scale -vigil new/vigil -base old/vigil -n 100,1000 -conns "" -idle=false -runs 7
 package main
 
 import (
@@ -46,6 +47,8 @@ import (
 
 type options struct {
 	vigil, worker string
+	base          string // another vigil, timed alternately with vigil
+	idle          bool
 	ns, conns     []int
 	runs          int
 	kills         int
@@ -58,6 +61,8 @@ func main() {
 	var o options
 	var ns, conns string
 	flag.StringVar(&o.vigil, "vigil", "", "the vigil binary (default: build ./cmd/vigil)")
+	flag.StringVar(&o.base, "base", "", "another vigil binary (say, the build before a change) whose start-ups are timed alternately with -vigil's, each beside its own floor run")
+	flag.BoolVar(&o.idle, "idle", true, "after the start-ups, the idle figures and crash → ready (false: start-ups only)")
 	flag.StringVar(&o.worker, "worker", "", "the idle worker binary (default: build ./bench/controller/idleworker)")
 	flag.StringVar(&ns, "n", "10,100,1000", "numbers of workers of vigil run, comma-separated (empty: none)")
 	flag.StringVar(&conns, "conns", "1000,10000", "numbers of connections registered with the supervisor alone, comma-separated (empty: none)")
@@ -117,7 +122,10 @@ func run(ctx context.Context, o options) error {
 			return err
 		}
 	}
-	for _, p := range []*string{&o.vigil, &o.worker} {
+	for _, p := range []*string{&o.vigil, &o.worker, &o.base} {
+		if *p == "" {
+			continue
+		}
 		if *p, err = filepath.Abs(*p); err != nil {
 			return err
 		}
@@ -138,7 +146,9 @@ func run(ctx context.Context, o options) error {
 			}
 			idle = append(idle, f)
 		}
-		printPerWorker(idle)
+		if o.idle {
+			printPerWorker(idle)
+		}
 	}
 	for _, n := range o.conns {
 		if err := alone(ctx, dir, o, n); err != nil {
@@ -148,10 +158,22 @@ func run(ctx context.Context, o options) error {
 	return nil
 }
 
-// scale measures vigil run with n workers: start-ups beside the floor,
-// then the idle figures and crash to ready of the last start-up.
+// variant is one vigil binary's start-ups, each beside its own floor run.
+type variant struct {
+	name, bin       string
+	floors, alls    []time.Duration
+	readys          []time.Duration
+	ctrlCPU, supCPU []time.Duration
+}
+
+// scale measures vigil run with n workers: start-ups beside the floor
+// (alternating with -base's, if given), then the idle figures and crash
+// to ready of the last start-up.
 func (b *bench) scale(ctx context.Context, n int) (idleFigures, error) {
-	var floors, alls, readys []time.Duration
+	vs := []*variant{{name: "vigil", bin: b.o.vigil}}
+	if b.o.base != "" {
+		vs = append(vs, &variant{name: "base", bin: b.o.base})
+	}
 	var s *session
 	defer func() {
 		if s != nil {
@@ -159,31 +181,50 @@ func (b *bench) scale(ctx context.Context, n int) (idleFigures, error) {
 		}
 	}()
 	for i := range b.o.runs {
-		f, err := b.floor(ctx, n)
-		if err != nil {
-			return idleFigures{}, fmt.Errorf("floor: %w", err)
+		for k := range vs {
+			v := vs[(i+k)%len(vs)] // each goes first in turn
+			f, err := b.floor(ctx, n)
+			if err != nil {
+				return idleFigures{}, fmt.Errorf("floor: %w", err)
+			}
+			v.floors = append(v.floors, f)
+			// Timed with workers that do not register, as the floor's: the
+			// supervisor's work on registrations would compete with the
+			// later workers' start-ups, which the floor does not have.
+			if s, err = b.start(ctx, v.bin, n, false); err != nil {
+				return idleFigures{}, fmt.Errorf("%s start-up %d: %w", v.name, i+1, err)
+			}
+			v.alls = append(v.alls, s.startup.lastWorker)
+			v.readys = append(v.readys, s.startup.ready)
+			v.ctrlCPU = append(v.ctrlCPU, s.startup.ctrlCPU)
+			v.supCPU = append(v.supCPU, s.startup.supCPU)
+			if _, err := s.stop(); err != nil {
+				return idleFigures{}, fmt.Errorf("%s start-up %d: stop: %w", v.name, i+1, err)
+			}
+			s = nil
 		}
-		floors = append(floors, f)
-		// Timed with workers that do not register, as the floor's: the
-		// supervisor's work on registrations would compete with the
-		// later workers' start-ups, which the floor does not have.
-		if s, err = b.start(ctx, n, false); err != nil {
-			return idleFigures{}, fmt.Errorf("start-up %d: %w", i+1, err)
-		}
-		alls = append(alls, s.startup.lastWorker)
-		readys = append(readys, s.startup.ready)
-		if _, err := s.stop(); err != nil {
-			return idleFigures{}, fmt.Errorf("start-up %d: stop: %w", i+1, err)
-		}
-		s = nil
 	}
-	fl, all := median(floors), median(alls)
-	fmt.Printf("N=%d: start → all ready: vigil %v, floor %v (the same workers spawned by this command): %.2f× the floor; vigil's READY=1 at %v (medians of %d runs each, alternating; vigil %s, floor %s)\n",
-		n, all, fl, float64(all)/float64(fl), median(readys), b.o.runs, list(alls), list(floors))
+	for _, v := range vs {
+		fl, all := median(v.floors), median(v.alls)
+		ratios := make([]float64, len(v.alls))
+		for i := range v.alls {
+			ratios[i] = float64(v.alls[i]) / float64(v.floors[i])
+		}
+		slices.Sort(ratios)
+		fmt.Printf("N=%d: %s: start → all ready %v (%v–%v), floor %v (%v–%v): %.2f× the floor (each run over its floor: %.2f–%.2f×); READY=1 at %v; CPU from start to all ready, per worker: controller %v, supervisor %v (medians of %d runs, alternating; %s: %s; floor: %s)\n",
+			n, v.name, all, slices.Min(v.alls).Round(time.Millisecond), slices.Max(v.alls).Round(time.Millisecond),
+			fl, slices.Min(v.floors).Round(time.Millisecond), slices.Max(v.floors).Round(time.Millisecond),
+			float64(all)/float64(fl), ratios[0], ratios[len(ratios)-1], median(v.readys),
+			(median(v.ctrlCPU) / time.Duration(n)).Round(time.Microsecond), (median(v.supCPU) / time.Duration(n)).Round(time.Microsecond),
+			b.o.runs, v.name, list(v.alls), list(v.floors))
+	}
+	if !b.o.idle {
+		return idleFigures{n: n}, nil
+	}
 
 	// The idle figures and crash to ready, with workers registered.
 	var err error
-	if s, err = b.start(ctx, n, true); err != nil {
+	if s, err = b.start(ctx, b.o.vigil, n, true); err != nil {
 		return idleFigures{}, fmt.Errorf("start-up with registrations: %w", err)
 	}
 	fmt.Printf("N=%d: start → all ready with every worker registering once ready: %v\n", n, s.startup.lastWorker.Round(time.Millisecond))

@@ -153,13 +153,18 @@ type session struct {
 	pids          []int        // the current worker pids
 	seen          map[int]bool // every worker pid ever seen
 	supervisorPID int
-	startup       struct{ ready, lastWorker time.Duration }
+	startup       struct {
+		ready, lastWorker time.Duration
+		// CPU time of vigil run and its supervisor when the last worker was
+		// ready (their threads' run time, from /proc/PID/task/*/schedstat).
+		ctrlCPU, supCPU time.Duration
+	}
 }
 
 // start runs `vigil run` with n supervised workers, which register with
 // the supervisor once ready if register is true, and waits until the
 // controller says READY=1 and every worker has stamped its readiness.
-func (b *bench) start(ctx context.Context, n int, register bool) (*session, error) {
+func (b *bench) start(ctx context.Context, vigil string, n int, register bool) (*session, error) {
 	b.seq++
 	dir := filepath.Join(b.dir, fmt.Sprintf("run%d", b.seq))
 	if err := os.Mkdir(dir, 0o700); err != nil {
@@ -213,7 +218,7 @@ env = { %s = %q, %s = "%d" }
 	if b.o.verbose {
 		out = io.MultiWriter(s.logf, os.Stderr)
 	}
-	cmd := exec.Command(b.o.vigil, "run", "-c", confPath)
+	cmd := exec.Command(vigil, "run", "-c", confPath)
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), "NOTIFY_SOCKET="+notifyPath)
 	cmd.Stdout, cmd.Stderr = out, out
@@ -257,6 +262,7 @@ env = { %s = %q, %s = "%d" }
 	if s.supervisorPID == 0 {
 		return fail(errors.New("no vigil supervise child found"))
 	}
+	s.startup.ctrlCPU, s.startup.supCPU = threadsCPU(cmd.Process.Pid), threadsCPU(s.supervisorPID)
 	return s, nil
 }
 
@@ -436,4 +442,25 @@ func (s *session) statusCommand(ctx context.Context, n int) error {
 	fmt.Printf("N=%d: vigil status, the whole command: median %v, p95 %v; the status call alone (children included): median %v, p95 %v (%d runs each)\n",
 		n, median(whole), p95(whole), median(call), p95(call), runs)
 	return nil
+}
+
+// threadsCPU is the run time of pid's threads (those still there), from
+// /proc/PID/task/*/schedstat, in nanoseconds.
+func threadsCPU(pid int) time.Duration {
+	tasks, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
+	if err != nil {
+		return 0
+	}
+	var total time.Duration
+	for _, t := range tasks {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%s/schedstat", pid, t.Name()))
+		if err != nil {
+			continue
+		}
+		if f := strings.Fields(string(b)); len(f) > 0 {
+			ns, _ := strconv.ParseInt(f[0], 10, 64)
+			total += time.Duration(ns)
+		}
+	}
+	return total
 }
