@@ -35,16 +35,7 @@ func init() {
 // TestInheritNothing: a descriptor this process holds without
 // close-on-exec reaches no child once InheritNothing was called.
 func TestInheritNothing(t *testing.T) {
-	r, w, err := os.Pipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
-	defer w.Close()
-	if _, err := unix.FcntlInt(w.Fd(), unix.F_SETFD, 0); err != nil { // inheritable
-		t.Fatal(err)
-	}
-	leaked := strconv.Itoa(int(w.Fd()))
+	leaked := inheritableFD(t)
 	// Spawners that fork from the process's table: with tables of their
 	// own, nothing of it reaches a child anyway (TestChildGetsOnlyItsOwn).
 	list := func(name string) []string { return listChildFDs(t, name, Options{Output: io.Discard, sharedFDs: true}) }
@@ -57,6 +48,21 @@ func TestInheritNothing(t *testing.T) {
 	if fds := list("after"); contains(fds, leaked) {
 		t.Errorf("fd %s reached the child after InheritNothing: %v", leaked, fds)
 	}
+}
+
+// inheritableFD opens a pipe whose write end is open across exec (no
+// close-on-exec), for the test's life, and returns that end's number.
+func inheritableFD(t *testing.T) string {
+	t.Helper()
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.Close(); w.Close() })
+	if _, err := unix.FcntlInt(w.Fd(), unix.F_SETFD, 0); err != nil {
+		t.Fatal(err)
+	}
+	return strconv.Itoa(int(w.Fd()))
 }
 
 // listChildFDs starts an fd-lister child and returns the descriptors it
@@ -82,16 +88,7 @@ func TestChildGetsOnlyItsOwn(t *testing.T) {
 	if !newSpawnThreadWorks(t) {
 		t.Skip("no table of its own for a spawner thread here (unshare or pidfd_getfd refused)")
 	}
-	r, w, err := os.Pipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
-	defer w.Close()
-	if _, err := unix.FcntlInt(w.Fd(), unix.F_SETFD, 0); err != nil { // inheritable
-		t.Fatal(err)
-	}
-	leaked := strconv.Itoa(int(w.Fd()))
+	leaked := inheritableFD(t)
 	if fds := listChildFDs(t, "shared", Options{Output: io.Discard, sharedFDs: true}); !contains(fds, leaked) {
 		t.Fatalf("forking from the process's table, the inheritable fd %s did not reach the child (%v): the test shows nothing", leaked, fds)
 	}
