@@ -8,7 +8,8 @@ import (
 )
 
 // statusLike is a JSON array of n entries shaped as the supervisor's status
-// lists its connections (about 200 bytes each).
+// lists its connections (about 200 bytes each, the state's keys sorted as
+// encoding/json writes a map's).
 func statusLike(n int) []byte {
 	var sb strings.Builder
 	sb.WriteByte('[')
@@ -17,7 +18,7 @@ func statusLike(n int) []byte {
 			sb.WriteByte(',')
 		}
 		id := fmt.Sprintf("%08x-1111-4222-8333-444455556666", i)
-		fmt.Fprintf(&sb, `{"connection_id":%q,"process_id":%d,"state":{"process_id":%d,"name":"idle","instance":%d,"connection_id":%q,"verified":true}}`, id, 1000+i, 1000+i, i, id)
+		fmt.Fprintf(&sb, `{"connection_id":%q,"process_id":%d,"state":{"connection_id":%q,"instance":%d,"name":"idle","process_id":%d,"verified":true}}`, id, 1000+i, id, i, 1000+i)
 	}
 	sb.WriteByte(']')
 	return []byte(sb.String())
@@ -25,7 +26,8 @@ func statusLike(n int) []byte {
 
 // BenchmarkLongReply measures a call whose final reply is one long line
 // (a status reply with 1,000 and 10,000 connections) over a real Unix
-// socket: the caller reads, validates and indexes it.
+// socket, as an operator's client makes it: the caller reads, validates
+// and indexes the reply, and lists its connections (GetArray).
 func BenchmarkLongReply(b *testing.B) {
 	for _, n := range []int{1000, 10000} {
 		b.Run(fmt.Sprint(n), func(b *testing.B) {
@@ -47,10 +49,28 @@ func BenchmarkLongReply(b *testing.B) {
 				if err != nil {
 					b.Fatal(err)
 				}
-				if v, _ := reply.Get("connections"); len(v) != len(list) {
-					b.Fatalf("reply of %d bytes", len(v))
+				if elems, _ := reply.GetArray("connections"); len(elems) != n {
+					b.Fatalf("%d connections listed, want %d", len(elems), n)
 				}
 			}
 		})
+	}
+}
+
+// BenchmarkParseStatus measures the client's own work on a status reply
+// with 10,000 connections, without the socket: Parse, then GetArray.
+func BenchmarkParseStatus(b *testing.B) {
+	list := statusLike(10000)
+	line := append(append([]byte(`{"id":2,"finished":true,"connections":`), list...), '}')
+	b.SetBytes(int64(len(line)))
+	b.ReportAllocs()
+	for b.Loop() {
+		m, err := Parse(line)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if elems, _ := m.GetArray("connections"); len(elems) != 10000 {
+			b.Fatalf("%d connections listed", len(elems))
+		}
 	}
 }

@@ -32,13 +32,15 @@ const DefaultLineTimeout = 10 * time.Second
 
 // readBufferSize is the reader's buffer while lines are short: taken from
 // a pool when input comes, and given back while a socket waits for its
-// next line. It doubles, up to the line limit, for a longer line, which
-// then takes it (no copy); after a long line the reader goes on with
-// readBufferKeep, which long lines that keep coming (status replies, on an
-// operator's side) grow from again.
+// next line. It doubles, up to readChunk, for a longer line, which then
+// takes it (no copy); after a long line the reader goes on with
+// readBufferKeep, which long lines that keep coming grow from again. A
+// line longer than readChunk is read into chunks of that size, taken from
+// a pool and given back once the line is joined (see Conn.read).
 const (
 	readBufferSize = 1 << 10
 	readBufferKeep = 4 << 10
+	readChunk      = 64 << 10
 )
 
 // Handler serves one incoming call. It may send intermediate replies with

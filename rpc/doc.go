@@ -29,8 +29,11 @@
 // answered before the connection closes.
 //
 // A connection costs what it uses. Lines are validated and indexed in one
-// pass; a short one is copied out of a small pooled buffer, a long one
-// takes the buffer it grew in. Between lines a socket is waited on with no
+// pass (the long arrays among a message's fields too, so that
+// [Message.GetArray] need not scan them again); a short line is copied out
+// of a small pooled buffer, a longer one takes the buffer it grew in, and
+// one over 64 KiB is read into pooled chunks and joined, once, into a
+// slice of its exact size. Between lines a socket is waited on with no
 // buffer. With a [Parker] (Linux), a connection idle for
 // [Options.ParkAfter] has no goroutine either: its socket waits in the
 // Parker's epoll set, and [Conn.Start] serves a connection this way

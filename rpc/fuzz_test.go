@@ -66,6 +66,33 @@ func FuzzParse(f *testing.F) {
 		if !reflect.DeepEqual(got, wantv) {
 			t.Fatalf("fields of %q: got %v, want %v", line, got, wantv)
 		}
+		// An array field's elements, indexed or not, are what Elements finds,
+		// this object's among them.
+		long := []byte(`{"a":[`)
+		for i := range indexAbove + 6 {
+			if i > 0 {
+				long = append(long, [...]string{",", " , ", ",\t"}[i%3]...)
+			}
+			long = append(long, line...)
+		}
+		long = append(long, "]}"...)
+		ml, err := Parse(long)
+		if err != nil {
+			t.Fatalf("Parse refused an array of %q: %v", line, err)
+		}
+		if elems, _ := ml.GetArray("a"); len(elems) != indexAbove+6 {
+			t.Fatalf("an array of %q: %d elements, want %d", line, len(elems), indexAbove+6)
+		}
+		for _, m := range []*Message{m, ml} {
+			for _, k := range m.Keys() {
+				if v, _ := m.Get(k); len(v) > 0 && v[0] == '[' {
+					elems, _ := m.GetArray(k)
+					if want := Elements(v); !reflect.DeepEqual(elems, want) {
+						t.Fatalf("elements of %q in %q: got %q, want %q", k, m.Bytes(), elems, want)
+					}
+				}
+			}
+		}
 		// Re-encoding under a new id gives valid JSON with the same fields.
 		out := append(m.appendFields(header(nil, []byte("5"), false, false), "id"), '}')
 		var back map[string]any
@@ -85,7 +112,7 @@ func FuzzValidate(f *testing.F) {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
-		if got, want := validate(b, nil), json.Valid(b); got != want {
+		if got, want := validate(b, nil, nil), json.Valid(b); got != want {
 			t.Fatalf("validate(%q) = %v, encoding/json says %v", b, got, want)
 		}
 	})

@@ -24,7 +24,8 @@ var ErrSyntax = errors.New("invalid JSON")
 type Message struct {
 	line   []byte
 	fields []field
-	inline [6]field // the fields of a small message: one allocation for all
+	arrays []arrayIndex // the long arrays among the fields' values, indexed
+	inline [6]field     // the fields of a small message: one allocation for all
 }
 
 type field struct {
@@ -48,14 +49,14 @@ func Parse(line []byte) (*Message, error) {
 		return nil, fmt.Errorf("empty line: %w", ErrSyntax)
 	}
 	if line[0] != '{' {
-		if validate(line, nil) {
+		if validate(line, nil, nil) {
 			return nil, fmt.Errorf("%w: %.64q", ErrNotObject, line)
 		}
 		return nil, fmt.Errorf("%w: %.64q", ErrSyntax, line)
 	}
 	m := &Message{line: line}
 	m.fields = m.inline[:0]
-	if !validate(line, &m.fields) {
+	if !validate(line, &m.fields, &m.arrays) {
 		return nil, fmt.Errorf("%w: %.64q", ErrSyntax, line)
 	}
 	return m, nil
@@ -88,7 +89,7 @@ func scanObject(b []byte, fields []field) []field {
 }
 
 func skipSpace(b []byte, i int) int {
-	for i < len(b) {
+	for i < len(b) && b[i] <= ' ' {
 		switch b[i] {
 		case ' ', '\t', '\r', '\n':
 			i++
@@ -169,13 +170,36 @@ func (m *Message) GetObject(key string) (*Message, bool) {
 }
 
 // GetArray returns the elements of an array field, raw, and false when the
-// field is absent or not an array.
+// field is absent or not an array. The elements of a long array were found
+// as the message was parsed: GetArray does not scan it again.
 func (m *Message) GetArray(key string) ([]json.RawMessage, bool) {
-	v, ok := m.Get(key)
-	if !ok || len(v) == 0 || v[0] != '[' {
+	f := m.lookup(key)
+	if f < 0 {
 		return nil, false
 	}
+	v := m.fields[f].value
+	if len(v) == 0 || v[0] != '[' {
+		return nil, false
+	}
+	for _, a := range m.arrays {
+		if a.field == f {
+			return a.elements(v), true
+		}
+	}
 	return Elements(v), true
+}
+
+// elements returns the elements of raw, the array a indexes, as
+// [Elements] would.
+func (a arrayIndex) elements(raw []byte) []json.RawMessage {
+	elems := make([]json.RawMessage, len(a.ends))
+	i := skipSpace(raw, 1)
+	for k, end := range a.ends {
+		elems[k] = raw[i:end]
+		i = skipSpace(raw, int(end))
+		i = skipSpace(raw, i+1) // the comma
+	}
+	return elems
 }
 
 // Elements returns the elements of a JSON array, raw; nil when raw is not
@@ -238,12 +262,21 @@ func (m *Message) String() string { return string(m.line) }
 // Get returns the raw JSON value of a top-level field. When a key appears
 // twice, the last one counts, as with encoding/json.
 func (m *Message) Get(key string) (json.RawMessage, bool) {
-	for i := len(m.fields) - 1; i >= 0; i-- {
-		if string(m.fields[i].key) == key {
-			return m.fields[i].value, true
-		}
+	if f := m.lookup(key); f >= 0 {
+		return m.fields[f].value, true
 	}
 	return nil, false
+}
+
+// lookup returns the place in m.fields of the field key (the last one when
+// it appears twice), or -1.
+func (m *Message) lookup(key string) int {
+	for i := len(m.fields) - 1; i >= 0; i-- {
+		if string(m.fields[i].key) == key {
+			return i
+		}
+	}
+	return -1
 }
 
 // Has reports whether the field is present and not null.

@@ -20,10 +20,12 @@ type reader struct {
 	buf      []byte // buf[start:end] is read but not yet routed; nil while nothing is
 	start    int
 	end      int
-	scanned  int   // buf[start:scanned] holds no newline
-	counting bool  // the partial line's deadline is set
-	armed    bool  // a read deadline is set on the transport
-	err      error // the last read's error, once buf is routed
+	scanned  int      // buf[start:scanned] holds no newline
+	long     [][]byte // the full chunks of a line longer than a chunk, before buf
+	longLen  int      // the bytes in long
+	counting bool     // the partial line's deadline is set
+	armed    bool     // a read deadline is set on the transport
+	err      error    // the last read's error, once buf is routed
 	raw      syscall.RawConn
 	dl       readDeadliner // nil: the transport has no deadlines
 	rr       rawRead
@@ -38,9 +40,12 @@ var errIdle = errors.New("idle")
 // parked first (see [Parker]): then it returns, and reads on, in another
 // goroutine, once input comes.
 //
-// Its buffer starts small and doubles for a longer line, up to the line
-// limit; a long line takes the buffer with it (no copy), and a short one
-// is copied out. Between lines, a socket is waited on with no buffer at
+// Its buffer starts small and doubles for a longer line, up to a chunk
+// (readChunk); a line that fits takes the buffer with it (no copy), and a
+// short one is copied out. A line longer than a chunk is read into chunks
+// taken from a pool, and joined into one slice of its exact size once its
+// end has come: one copy, no growth, no zeroing, and the chunks serve the
+// next long line. Between lines, a socket is waited on with no buffer at
 // all (see readRaw), so that an idle connection costs little memory.
 func (c *Conn) read(ctx context.Context) {
 	parker := c.parker()
@@ -85,11 +90,16 @@ func (c *Conn) readLines(ctx context.Context) error {
 				break
 			}
 			nl := r.scanned + i
-			if nl-r.start > maxLine {
+			if r.longLen+nl-r.start > maxLine {
 				return fmt.Errorf("%w: over %d bytes", ErrLineTooLong, maxLine)
 			}
 			var line []byte
-			if nl-r.start > readBufferKeep {
+			if r.long != nil {
+				// A line over a chunk: its chunks and its end in buf (from
+				// 0: its start is in long[0]) joined.
+				line = r.joinLong(r.buf[:nl])
+				r.start, r.scanned = nl+1, nl+1
+			} else if nl-r.start > readBufferKeep {
 				// A long line keeps the buffer; what follows it goes to a
 				// new one.
 				line = r.buf[r.start:nl:nl]
@@ -110,23 +120,30 @@ func (c *Conn) readLines(ctx context.Context) error {
 		if r.start == r.end {
 			r.start, r.end, r.scanned = 0, 0, 0
 			if len(r.buf) > readBufferKeep {
-				r.buf = nil // a long line passed: back to less
+				giveChunk(r.buf) // if it is one
+				r.buf = nil      // a long line passed: back to less
 			}
 		}
-		partial := r.end - r.start
+		partial := r.longLen + r.end - r.start
 		if r.err != nil {
 			return c.readError(r.err, partial)
 		}
 		if r.end == len(r.buf) && r.buf != nil { // full, with part of a line
 			switch {
-			case r.start > 0:
+			case r.start > 0: // (never with long chunks: the line starts in long[0])
 				r.end = copy(r.buf, r.buf[r.start:r.end])
 				r.scanned -= r.start
 				r.start = 0
-			case len(r.buf) > maxLine:
+			case r.longLen+len(r.buf) > maxLine:
 				return fmt.Errorf("%w: over %d bytes", ErrLineTooLong, maxLine)
+			case len(r.buf) >= readChunk:
+				// A chunk full of one line: on into the next.
+				r.long = append(r.long, r.buf)
+				r.longLen += len(r.buf)
+				r.buf = takeChunk()
+				r.end, r.scanned = 0, 0
 			default:
-				grown := make([]byte, min(2*len(r.buf), maxLine+1))
+				grown := make([]byte, min(2*len(r.buf), maxLine+1, readChunk))
 				copy(grown, r.buf[:r.end])
 				r.buf = grown
 			}
@@ -151,9 +168,8 @@ func (c *Conn) readLines(ctx context.Context) error {
 			}
 		}
 		if partial == 0 && r.raw != nil {
-			if len(r.buf) == readBufferSize {
-				giveBuffer(r.buf)
-			}
+			giveBuffer(r.buf)
+			giveChunk(r.buf)
 			r.buf = nil
 			return errIdle
 		}
@@ -193,6 +209,35 @@ func giveBuffer(b []byte) {
 	if cap(b) == readBufferSize {
 		buffers.Put((*[readBufferSize]byte)(b[:readBufferSize]))
 	}
+}
+
+// chunks are the buffers that lines longer than a chunk are read into,
+// shared by all connections: a status reply of megabytes, read every few
+// seconds by an operator's client, reuses them rather than growing (and
+// zeroing) a buffer as large as itself each time.
+var chunks = sync.Pool{New: func() any { return new([readChunk]byte) }}
+
+func takeChunk() []byte { return chunks.Get().(*[readChunk]byte)[:] }
+
+// giveChunk returns a chunk (any other buffer is left to the garbage
+// collector).
+func giveChunk(b []byte) {
+	if cap(b) == readChunk {
+		chunks.Put((*[readChunk]byte)(b[:readChunk]))
+	}
+}
+
+// joinLong returns the line whose first bytes are in r.long and whose last
+// are tail, as one slice of its own, and gives the chunks back.
+func (r *reader) joinLong(tail []byte) []byte {
+	r.long = append(r.long, tail)
+	line := bytes.Join(r.long, nil) // allocated, not zeroed, then filled
+	for _, b := range r.long[:len(r.long)-1] {
+		giveChunk(b)
+	}
+	clear(r.long)
+	r.long, r.longLen = nil, 0
+	return line
 }
 
 // readError is read's result for a failed read with partial bytes of a

@@ -39,7 +39,8 @@ type rawRead struct {
 // through the runtime's poller (so deadlines and Close apply as to any
 // read), and returns the count read. The buffer is taken only once the
 // socket has input, and given back while it has none if it holds nothing
-// (r.end is 0): a connection waiting for its next line holds no buffer.
+// (r.end is 0, and no chunk of a long line is read): a connection waiting
+// for its next line holds no buffer.
 func readRaw(raw syscall.RawConn, r *reader) (int, error) {
 	if r.rr.fill == nil {
 		r.rr.fill = r.readFD
@@ -72,7 +73,7 @@ func (r *reader) readFD(fd uintptr) bool {
 		}
 	}
 	if r.rr.err == syscall.EAGAIN {
-		if r.end == 0 {
+		if r.end == 0 && r.long == nil {
 			giveBuffer(r.buf)
 			r.buf = nil
 		}

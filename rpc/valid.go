@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"encoding/json"
+	"math/bits"
 	"unicode/utf8"
 )
 
@@ -24,8 +25,10 @@ var plain = func() (t [256]bool) {
 // around it allowed): it accepts what encoding/json's Valid accepts and
 // nothing else, in one pass, without allocating for values nested at most
 // 64 deep. When b is an object and top is not nil, the object's fields are
-// appended to *top, so that a line is validated and indexed at once.
-func validate(b []byte, top *[]field) bool {
+// appended to *top, so that a line is validated and indexed at once; and
+// when arrays is not nil too, the long arrays among the object's values
+// are indexed as well (see [arrayIndex]).
+func validate(b []byte, top *[]field, arrays *[]arrayIndex) bool {
 	i := skipSpace(b, 0)
 	if top == nil || i >= len(b) || b[i] != '{' {
 		end, ok := skipValid(b, i, 0)
@@ -40,7 +43,12 @@ func validate(b []byte, top *[]field) bool {
 		if !ok {
 			return false
 		}
-		vend, ok := skipValid(b, vstart, 1)
+		var vend int
+		if arrays != nil && vstart < len(b) && b[vstart] == '[' {
+			vend, ok = skipArray(b, vstart, len(*top), arrays)
+		} else {
+			vend, ok = skipValid(b, vstart, 1)
+		}
 		if !ok {
 			return false
 		}
@@ -59,21 +67,118 @@ func validate(b []byte, top *[]field) bool {
 	}
 }
 
+// arrayIndex is where the elements of a long array, the value of a
+// message's top-level field, end: found as the line is validated, so that
+// [Message.GetArray] need not scan the array again.
+type arrayIndex struct {
+	field int      // the field's place in Message.fields
+	ends  []uint32 // each element's end, an offset from the array's '['
+}
+
+// indexAbove is the count of elements over which an array is indexed, and
+// indexSpacing the fewest bytes an element must take on average: a short
+// array is scanned quickly enough when asked for, and the index of a long
+// one takes at most a quarter of its bytes.
+const (
+	indexAbove   = 64
+	indexSpacing = 16
+)
+
+// skipArray is skipValid for an array at b[i] that is the value of the
+// top-level field numbered field: it validates the array one element at a
+// time and, when the array is long (see indexAbove), appends where its
+// elements end to *arrays.
+func skipArray(b []byte, i, field int, arrays *[]arrayIndex) (int, bool) {
+	start := i
+	i = skipSpace(b, i+1)
+	if i < len(b) && b[i] == ']' {
+		return i + 1, true
+	}
+	var small [indexAbove]uint32 // the first ends, kept only if more come
+	var ends []uint32
+	n := 0
+	for {
+		end, ok := skipValid(b, i, 2)
+		if !ok {
+			return 0, false
+		}
+		switch {
+		case n < len(small):
+			small[n] = uint32(end - start)
+		case n == len(small):
+			// Room for as many elements as the rest of b holds, if they
+			// are as long as the first ones, within a bound.
+			rest := len(b) - start
+			room := min(n*(rest/(end-start)+1), rest/(4*indexSpacing))
+			ends = make([]uint32, n, max(4*n, room))
+			copy(ends, small[:])
+			fallthrough
+		default:
+			ends = append(ends, uint32(end-start))
+		}
+		n++
+		i = skipSpace(b, end)
+		if i >= len(b) {
+			return 0, false
+		}
+		switch b[i] {
+		case ',':
+			i = skipSpace(b, i+1)
+		case ']':
+			i++
+			if ends != nil && i-start >= indexSpacing*n && uint64(i-start) <= maxIndexed {
+				*arrays = append(*arrays, arrayIndex{field: field, ends: ends})
+			}
+			return i, true
+		default:
+			return 0, false
+		}
+	}
+}
+
+// maxIndexed is the longest array indexed: its offsets fit in a uint32.
+const maxIndexed = 1<<32 - 1
+
 // skipValid returns the index after the valid JSON value that starts at
 // b[i], and false when there is none; depth is how deep the value is
-// nested already.
+// nested already. An object's keys are read in the loop, not in calls: a
+// status reply has some ten of them in each of its thousands of entries.
 func skipValid(b []byte, i, depth int) (int, bool) {
 	var small [64]byte
 	closers := small[:0] // what closes each open container: '}' or ']'
 	ok := true
+	key := false // a member's key and colon come before the value
 	for {
+		if key {
+			key = false
+			if i >= len(b) || b[i] != '"' {
+				return 0, false
+			}
+			if i = plainEnd(b, i+1); i < len(b) && b[i] == '"' {
+				i++
+			} else if i, ok = skipEscaped(b, i); !ok {
+				return 0, false
+			}
+			if i < len(b) && b[i] == ':' {
+				i++
+			} else if i = skipSpace(b, i); i < len(b) && b[i] == ':' {
+				i++
+			} else {
+				return 0, false
+			}
+			i = skipSpace(b, i)
+		}
 		// A value starts at b[i].
 		if i >= len(b) {
 			return 0, false
 		}
 		switch c := b[i]; c {
 		case '"':
-			i, ok = skipValidString(b, i)
+			if i = plainEnd(b, i+1); i < len(b) && b[i] == '"' {
+				i++
+			} else {
+				i, ok = skipEscaped(b, i)
+			}
 		case '{', '[':
 			if depth+len(closers) >= maxDepth {
 				return 0, false
@@ -85,21 +190,16 @@ func skipValid(b []byte, i, depth int) (int, bool) {
 				break // an empty container: a value that ended
 			}
 			closers = append(closers, closer)
-			if c == '{' {
-				_, _, i, ok = member(b, i)
-				if !ok {
-					return 0, false
-				}
-			}
+			key = c == '{'
 			continue // its first value
 		case 't':
-			ok = bytes.HasPrefix(b[i:], []byte("true"))
+			ok = len(b)-i >= 4 && string(b[i:i+4]) == "true"
 			i += 4
 		case 'f':
-			ok = bytes.HasPrefix(b[i:], []byte("false"))
+			ok = len(b)-i >= 5 && string(b[i:i+5]) == "false"
 			i += 5
 		case 'n':
-			ok = bytes.HasPrefix(b[i:], []byte("null"))
+			ok = len(b)-i >= 4 && string(b[i:i+4]) == "null"
 			i += 4
 		default:
 			i, ok = skipNumber(b, i)
@@ -120,11 +220,7 @@ func skipValid(b []byte, i, depth int) (int, bool) {
 			closer := closers[len(closers)-1]
 			if b[i] == ',' {
 				i = skipSpace(b, i+1)
-				if closer == '}' {
-					if _, _, i, ok = member(b, i); !ok {
-						return 0, false
-					}
-				}
+				key = closer == '}'
 				break
 			}
 			if b[i] != closer {
@@ -169,16 +265,33 @@ func newField(quoted, value []byte) field {
 // '"', and false when it is not a valid JSON string: a control character,
 // a bad escape, or no closing quote.
 func skipValidString(b []byte, i int) (int, bool) {
-	i++
+	if i = plainEnd(b, i+1); i < len(b) && b[i] == '"' {
+		return i + 1, true
+	}
+	return skipEscaped(b, i)
+}
+
+// plainEnd returns the index of the first byte from b[i] on that a string
+// may not hold as it is (a control character, a quote or a backslash), or
+// len(b): eight bytes at a time, and one at a time in the last seven of b.
+func plainEnd(b []byte, i int) int {
+	for ; i+8 <= len(b); i += 8 {
+		if m := specials(binary.LittleEndian.Uint64(b[i:])); m != 0 {
+			return i + bits.TrailingZeros64(m)>>3
+		}
+	}
+	for i < len(b) && plain[b[i]] {
+		i++
+	}
+	return i
+}
+
+// skipEscaped goes on with a string at b[i], its first byte that is not
+// plain (or len(b)): it returns the index after the string's closing quote,
+// and false when the string is not valid: a control character, a bad
+// escape, or no closing quote.
+func skipEscaped(b []byte, i int) (int, bool) {
 	for {
-		// Eight bytes at a time while none needs a look, then one at a
-		// time up to the one that does.
-		for i+8 <= len(b) && !special(binary.LittleEndian.Uint64(b[i:])) {
-			i += 8
-		}
-		for i < len(b) && plain[b[i]] {
-			i++
-		}
 		if i >= len(b) {
 			return 0, false
 		}
@@ -205,24 +318,26 @@ func skipValidString(b []byte, i int) (int, bool) {
 			default:
 				return 0, false
 			}
-			i++
+			i = plainEnd(b, i+1)
 		default: // a control character
 			return 0, false
 		}
 	}
 }
 
-// special reports whether one of the eight bytes of w may be a control
-// character, a quote or a backslash (it may say so of a byte that is not,
-// never the other way round).
-func special(w uint64) bool {
+// specials marks, with its high bit, each byte of w (eight bytes of a
+// string, little-endian) that is a control character, a quote or a
+// backslash, as far as the first one: the lowest byte marked is the first
+// special byte, and none below it is marked (a byte above it may be marked
+// wrongly, by a borrow).
+func specials(w uint64) uint64 {
 	const ones, highs = 0x0101010101010101, 0x8080808080808080
-	less := (w - ones*0x20) &^ w   // a byte under 0x20
-	quote := (w ^ ones*'"') - ones // a byte equal to '"'
-	quote &^= w ^ ones*'"'
-	slash := (w ^ ones*'\\') - ones
-	slash &^= w ^ ones*'\\'
-	return (less|quote|slash)&highs != 0
+	less := (w - ones*0x20) &^ w // a byte under 0x20
+	q := w ^ ones*'"'
+	quote := (q - ones) &^ q // a byte equal to '"'
+	s := w ^ ones*'\\'
+	slash := (s - ones) &^ s
+	return (less | quote | slash) & highs
 }
 
 func isHex(c byte) bool {

@@ -25,7 +25,7 @@ var validateCases = []string{
 
 func TestValidateAgreesWithEncodingJSON(t *testing.T) {
 	for _, c := range append(validateCases, seeds...) {
-		if got, want := validate([]byte(c), nil), json.Valid([]byte(c)); got != want {
+		if got, want := validate([]byte(c), nil, nil), json.Valid([]byte(c)); got != want {
 			t.Errorf("validate(%.80q) = %v, encoding/json says %v", c, got, want)
 		}
 	}
@@ -34,7 +34,7 @@ func TestValidateAgreesWithEncodingJSON(t *testing.T) {
 func TestValidateIndexesTheTopLevelFields(t *testing.T) {
 	line := `{ "id" : 12 , "do":"x", "n" : [ 1 , { "k" : "}" } ] , "o":{"a":{}}, "e":{}, "a\u0062":[] , "t" : true }`
 	var fields []field
-	if !validate([]byte(line), &fields) {
+	if !validate([]byte(line), &fields, nil) {
 		t.Fatal("refused a valid line")
 	}
 	want := [][2]string{{"id", "12"}, {"do", `"x"`}, {"n", `[ 1 , { "k" : "}" } ]`}, {"o", `{"a":{}}`}, {"e", "{}"}, {"ab", "[]"}, {"t", "true"}}
@@ -48,7 +48,7 @@ func TestValidateIndexesTheTopLevelFields(t *testing.T) {
 	}
 	// Nothing is indexed of an array.
 	fields = nil
-	if !validate([]byte(`[{"a":1}]`), &fields) || len(fields) != 0 {
+	if !validate([]byte(`[{"a":1}]`), &fields, nil) || len(fields) != 0 {
 		t.Errorf("an array's objects were indexed: %q", fields)
 	}
 }
