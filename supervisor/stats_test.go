@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"testing"
+	"time"
 
 	"github.com/vigild/vigil/rpc"
 )
@@ -45,15 +46,28 @@ func TestStatsCountCallsAndForwards(t *testing.T) {
 		t.Fatalf("an impostor registering as controller: %v", err)
 	}
 
-	st := ts.Stats()
-	for _, want := range []struct {
+	wants := []struct {
 		op, outcome string
 		n           uint64
 	}{
 		{"register", OutcomeOK, 1}, {"register", OutcomeDenied, 1},
 		{"forward", OutcomeOK, 2}, {"forward", OutcomeFailed, 1},
 		{"status", OutcomeOK, 1}, {"restart", OutcomeOK, 0},
-	} {
+	}
+	// A call is counted when its handler returns, just after its reply
+	// went out: the client may see the reply first.
+	st := ts.Stats()
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); st = ts.Stats() {
+		all := true
+		for _, want := range wants {
+			all = all && callCount(st, want.op, want.outcome) == want.n
+		}
+		if all {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+	for _, want := range wants {
 		if got := callCount(st, want.op, want.outcome); got != want.n {
 			t.Errorf("calls of %s %s: %d, want %d (all: %+v)", want.op, want.outcome, got, want.n, st.Calls)
 		}
