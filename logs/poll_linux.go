@@ -205,6 +205,16 @@ func (p *poller) loop() {
 	events := make([]unix.EpollEvent, 64)
 	n := 0 // events to handle
 	for {
+		// The wake-up is cleared before the work it announced is taken:
+		// cleared after, it could clear that of a capture added in
+		// between, which would then wait, its pipe not even watched,
+		// until something else woke the loop.
+		for _, ev := range events[:n] {
+			if ev.Fd == int32(p.evfd) {
+				var b [8]byte
+				_, _ = rawRead(p.evfd, b[:])
+			}
+		}
 		p.mu.Lock()
 		adds, closes := p.adds, p.closes
 		p.adds, p.closes = nil, nil
@@ -231,12 +241,7 @@ func (p *poller) loop() {
 		}
 		now := time.Now()
 		for _, ev := range events[:n] {
-			if ev.Fd == int32(p.evfd) {
-				var b [8]byte
-				_, _ = rawRead(p.evfd, b[:])
-				continue
-			}
-			if r := readers[ev.Fd]; r != nil && r.armed {
+			if r := readers[ev.Fd]; ev.Fd != int32(p.evfd) && r != nil && r.armed {
 				r.armed = false
 				r.serve(now, true, p.epfd, readers)
 			}
