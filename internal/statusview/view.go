@@ -268,18 +268,18 @@ func New(st *supervisor.Status) *View {
 		if ch.NextRestart != nil {
 			w.NextRestart = *ch.NextRestart
 		}
-		if ch.PID > 0 {
-			for j, ok := byPID[ch.PID]; ok && j >= 0; j = next[j] {
-				if !claimed[j] {
-					claimed[j] = true
-					c := &block[j]
-					w.ConnID = c.ConnID
-					w.Outputs = c.Outputs
-					w.Unverified = c.Unverified
-					c.Service, c.Instance = ch.Service, ch.Instance
-					break
-				}
-			}
+		// The first unclaimed connection of the pid is the head of its
+		// chain: claiming it moves the head on (walking the chain from its
+		// start each time was quadratic when many connections share a
+		// pid: 10,000 from one process, as a bench holds them).
+		if j, ok := byPID[ch.PID]; ch.PID > 0 && ok && j >= 0 {
+			claimed[j] = true
+			byPID[ch.PID] = next[j]
+			c := &block[j]
+			w.ConnID = c.ConnID
+			w.Outputs = c.Outputs
+			w.Unverified = c.Unverified
+			c.Service, c.Instance = ch.Service, ch.Instance
 		}
 		v.Workers = append(v.Workers, w)
 	}
