@@ -19,10 +19,10 @@ import (
 // armed for one event at a time (EPOLLONESHOT), and only when a read
 // found it empty: a pipe that has something at each read is read on a
 // timer (see readPace), and a child's writes in between cost the
-// controller nothing. The timers of the pipes are served together: a
-// wake-up reads every pipe whose read is due within a quarter of its wait,
-// so a hundred children writing at a steady pace cost a few wake-ups a
-// second, not a hundred times as many.
+// controller nothing. The timers of the pipes come due together: a read
+// is due at a moment of a grid its wait picks (see gridWake), so a hundred
+// children writing at a steady pace, each read every 100 ms, cost ten
+// wake-ups a second, not a hundred times as many.
 //
 // The loop never blocks in a system call: its epoll set is itself watched
 // by Go's runtime poller, with a read deadline for the next timer, so it
@@ -62,7 +62,6 @@ type pipeReader struct {
 	lastData  time.Time     // the previous read that brought something
 	wait      time.Duration // the wait before the next read, as set at the previous one
 	wakeAt    time.Time     // when to read next, unless armed
-	epoch     time.Time     // the poller's, which its timers' grid starts from
 }
 
 // add hands c's files to the poller: each is duplicated out of Go's
@@ -94,7 +93,7 @@ func (p *poller) add(c *Capture) error {
 			return err
 		}
 		readers = append(readers, &pipeReader{c: c, stream: Stream(i + 1), fd: fd,
-			size: minReadSize, last: time.Now(), epoch: p.epoch, pace: c.hub.pace(growPipeFd(fd))})
+			size: minReadSize, last: time.Now(), pace: c.hub.pace(growPipeFd(fd))})
 	}
 	for i, f := range c.files {
 		if f != nil {
@@ -249,8 +248,8 @@ func (p *poller) loop() {
 				r.serve(now, true, p.epfd, readers)
 			}
 		}
-		// The timers: every pipe due within a quarter of its wait is read
-		// now, so that pipes read at a like pace share wake-ups. None is
+		// The timers: every pipe due is read now (pipes read at a like
+		// pace come due together, see gridWake). None is
 		// looked at when every pipe waits for its event, the usual case of
 		// quiet workers: with a thousand, every wake-up (a restart's new
 		// capture, a line) looked at two thousand readers, 5% of vigil
@@ -263,7 +262,9 @@ func (p *poller) loop() {
 			if r.armed {
 				continue
 			}
-			if !r.wakeAt.After(now.Add(r.wait/4)) && !r.serve(now, false, p.epfd, readers) {
+			// Only when due: read early, a pipe would come due at the
+			// same moment of the grid again, and be read twice.
+			if !r.wakeAt.After(now) && !r.serve(now, false, p.epfd, readers) {
 				continue
 			}
 			if !r.armed && (next.IsZero() || r.wakeAt.Before(next)) {
@@ -355,7 +356,7 @@ func (r *pipeReader) serve(now time.Time, fresh bool, epfd int, readers map[int3
 	if !more {
 		d = r.pace.next(got, since, r.wait)
 	}
-	r.wait, r.wakeAt = d, gridWake(r.epoch, now, d)
+	r.wait, r.wakeAt = d, gridWake(r.c.hub.poll.epoch, now, d)
 	return true
 }
 
