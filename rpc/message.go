@@ -316,30 +316,14 @@ func String(raw json.RawMessage) (string, bool) {
 	return s, true
 }
 
-// Int decodes a raw JSON integer (negative ones too, at most 19 digits);
-// false when raw is not one.
+// Int decodes a raw JSON integer (negative ones too) that an int64 holds;
+// false when raw is not one, or is out of range.
 func Int(raw json.RawMessage) (int64, bool) {
-	if len(raw) == 0 || len(raw) > 19 {
+	if len(raw) == 0 || len(raw) > 20 || raw[0] != '-' && (raw[0] < '0' || raw[0] > '9') {
 		return 0, false
 	}
-	i := 0
-	if raw[0] == '-' {
-		i = 1
-	}
-	if i == len(raw) {
-		return 0, false
-	}
-	var n int64
-	for _, c := range raw[i:] {
-		if c < '0' || c > '9' {
-			return 0, false
-		}
-		n = n*10 + int64(c-'0')
-	}
-	if i == 1 {
-		n = -n
-	}
-	return n, true
+	n, err := strconv.ParseInt(string(raw), 10, 64)
+	return n, err == nil
 }
 
 // GetBool returns a boolean field; absent, null or not a boolean is false.
