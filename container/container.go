@@ -198,8 +198,6 @@ func (c *Container) Start() error {
 		c.ownHub = true
 	}
 	c.started = true
-	// The timer first: it sets up the runtime's poller, whose descriptors
-	// a spawner thread's own table keeps.
 	c.st.timer = time.NewTimer(time.Hour)
 	c.st.timer.Stop()
 	c.pool = newSpawnPool(c.opts.Spawners, c.sys, c.opts.sharedFDs)

@@ -251,6 +251,14 @@ type spawnPool struct {
 // newSpawnPool starts n spawner threads; with shared, they fork from the
 // process's descriptor table (see spawnThread).
 func newSpawnPool(n int, sys *sysOps, shared bool) *spawnPool {
+	// A spawner thread that takes a table of its own keeps only the
+	// runtime's anonymous inodes (its epoll set and eventfd): they must
+	// exist before. A pipe is always put in the runtime's poller, which
+	// sets the poller up.
+	if r, w, err := os.Pipe(); err == nil {
+		r.Close()
+		w.Close()
+	}
 	p := &spawnPool{jobs: make(chan *spawnJob)}
 	for range n {
 		p.wg.Go(func() { p.serve(sys, shared) })
