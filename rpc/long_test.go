@@ -102,18 +102,13 @@ func TestEndlessLineIsRefused(t *testing.T) {
 	a, b := socketPair(t)
 	limit := 2*readChunk + 5
 	c := NewConn(a, Options{Accepted: true, Handlers: echoHandlers(), MaxLineSize: limit})
-	errc := make(chan error, 1)
-	go func() { errc <- c.Run(context.Background()) }()
+	stop := running(t, c)
+	peer := newRawPeer(t, b)
 	go func() { _, _ = b.Write([]byte(`{"id":2,"do":"echo","value":"` + strings.Repeat("z", 4*readChunk))) }()
-	select {
-	case err := <-errc:
-		if !errors.Is(err, ErrLineTooLong) {
-			t.Fatalf("Run returned %v, want ErrLineTooLong", err)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("an endless line was not refused")
+	peer.expectEOF() // within 10 s
+	if err := stop(); !errors.Is(err, ErrLineTooLong) {
+		t.Fatalf("Run returned %v, want ErrLineTooLong", err)
 	}
-	b.Close()
 }
 
 // A long line that is malformed, or a long reply that is, is skipped as

@@ -168,8 +168,7 @@ func (c *Conn) readLines(ctx context.Context) error {
 			}
 		}
 		if partial == 0 && r.raw != nil {
-			giveBuffer(r.buf)
-			giveChunk(r.buf)
+			giveBuffer(r.buf) // (never a chunk: one went once its line was routed)
 			r.buf = nil
 			return errIdle
 		}
@@ -235,7 +234,6 @@ func (r *reader) joinLong(tail []byte) []byte {
 	for _, b := range r.long[:len(r.long)-1] {
 		giveChunk(b)
 	}
-	clear(r.long)
 	r.long, r.longLen = nil, 0
 	return line
 }

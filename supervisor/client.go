@@ -1,7 +1,6 @@
 package supervisor
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -91,8 +90,8 @@ func connectionInfos(reply *rpc.Message) ([]ConnectionInfo, error) {
 	for i, e := range elems {
 		// Walked, not indexed (rpc.Object allocates an index per entry:
 		// 5 MB for 10,000 connections); a key given twice, the last wins,
-		// as with Get.
-		if t := bytes.TrimLeft(e, " \t\r\n"); len(t) == 0 || t[0] != '{' {
+		// as with Get. (GetArray's elements start with their value.)
+		if len(e) == 0 || e[0] != '{' {
 			return nil, fmt.Errorf("status reply: connection entry %.40s is not an object", e)
 		}
 		c := &list[i]

@@ -66,7 +66,7 @@ func main() {
 	flag.IntVar(&o.rate, "rate", 1000, "lines a second of each child of the many-children run")
 	flag.IntVar(&o.size, "size", 100, "bytes per line, newline included")
 	flag.StringVar(&o.only, "only", "", "run only one measurement: one, buffered or many")
-	flag.DurationVar(&o.delay, "read-delay", 0, "logs.Options.ReadDelay: the longest wait after a small read (0: the package's choice; negative: none)")
+	flag.DurationVar(&o.delay, "read-delay", 0, "logs.Options.ReadDelay: the longest wait between two reads of a pipe (0: the package's choice; negative: none)")
 	cpuProfile := flag.String("cpuprofile", "", "write this process's CPU profile to the file")
 	reports := flag.String("reports", "", "only sum up the writers' reports matching this pattern (for compare.sh) and exit")
 	flag.Parse()
@@ -214,6 +214,7 @@ func measure(o options, dir string, children int, args []string) (result, error)
 	for i := range children {
 		outR, outW, err := os.Pipe()
 		if err != nil {
+			runtime.UnlockOSThread()
 			return res, err
 		}
 		rep := filepath.Join(os.TempDir(), fmt.Sprintf("bench-logs-report-%d-%d.json", os.Getpid(), i))
@@ -341,8 +342,8 @@ func readFloor(n int64, size, readSize int) (time.Duration, error) {
 		syscall.Close(p[1])
 		return 0, err
 	}
-	readSize = max(readSize/size*size, size)
-	turn := make(chan int, 1) // bytes written, for the reader to take
+	readSize = max(min(readSize, 1<<20)/size*size, size) // a read waits for the pipe to hold it
+	turn := make(chan int, 1)                            // bytes written, for the reader to take
 	back := make(chan struct{}, 1)
 	go func() {
 		runtime.LockOSThread()
@@ -360,9 +361,12 @@ func readFloor(n int64, size, readSize int) (time.Duration, error) {
 				left -= int64(size)
 			}
 			turn <- k
-			<-back
+			if _, ok := <-back; !ok {
+				return // the reader gave up
+			}
 		}
 	}()
+	defer close(back)
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
 	cpu := func() time.Duration { // getrusage counts in ticks: too coarse here

@@ -321,9 +321,11 @@ func (r *controllerRun) reloadConfig(ctx context.Context) ([]container.ServiceCh
 		}
 	}
 	if err != nil {
-		// The new document may be in use (a reload that failed after the
+		// A new document may be in use (a reload that failed after the
 		// supervisor was replaced): it stays open until the run ends.
-		r.spareConfs = append(r.spareConfs, conf)
+		if conf.file != nil && conf.file != r.supConf.file {
+			r.spareConfs = append(r.spareConfs, conf)
+		}
 		return changes, err
 	}
 	r.supConf.closeUnless(conf) // the old spec is gone
