@@ -143,7 +143,12 @@ func (c *Conn) readLines(ctx context.Context) error {
 				r.buf = takeChunk()
 				r.end, r.scanned = 0, 0
 			default:
-				grown := make([]byte, min(2*len(r.buf), maxLine+1, readChunk))
+				var grown []byte
+				if size := min(2*len(r.buf), maxLine+1, readChunk); size == readChunk {
+					grown = takeChunk() // the pool's, not a new one for each long line
+				} else {
+					grown = make([]byte, size)
+				}
 				copy(grown, r.buf[:r.end])
 				r.buf = grown
 			}
