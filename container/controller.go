@@ -7,7 +7,6 @@ import (
 	"io"
 	"log/slog"
 	"slices"
-	"strings"
 	"sync"
 	"time"
 
@@ -138,9 +137,9 @@ func (c *Controller) container() *Container {
 	return c.ct
 }
 
-// Run starts the persistent services first and the other services right
-// behind them, takes commands once the persistent ones are ready, waits
-// until each of the others has become ready or failed, then notifies ready ("Running with N
+// Run starts the persistent services, one after the other, each once the
+// one before is ready, then the other services together, waits until each
+// has become ready or failed, then notifies ready ("Running with N
 // children.", and which services failed). A service that fails at start is
 // a state of that service: it is retried as its Spec says and the others
 // run on, unless it is Required (or the controller Strict): then Run
@@ -193,7 +192,7 @@ func (c *Controller) Run(ctx context.Context) (err error) {
 		}
 	})
 	c.send(notify.Message{Status: "Initializing controller..."})
-	others, err := c.startPersistent(ctx, ct)
+	err = c.startPersistent(ctx, ct)
 	if err == nil {
 		// From here on the controller takes commands (a reload, a stop),
 		// while the other services start.
@@ -214,7 +213,7 @@ func (c *Controller) Run(ctx context.Context) (err error) {
 			case <-startCtx.Done():
 			}
 		}()
-		err = c.startOthers(startCtx, ct, others)
+		err = c.startOthers(startCtx, ct)
 		interrupted = err != nil && startCtx.Err() != nil
 		cancel()
 		<-watched
@@ -255,59 +254,31 @@ func (c *Controller) Run(ctx context.Context) (err error) {
 	return err
 }
 
-// startPersistent starts the persistent services, and the others right
-// behind them, and waits until the persistent ones are ready: the others
-// need not wait for them (a worker's connection waits in the supervisor
-// socket's queue, bound before). It returns the names of the others, for
-// startOthers to wait on.
-func (c *Controller) startPersistent(ctx context.Context, ct *Container) ([]string, error) {
+// startPersistent starts the persistent services, one after the other.
+func (c *Controller) startPersistent(ctx context.Context, ct *Container) error {
 	c.mu.Lock()
-	persistent, other := split(c.specs)
+	persistent, _ := split(c.specs)
 	c.mu.Unlock()
-	var pnames []string
-	if len(persistent) > 0 {
-		var err error
-		if pnames, err = ct.addServices(persistent); err != nil {
-			return nil, fmt.Errorf("start %s: %w", specNames(persistent), err)
+	for _, s := range persistent {
+		if err := ct.AddService(ctx, s); err != nil {
+			return fmt.Errorf("start %s: %w", s.Name, err)
 		}
-	}
-	var onames []string
-	var oerr error
-	if len(other) > 0 {
-		onames, oerr = ct.addServices(other)
-	}
-	if len(pnames) > 0 {
-		if err := ct.wait(ctx, func() (bool, error) { return ct.readyState(pnames) }); err != nil {
-			return nil, fmt.Errorf("start %s: %w", specNames(persistent), err)
-		}
-	}
-	if oerr != nil {
-		return nil, fmt.Errorf("start: %w", oerr)
 	}
 	close(c.started)
-	return onames, nil
+	return nil
 }
 
-func specNames(specs []Spec) string {
-	names := make([]string, len(specs))
-	for i, s := range specs {
-		names[i] = s.Name
-	}
-	return strings.Join(names, ", ")
-}
-
-// startOthers waits until each of the other services (started with the
-// persistent ones) has become ready or failed: a failed Required one (or
-// any, Strict) is an error, the others are logged and left to their
-// retries.
-func (c *Controller) startOthers(ctx context.Context, ct *Container, names []string) error {
+// startOthers starts the other services together and waits until each has
+// become ready or failed: a failed Required one (or any, Strict) is an
+// error, the others are logged and left to their retries.
+func (c *Controller) startOthers(ctx context.Context, ct *Container) error {
 	c.mu.Lock()
 	_, other := split(c.specs)
 	c.mu.Unlock()
-	if len(names) == 0 {
+	if len(other) == 0 {
 		return nil
 	}
-	outcomes, err := ct.waitServices(ctx, names)
+	outcomes, err := ct.StartServices(ctx, other)
 	if err != nil {
 		return fmt.Errorf("start: %w", err)
 	}

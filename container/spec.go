@@ -71,11 +71,9 @@ type Spec struct {
 	// Restart restarts an instance whose process exits. With Restart false an
 	// exited instance stays down.
 	Restart bool
-	// Persistent services (such as vigil's supervisor) are started first
-	// (the others right behind, not waiting for them to be ready) and
-	// stopped last by a Controller, which takes commands once they are
-	// ready; they are not swapped by Reload unless their Spec changed. A
-	// Container ignores it.
+	// Persistent services (such as vigil's supervisor) are started first and
+	// stopped last by a Controller, and are not swapped by Reload unless
+	// their Spec changed. A Container ignores it.
 	Persistent bool
 	// Readiness says when a child is ready (default ReadyNotify).
 	Readiness Readiness
