@@ -39,6 +39,7 @@ import (
 	"runtime"
 	"runtime/pprof"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -55,6 +56,7 @@ type options struct {
 	size     int
 	only     string
 	delay    time.Duration
+	profile  string // CPU profile of the capture's window, per load
 }
 
 func main() {
@@ -67,7 +69,7 @@ func main() {
 	flag.IntVar(&o.size, "size", 100, "bytes per line, newline included")
 	flag.StringVar(&o.only, "only", "", "run only one measurement: one, buffered or many")
 	flag.DurationVar(&o.delay, "read-delay", 0, "logs.Options.ReadDelay: the longest wait between two reads of a pipe (0: the package's choice; negative: none)")
-	cpuProfile := flag.String("cpuprofile", "", "write this process's CPU profile to the file")
+	flag.StringVar(&o.profile, "cpuprofile", "", "write the CPU profile of each load's capture (from its children's start to the capture's close; not the floors) to the file, suffixed -LOAD when several run")
 	reports := flag.String("reports", "", "only sum up the writers' reports matching this pattern (for compare.sh) and exit")
 	flag.Parse()
 	if *reports != "" {
@@ -77,19 +79,7 @@ func main() {
 		}
 		return
 	}
-	if *cpuProfile != "" {
-		f, err := os.Create(*cpuProfile)
-		if err == nil {
-			err = pprof.StartCPUProfile(f)
-		}
-		if err != nil {
-			fmt.Fprintln(os.Stderr, "bench/logs:", err)
-			os.Exit(1)
-		}
-		defer pprof.StopCPUProfile()
-	}
 	if err := run(o); err != nil {
-		pprof.StopCPUProfile()
 		fmt.Fprintln(os.Stderr, "bench/logs:", err)
 		os.Exit(1)
 	}
@@ -131,7 +121,11 @@ func run(o options) error {
 			continue
 		}
 		dir := filepath.Join(o.dir, s.name)
-		r, err := measure(o, dir, s.children, s.args)
+		profile := o.profile
+		if profile != "" && o.only == "" {
+			profile += "-" + s.name
+		}
+		r, err := measure(o, dir, s.children, s.args, profile)
 		if err == nil {
 			r.readSize = s.readSize
 			r.readFloor, err = readFloor(int64(r.read)*int64(o.size), o.size, s.readSize)
@@ -196,8 +190,20 @@ func (r result) print() {
 	fmt.Printf("  writes that found the pipe full (waited on vigil): %d, %.1f ms in all\n", r.full, r.waited/1e3)
 }
 
-func measure(o options, dir string, children int, args []string) (result, error) {
+func measure(o options, dir string, children int, args []string, profile string) (result, error) {
 	res := result{children: children}
+	stopProfile := func() {}
+	if profile != "" {
+		f, err := os.Create(profile)
+		if err == nil {
+			err = pprof.StartCPUProfile(f)
+		}
+		if err != nil {
+			return res, err
+		}
+		stopProfile = sync.OnceFunc(func() { pprof.StopCPUProfile(); f.Close() })
+		defer stopProfile()
+	}
 	h := logs.New(logs.Options{Settings: logs.Settings{Dir: dir, MaxSize: 4 << 30, Keep: 1, RingLines: 1000}, ReadDelay: o.delay,
 		Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))})
 	type child struct {
@@ -252,6 +258,7 @@ func measure(o options, dir string, children int, args []string) (result, error)
 	cancel()
 	var after syscall.Rusage
 	syscall.Getrusage(syscall.RUSAGE_SELF, &after)
+	stopProfile()
 	if err != nil {
 		errs = append(errs, err)
 	}
