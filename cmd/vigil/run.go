@@ -210,6 +210,13 @@ func runController(ctx context.Context, path string, cfg *config.Config, strict 
 		w.Wait()
 	})
 
+	// Once every service has started, what the start-up left is given back.
+	wg.Go(func() {
+		if ctrl.WaitStarted(ctx) == nil {
+			startTrim(ctx, &wg, logger)
+		}
+	})
+
 	// systemd's watchdog, while the controller answers: a controller stuck
 	// on its own loop stops feeding it.
 	wg.Go(func() {

@@ -230,7 +230,12 @@ func serve(ctx context.Context, l *supervisor.Listener, fd int, srv *supervisor.
 	if err := notify.Ready(up, "Listening on "+l.Path()); err != nil {
 		logger.Warn("could not notify readiness", "error", err)
 	}
+	var wg sync.WaitGroup
+	tctx, stopTrim := context.WithCancel(ctx)
+	startTrim(tctx, &wg, logger)
 	err = srv.Serve(ctx, l)
+	stopTrim()
+	wg.Wait()
 	logger.Info("supervisor stopped", "socket", l.Path())
 	return err
 }

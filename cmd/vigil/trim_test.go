@@ -1,0 +1,106 @@
+package main
+
+import (
+	"bufio"
+	"fmt"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// binaryResident is how much of the vigil binary's read-only mappings
+// pid has resident, in bytes.
+func binaryResident(t *testing.T, pid int) int64 {
+	t.Helper()
+	f, err := os.Open(fmt.Sprintf("/proc/%d/smaps", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var n int64
+	ours := false
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		fields := strings.Fields(sc.Text())
+		switch {
+		case len(fields) >= 6 && strings.Contains(fields[0], "-"):
+			ours = fields[5] == vigilBin && !strings.Contains(fields[1], "w")
+		case ours && len(fields) == 3 && fields[0] == "Rss:":
+			kb, _ := strconv.ParseInt(fields[1], 10, 64)
+			n += kb << 10
+		}
+	}
+	return n
+}
+
+// The controller and the supervisor give back the pages of the binary that
+// their start-up touched, a couple of seconds after they are up; the guard
+// at once.
+func TestRunTrimsItsDaemons(t *testing.T) {
+	r := startRun(t, workerConfig(t, 2, ""))
+	tr := r.waitTree("2 ready, registered workers", allUp(2))
+	ctrl := r.cmd.Process.Pid
+	sup := tr.pids(SupervisorService, "")[0]
+	before := map[int]int64{ctrl: binaryResident(t, ctrl), sup: binaryResident(t, sup)}
+	for pid, b := range before {
+		if b < 4<<20 {
+			t.Logf("pid %d has only %d KiB of the binary resident before its trim", pid, b>>10)
+		}
+	}
+	deadline := time.Now().Add(trimAfter + 20*time.Second)
+	for pid, b := range before {
+		for {
+			now := binaryResident(t, pid)
+			if now < b/2 {
+				t.Logf("pid %d: %d KiB of the binary resident, then %d KiB", pid, b>>10, now>>10)
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("pid %d still has %d KiB of the binary resident (%d KiB before)", pid, now>>10, b>>10)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	// The guard trimmed before it began to wait.
+	guard := 0
+	for _, line := range strings.Fields(readChildren(t, ctrl)) {
+		pid, _ := strconv.Atoi(line)
+		if cmdline, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid)); strings.Contains(string(cmdline), "\x00guard\x00") {
+			guard = pid
+		}
+	}
+	if guard == 0 {
+		t.Fatal("no guard among vigil run's children")
+	}
+	if g := binaryResident(t, guard); g > before[ctrl]/2 {
+		t.Errorf("the guard has %d KiB of the binary resident; the controller had %d KiB before its trim", g>>10, before[ctrl]>>10)
+	}
+	// Trimmed, both still serve: a worker killed comes back.
+	web := tr.pids("web", "")
+	if err := syscall.Kill(web[0], syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	r.waitTree("the killed worker's replacement", func(tr tree) bool {
+		return allUp(2)(tr) && !slices.Contains(tr.pids("web", ""), web[0])
+	})
+}
+
+// readChildren lists pid's children (every thread's).
+func readChildren(t *testing.T, pid int) string {
+	t.Helper()
+	tasks, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b strings.Builder
+	for _, task := range tasks {
+		c, _ := os.ReadFile(fmt.Sprintf("/proc/%d/task/%s/children", pid, task.Name()))
+		b.Write(c)
+		b.WriteByte(' ')
+	}
+	return b.String()
+}
