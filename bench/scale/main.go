@@ -43,6 +43,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/vigild/vigil/bench/internal/procfs"
 )
 
 type options struct {
@@ -53,6 +55,7 @@ type options struct {
 	runs          int
 	kills         int
 	settle        time.Duration
+	later         time.Duration // the memory read again after this much idle (0: not)
 	calls         int
 	verbose       bool
 }
@@ -69,6 +72,7 @@ func main() {
 	flag.IntVar(&o.runs, "runs", 3, "start-ups of each N, each beside a floor run")
 	flag.IntVar(&o.kills, "kills", 20, "timed kills per crash-to-ready measurement (after 3 untimed ones)")
 	flag.DurationVar(&o.settle, "settle", 3*time.Second, "wait once every worker has registered, before the memory is read")
+	flag.DurationVar(&o.later, "later", 0, "read the idle memory again after this much more idle time (say 3m: the runtime's forced garbage collection every 2 minutes, vigil's trim every minute); 0: not")
 	flag.IntVar(&o.calls, "calls", 200, "timed status calls per count of connections")
 	flag.BoolVar(&o.verbose, "v", false, "show vigil's output on stderr")
 	flag.Parse()
@@ -235,14 +239,20 @@ func (b *bench) scale(ctx context.Context, n int) (idleFigures, error) {
 		return idleFigures{}, err
 	}
 	f := idleFigures{n: n}
-	if f.ctrl, err = readMemory(s.cmd.Process.Pid); err != nil {
+	if err := f.read(s); err != nil {
 		return f, err
 	}
-	if f.sup, err = readMemory(s.supervisorPID); err != nil {
-		return f, err
+	f.print(fmt.Sprintf("N=%d: idle, %d workers registered", n, n))
+	if b.o.later > 0 {
+		if err := sleep(ctx, b.o.later); err != nil {
+			return f, err
+		}
+		var g idleFigures
+		if err := g.read(s); err != nil {
+			return f, err
+		}
+		g.print(fmt.Sprintf("N=%d: idle %v later", n, b.o.later))
 	}
-	fmt.Printf("N=%d: idle, %d workers registered: controller %s; supervisor %s; the pair: RSS %s, PSS %s\n",
-		n, n, f.ctrl, f.sup, mib(f.ctrl.rss+f.sup.rss), mib(f.ctrl.pss+f.sup.pss))
 
 	if err := s.statusCommand(ctx, n); err != nil {
 		return f, err
@@ -261,6 +271,35 @@ func (b *bench) scale(ctx context.Context, n int) (idleFigures, error) {
 type idleFigures struct {
 	n         int
 	ctrl, sup memory
+	guard     memory // zero when the run has no guard
+}
+
+// read reads the memory of the session's controller, supervisor and guard.
+func (f *idleFigures) read(s *session) error {
+	var err error
+	if f.ctrl, err = readMemory(s.cmd.Process.Pid); err != nil {
+		return err
+	}
+	if f.sup, err = readMemory(s.supervisorPID); err != nil {
+		return err
+	}
+	if pid := procfs.FindChild(s.cmd.Process.Pid, "guard"); pid != 0 {
+		if f.guard, err = readMemory(pid); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// print prints the figures after what.
+func (f *idleFigures) print(what string) {
+	fmt.Printf("%s: controller %s; supervisor %s; the pair: RSS %s, PSS %s",
+		what, f.ctrl, f.sup, mib(f.ctrl.rss+f.sup.rss), mib(f.ctrl.pss+f.sup.pss))
+	if f.guard.rss > 0 {
+		fmt.Printf("; guard %s; all three: RSS %s, PSS %s", f.guard,
+			mib(f.ctrl.rss+f.sup.rss+f.guard.rss), mib(f.ctrl.pss+f.sup.pss+f.guard.pss))
+	}
+	fmt.Println()
 }
 
 // printPerWorker prints the growth of each process's anonymous memory
