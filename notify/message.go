@@ -7,7 +7,9 @@
 // lines (NOTIFY_LOG, for Kubernetes probes), or else the log.
 //
 // The parent side is [Pipe], which makes the pipe handed to a child, and
-// [Reader], which yields the child's parsed messages and skips garbage.
+// [Reader], which yields the child's parsed messages and skips garbage;
+// [Parser] does the same for bytes fed to it as they are read (from a
+// non-blocking pipe, say).
 //
 // [Watchdog] keeps systemd's watchdog fed while a health function says so.
 package notify

@@ -1,9 +1,6 @@
 package notify
 
 import (
-	"bytes"
-	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -28,20 +25,25 @@ func Pipe() (parentEnd *os.File, childEnd *os.File, err error) {
 	return r, w, nil
 }
 
-// Reader reads a child's messages, one JSON object per line. It is not safe
-// for concurrent use. Its buffer starts small and grows only for long
-// lines: a controller holds one per child.
+// Reader reads a child's messages, one JSON object per line, with a
+// Parser. It is not safe for concurrent use. Its buffers start small and
+// grow only for long lines and long reads: a controller may hold one per
+// child.
 type Reader struct {
-	r          io.Reader
-	buf        []byte // buf[start:end] is read, not yet returned
-	start, end int
-	err        error // the read error after what is buffered
-	logger     *slog.Logger
-	skipped    int
+	r    io.Reader
+	p    Parser
+	buf  []byte    // what a read takes
+	msgs []Message // msgs[next:] are parsed, not yet returned
+	next int
+	err  error // the read error after what is parsed
 }
 
 // minBuffer is a Reader's first buffer: a message fits in it.
 const minBuffer = 256
+
+// maxRead is the most a Reader's read takes: its buffer grows to it while
+// reads fill it.
+const maxRead = 4096
 
 // NewReader returns a Reader of r that logs skipped lines to logger (nil
 // discards).
@@ -49,63 +51,7 @@ func NewReader(r io.Reader, logger *slog.Logger) *Reader {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	return &Reader{r: r, logger: logger}
-}
-
-// errLineTooLong says a line longer than MaxLine was skipped (its length
-// is returned with it).
-var errLineTooLong = errors.New("line too long")
-
-// readLine returns the next line (without its newline; a last line
-// without one is a line), or errLineTooLong and the length of a line it
-// skipped, or the read error once nothing is left. The line is valid until
-// the next call.
-func (r *Reader) readLine() ([]byte, int, error) {
-	skipping := 0 // bytes of a too long line skipped so far
-	for {
-		if i := bytes.IndexByte(r.buf[r.start:r.end], '\n'); i >= 0 {
-			line := r.buf[r.start : r.start+i]
-			r.start += i + 1
-			if skipping > 0 {
-				return nil, skipping + i + 1, errLineTooLong
-			}
-			return line, 0, nil
-		}
-		if r.err != nil {
-			if skipping > 0 {
-				n := skipping + r.end - r.start
-				r.start = r.end
-				return nil, n, errLineTooLong
-			}
-			if r.start < r.end {
-				line := r.buf[r.start:r.end]
-				r.start = r.end
-				return line, 0, nil
-			}
-			return nil, 0, r.err
-		}
-		// Room to read more: compact, grow, or skip a line too long.
-		if r.start > 0 {
-			r.end = copy(r.buf, r.buf[r.start:r.end])
-			r.start = 0
-		}
-		if r.end == len(r.buf) {
-			switch {
-			case len(r.buf) < MaxLine:
-				grown := make([]byte, min(max(2*len(r.buf), minBuffer), MaxLine))
-				copy(grown, r.buf[:r.end])
-				r.buf = grown
-			default:
-				skipping += r.end
-				r.end = 0
-			}
-		}
-		n, err := r.r.Read(r.buf[r.end:])
-		r.end += n
-		if err != nil {
-			r.err = err
-		}
-	}
+	return &Reader{r: r, p: Parser{logger: logger}}
 }
 
 // Next returns the next message. Empty and blank lines are skipped
@@ -117,32 +63,33 @@ func (r *Reader) readLine() ([]byte, int, error) {
 // goroutine ends a blocked Next with an error wrapping os.ErrClosed.
 func (r *Reader) Next() (Message, error) {
 	for {
-		line, n, err := r.readLine()
-		if errors.Is(err, errLineTooLong) {
-			r.skip("line too long", slog.Int("bytes", n))
-			continue
+		if r.next < len(r.msgs) {
+			m := r.msgs[r.next]
+			r.msgs[r.next] = Message{}
+			r.next++
+			return m, nil
+		}
+		r.msgs, r.next = r.msgs[:0], 0
+		if r.err != nil {
+			return Message{}, r.readErr(r.err)
+		}
+		if r.buf == nil {
+			r.buf = make([]byte, minBuffer)
+		}
+		n, err := r.r.Read(r.buf)
+		r.msgs = r.p.Feed(r.buf[:n], r.msgs)
+		if n == len(r.buf) && len(r.buf) < maxRead {
+			r.buf = make([]byte, 2*len(r.buf))
 		}
 		if err != nil {
-			return Message{}, r.readErr(err)
-		}
-		if trimmed := bytes.TrimSpace(line); len(trimmed) > 0 {
-			var m Message
-			if perr := json.Unmarshal(trimmed, &m); perr != nil {
-				r.skip("garbage line", slog.String("line", sample(trimmed)), slog.Any("error", perr))
-			} else {
-				return m, nil
-			}
+			r.err = err
+			r.msgs = r.p.End(r.msgs)
 		}
 	}
 }
 
 // Skipped returns how many lines have been skipped as garbage.
-func (r *Reader) Skipped() int { return r.skipped }
-
-func (r *Reader) skip(msg string, attrs ...any) {
-	r.skipped++
-	r.logger.Warn("notify: "+msg+" skipped", attrs...)
-}
+func (r *Reader) Skipped() int { return r.p.Skipped() }
 
 func (r *Reader) readErr(err error) error {
 	if err == io.EOF {
