@@ -114,6 +114,7 @@ type Container struct {
 	done     chan struct{} // closed when fully stopped
 	wg       sync.WaitGroup
 	pool     *spawnPool
+	watcher  *watcher // nil: each child has goroutines of its own (see watchProc)
 	devnull  *os.File
 
 	errMu sync.Mutex
@@ -201,6 +202,16 @@ func (c *Container) Start() error {
 	c.st.timer = time.NewTimer(time.Hour)
 	c.st.timer.Stop()
 	c.pool = newSpawnPool(c.opts.Spawners, c.sys, c.opts.sharedFDs)
+	if c.sys.epoll != nil {
+		w, err := newWatcher(c)
+		if err != nil {
+			c.logger.Warn("no epoll set to watch the children: each has goroutines of its own", "error", err)
+		} else {
+			c.watcher = w
+			c.wg.Add(1)
+			go w.run()
+		}
+	}
 	for _, svc := range c.st.services {
 		for _, inst := range svc.instances {
 			c.ensure(inst)
@@ -216,6 +227,9 @@ func (c *Container) Start() error {
 func (c *Container) finisher() {
 	<-c.loopDone
 	c.closeProbes() // before the pool: exec probes run on it
+	if c.watcher != nil {
+		c.watcher.close()
+	}
 	c.wg.Wait()
 	c.pool.stop()
 	c.devnull.Close()

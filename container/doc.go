@@ -44,9 +44,12 @@
 // process group are found too (by cgroup, or by the environment they
 // inherit) and stopped, and orphans are reaped as by an init.
 //
-// Reaping: no thread per child. Each child is watched through a pidfd
-// registered with Go's network poller; when it becomes readable, the loop
-// reaps the child with wait4.
+// Reaping: no thread, and no goroutine, per child. One goroutine per
+// container, the watcher, holds an epoll set with every child's pidfd and
+// readiness pipe; it reads the messages as they come, and when a pidfd
+// becomes readable, it tells the loop, which reaps the child with wait4.
+// (Where the set cannot be had, each child has two goroutines of its own,
+// waiting on its pidfd and reading its pipe in Go's network poller.)
 //
 // Services one at a time: a service can be added ([Container.AddService]),
 // removed, replaced blue/green or rolling ([Container.ReplaceService]),

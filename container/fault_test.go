@@ -126,6 +126,8 @@ func (f *faultySys) ops() *sysOps {
 		},
 		pidfd:    f.real.pidfd,
 		waitExit: f.real.waitExit,
+		epoll:    f.real.epoll,
+		epollAdd: f.real.epollAdd,
 		reap: func(pid int) (ExitStatus, error) {
 			st, err := f.real.reap(pid)
 			f.mu.Lock()

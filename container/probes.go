@@ -159,7 +159,7 @@ func (c *Container) runCommand(ctx context.Context, argv, env []string, dir stri
 	}
 	type started struct {
 		pid   int
-		pidfd *os.File
+		pidfd int
 		err   error
 	}
 	res := make(chan started, 1)
@@ -202,7 +202,7 @@ func (c *Container) runCommand(ctx context.Context, argv, env []string, dir stri
 	if s.err != nil {
 		return -1, fmt.Errorf("exec probe: %w", s.err)
 	}
-	defer s.pidfd.Close()
+	defer closeFD(s.pidfd)
 	exited := make(chan error, 1)
 	go func() { exited <- c.sys.waitExit(s.pid, s.pidfd) }()
 	var werr, ctxErr error

@@ -23,14 +23,24 @@ type sysOps struct {
 	// returns the pid.
 	start func(req startRequest) (int, error)
 	// pidfd opens a pidfd for a child that has not been reaped (its pid
-	// still names it), in the process's table.
-	pidfd func(pid int) (*os.File, error)
+	// still names it), in the process's table: a bare descriptor, which
+	// the caller closes.
+	pidfd func(pid int) (int, error)
 	// signal sends sig to the process group led by pid.
 	signal func(pid int, sig syscall.Signal) error
-	// waitExit blocks until the process has exited, without reaping it.
-	waitExit func(pid int, pidfd *os.File) error
+	// waitExit blocks until the process has exited, without reaping it:
+	// where no watcher watches it (see epoll), and for exec probes.
+	waitExit func(pid, pidfd int) error
 	// reap collects the exit status of pid, which has exited.
 	reap func(pid int) (ExitStatus, error)
+	// epoll makes the epoll set in which the container's watcher watches
+	// every child (see watcher). Nil, or an error: each child has two
+	// goroutines instead, one in waitExit, one reading its readiness pipe.
+	// A test that fakes waitExit leaves it nil.
+	epoll func() (int, error)
+	// epollAdd adds fd to the epoll set epfd, level-triggered for reading,
+	// with data as its events' data.
+	epollAdd func(epfd, fd int, data uint64) error
 }
 
 func defaultSys() *sysOps {
@@ -41,6 +51,8 @@ func defaultSys() *sysOps {
 		signal:   signalGroup,
 		waitExit: waitExit,
 		reap:     reap,
+		epoll:    epollCreate,
+		epollAdd: epollAdd,
 	}
 }
 
@@ -82,21 +94,21 @@ func startProcess(req startRequest) (int, error) {
 }
 
 // openPidfd opens a pidfd for pid, a child not yet reaped (so pid still
-// names it). A non-blocking pidfd given to os.NewFile is registered with
-// the poller.
-func openPidfd(pid int) (*os.File, error) {
+// names it). It is non-blocking, as a waitid on it never waits: waitExit
+// hands a copy to Go's poller.
+func openPidfd(pid int) (int, error) {
 	fd, err := unix.PidfdOpen(pid, unix.PIDFD_NONBLOCK)
 	if err != nil {
-		return nil, fmt.Errorf("pidfd_open %d: %w", pid, err)
+		return -1, fmt.Errorf("pidfd_open %d: %w", pid, err)
 	}
-	return os.NewFile(uintptr(fd), fmt.Sprintf("pidfd:%d", pid)), nil
+	return fd, nil
 }
 
-// waitExit blocks the calling goroutine (not a thread: the pidfd is in Go's
-// poller) until the process of pidfd has exited, without reaping it. If the
-// pidfd cannot be waited on (kernels before 5.4), it blocks a thread in
-// waitid instead.
-func waitExit(pid int, pidfd *os.File) error {
+// waitExit blocks the calling goroutine (not a thread: a copy of the
+// pidfd is in Go's poller) until the process of pidfd has exited, without
+// reaping it. If the pidfd cannot be waited on (kernels before 5.4), it
+// blocks a thread in waitid instead.
+func waitExit(pid, pidfd int) error {
 	err := waitPidfd(pidfd)
 	if err == nil {
 		return nil
@@ -104,8 +116,15 @@ func waitExit(pid int, pidfd *os.File) error {
 	return waitExitBlocking(pid)
 }
 
-func waitPidfd(pidfd *os.File) error {
-	rc, err := pidfd.SyscallConn()
+func waitPidfd(pidfd int) error {
+	// A copy, which the poller may have: the caller closes its own.
+	fd, err := unix.FcntlInt(uintptr(pidfd), unix.F_DUPFD_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("dup: %w", err)
+	}
+	f := os.NewFile(uintptr(fd), "pidfd") // non-blocking: in the poller
+	defer f.Close()
+	rc, err := f.SyscallConn()
 	if err != nil {
 		return err
 	}
@@ -163,29 +182,33 @@ const supported = true
 var ErrUnsupported = errors.New("container: unsupported on this platform")
 
 // pipeEnds is a pipe to a child: ours is this process's read end, child
-// the descriptor the child gets as it is.
+// the descriptor the child gets as it is; both bare descriptors, -1 when
+// closed or not made.
 type pipeEnds struct {
-	ours  *os.File
-	child int
+	ours, child int
 }
 
-// childPipe makes a pipe for a child to write to. Our end is in the poller
-// when pollable is set (it is read with deadlines); otherwise it stays
-// blocking (it is handed on to be read elsewhere). The pipe is made in one
-// call, with no change of mode on the child's end.
-func childPipe(pollable bool) (pipeEnds, error) {
+// noPipe is a pipe not made.
+var noPipe = pipeEnds{ours: -1, child: -1}
+
+// childPipe makes a pipe for a child to write to. Our end is non-blocking
+// when nonblock is set (the readiness pipe: read by the watcher, or in Go's
+// poller with deadlines); otherwise it stays blocking (it is handed on to
+// be read elsewhere). The pipe is made in one call, with no change of mode
+// on the child's end.
+func childPipe(nonblock bool) (pipeEnds, error) {
 	var p [2]int
 	if err := unix.Pipe2(p[:], unix.O_CLOEXEC); err != nil {
-		return pipeEnds{}, err
+		return noPipe, err
 	}
-	if pollable {
+	if nonblock {
 		if err := unix.SetNonblock(p[0], true); err != nil {
 			unix.Close(p[0])
 			unix.Close(p[1])
-			return pipeEnds{}, err
+			return noPipe, err
 		}
 	}
-	return pipeEnds{ours: os.NewFile(uintptr(p[0]), "|0"), child: p[1]}, nil
+	return pipeEnds{ours: p[0], child: p[1]}, nil
 }
 
 // closeChild closes the child's end (once the child has it, or has
@@ -200,5 +223,11 @@ func (e *pipeEnds) closeChild() {
 // close closes both ends.
 func (e *pipeEnds) close() {
 	e.closeChild()
-	e.ours.Close()
+	if e.ours >= 0 {
+		unix.Close(e.ours)
+		e.ours = -1
+	}
 }
+
+// closeFD closes a bare descriptor.
+func closeFD(fd int) { unix.Close(fd) }

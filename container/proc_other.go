@@ -4,7 +4,6 @@ package container
 
 import (
 	"errors"
-	"os"
 	"syscall"
 )
 
@@ -16,10 +15,12 @@ var ErrUnsupported = errors.New("container: unsupported on this platform (Linux 
 type sysOps struct {
 	lookPath func(file string) (string, error)
 	start    func(req startRequest) (int, error)
-	pidfd    func(pid int) (*os.File, error)
+	pidfd    func(pid int) (int, error)
 	signal   func(pid int, sig syscall.Signal) error
-	waitExit func(pid int, pidfd *os.File) error
+	waitExit func(pid, pidfd int) error
 	reap     func(pid int) (ExitStatus, error)
+	epoll    func() (int, error)
+	epollAdd func(epfd, fd int, data uint64) error
 }
 
 func unsupported() error { return ErrUnsupported }
@@ -28,9 +29,9 @@ func defaultSys() *sysOps {
 	return &sysOps{
 		lookPath: func(string) (string, error) { return "", unsupported() },
 		start:    func(startRequest) (int, error) { return 0, unsupported() },
-		pidfd:    func(int) (*os.File, error) { return nil, unsupported() },
+		pidfd:    func(int) (int, error) { return -1, unsupported() },
 		signal:   func(int, syscall.Signal) error { return unsupported() },
-		waitExit: func(int, *os.File) error { return unsupported() },
+		waitExit: func(int, int) error { return unsupported() },
 		reap:     func(int) (ExitStatus, error) { return ExitStatus{Code: -1}, unsupported() },
 	}
 }
@@ -51,12 +52,15 @@ type startRequest struct {
 
 // pipeEnds is a pipe to a child (see the Linux version).
 type pipeEnds struct {
-	ours  *os.File
-	child int
+	ours, child int
 }
 
-func childPipe(bool) (pipeEnds, error) { return pipeEnds{}, unsupported() }
+var noPipe = pipeEnds{ours: -1, child: -1}
+
+func childPipe(bool) (pipeEnds, error) { return noPipe, unsupported() }
 
 func (e *pipeEnds) closeChild() {}
 
 func (e *pipeEnds) close() {}
+
+func closeFD(int) {}

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"log/slog"
 	"syscall"
-	"time"
 )
 
 // onExit reaps p, which has exited, and decides what follows: a restart of
@@ -21,8 +20,7 @@ func (c *Container) onExit(p *proc) {
 	}
 	p.reaped, p.exit = true, status
 	c.st.live--
-	p.pidfd.Close()
-	_ = p.notifyR.SetReadDeadline(time.Now().Add(outputGrace))
+	closeFD(p.pidfd)
 	c.wg.Add(1)
 	go c.endCapture(p)
 	c.cancel(p.clock)

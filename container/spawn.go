@@ -138,16 +138,17 @@ func (j *spawnJob) prepare() {
 		return
 	}
 	j.prepared = true
-	// Three pipes: the readiness messages (ours read with deadlines, so in
-	// the poller), stdout and stderr (handed to the log hub). The child's
-	// ends are plain descriptors, closed once it has them.
+	// Three pipes: the readiness messages (ours non-blocking, for the
+	// watcher), stdout and stderr (handed to the log hub). All are bare
+	// descriptors until then; the child's ends are closed once it has
+	// them.
+	j.ends = [3]pipeEnds{noPipe, noPipe, noPipe}
 	for i := range j.ends {
 		var err error
 		if j.ends[i], err = childPipe(i == 0); err != nil {
-			for _, e := range j.ends[:i] {
-				e.close()
+			for k := range j.ends[:i] {
+				j.ends[k].close()
 			}
-			j.ends = [3]pipeEnds{}
 			j.err = fmt.Errorf("pipe: %w", err)
 			return
 		}
@@ -169,13 +170,14 @@ func (c *Container) prepare(job *spawnJob) { job.prepare() }
 // release closes what prepare made that is still open: the child's ends
 // always, ours too unless keep.
 func (j *spawnJob) release(keep bool) {
+	if !j.prepared {
+		return
+	}
 	for i := range j.ends {
-		if j.ends[i].ours == nil {
-			continue
-		}
-		j.ends[i].closeChild()
-		if !keep {
-			j.ends[i].ours.Close()
+		if keep {
+			j.ends[i].closeChild()
+		} else {
+			j.ends[i].close()
 		}
 	}
 }
@@ -310,7 +312,7 @@ func (c *Container) onSpawned(j *spawnJob) {
 	if inst.spawning == j {
 		inst.spawning = nil
 	}
-	var pidfd *os.File
+	pidfd := -1
 	if j.err == nil {
 		pidfd, j.err = c.openPidfd(j.pid, j.seq)
 	}
@@ -326,8 +328,9 @@ func (c *Container) onSpawned(j *spawnJob) {
 	s := j.spec
 	p := &proc{
 		inst: inst, spec: s, seq: j.seq, role: j.role, batch: j.batch,
-		pid: j.pid, pidfd: pidfd, notifyR: j.ends[0].ours,
-		capture: c.hub.Capture(logs.Identity{Service: s.Name, Instance: inst.index, PID: j.pid}, j.ends[1].ours, j.ends[2].ours),
+		pid: j.pid, pidfd: pidfd,
+		capture: c.hub.Capture(logs.Identity{Service: s.Name, Instance: inst.index, PID: j.pid},
+			os.NewFile(uintptr(j.ends[1].ours), "|1"), os.NewFile(uintptr(j.ends[2].ours), "|2")),
 		started: now, lastActivity: now,
 	}
 	c.st.live++
@@ -354,9 +357,7 @@ func (c *Container) onSpawned(j *spawnJob) {
 	inst.lastErr = ""
 	inst.svc.stats.spawn(now, j.restart)
 	c.logger.Info("child started", "child", p.name(), "pid", p.pid)
-	c.wg.Add(2)
-	go c.watch(p)
-	go c.readNotify(p)
+	c.watchProc(p, j.ends[0].ours)
 	c.policy.ChildSpawn(c.info(inst, p, now))
 	if p.role == roleOld {
 		c.stopProc(p)
@@ -374,17 +375,17 @@ func (c *Container) onSpawned(j *spawnJob) {
 // openPidfd opens the pidfd of a child just started (spawn number seq);
 // if it cannot (no descriptor left), the child is killed and reaped, and
 // the error returned.
-func (c *Container) openPidfd(pid int, seq uint64) (*os.File, error) {
-	f, err := c.sys.pidfd(pid)
+func (c *Container) openPidfd(pid int, seq uint64) (int, error) {
+	fd, err := c.sys.pidfd(pid)
 	if err == nil {
-		return f, nil
+		return fd, nil
 	}
 	_ = c.sys.signal(pid, syscall.SIGKILL)
 	_, _ = c.sys.reap(pid)
 	if c.opts.reaper != nil {
 		c.opts.reaper.reaped(pid, seq)
 	}
-	return nil, err
+	return -1, err
 }
 
 // spawnFailed records a failure to start a process: for an instance's own
@@ -415,20 +416,43 @@ func (c *Container) spawnFailed(j *spawnJob, now time.Time) {
 // started is tried again: retrying at once would only fail the same way.
 func spawnFailedDelay(s Spec) time.Duration { return s.RestartDelay }
 
+// watchProc has p's exit and its readiness pipe (ours, which it takes)
+// watched: by the container's watcher, or where there is none, by two
+// goroutines of p's own.
+func (c *Container) watchProc(p *proc, ours int) {
+	if c.watcher != nil {
+		c.watcher.add(p, ours)
+		return
+	}
+	c.watchAlone(p, ours)
+}
+
+// watchAlone starts p's two goroutines (see watchProc): one waits for its
+// exit, one reads its readiness pipe, ours, in Go's poller.
+func (c *Container) watchAlone(p *proc, ours int) {
+	f := os.NewFile(uintptr(ours), "|0") // non-blocking: in the poller
+	c.wg.Add(2)
+	go c.watch(p, f)
+	go c.readNotify(p, f)
+}
+
 // watch waits for p to exit (in the poller, no thread blocked) and tells
-// the loop, which reaps it.
-func (c *Container) watch(p *proc) {
+// the loop, which reaps it. The readiness pipe, notifyR, is read for a
+// grace after the exit, then given up (a grandchild that escaped the
+// process group may hold it open).
+func (c *Container) watch(p *proc, notifyR *os.File) {
 	defer c.wg.Done()
 	if err := c.sys.waitExit(p.pid, p.pidfd); err != nil {
 		c.logger.Error("waiting for child failed", "child", p.name(), "pid", p.pid, "error", err)
 	}
+	_ = notifyR.SetReadDeadline(time.Now().Add(outputGrace))
 	c.send(evExited{p})
 }
 
-func (c *Container) readNotify(p *proc) {
+func (c *Container) readNotify(p *proc, notifyR *os.File) {
 	defer c.wg.Done()
-	defer p.notifyR.Close()
-	r := notify.NewReader(p.notifyR, c.logger.With("child", p.name()))
+	defer notifyR.Close()
+	r := notify.NewReader(notifyR, c.logger.With("child", p.name()))
 	for {
 		m, err := r.Next()
 		if err != nil {

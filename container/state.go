@@ -2,7 +2,6 @@ package container
 
 import (
 	"fmt"
-	"os"
 	"time"
 
 	"github.com/vigild/vigil/logs"
@@ -62,8 +61,7 @@ type proc struct {
 	role    role
 	batch   *batch // the replacement it is part of, until it is ready
 	pid     int
-	pidfd   *os.File
-	notifyR *os.File
+	pidfd   int           // closed once reaped
 	capture *logs.Capture // its stdout and stderr
 
 	started      time.Time
