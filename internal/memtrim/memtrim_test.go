@@ -3,7 +3,6 @@ package memtrim
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"regexp"
 	"runtime"
 	"testing"
@@ -67,7 +66,7 @@ func work() (string, error) {
 	re := regexp.MustCompile(`^(\w+)-(\d+)$`)
 	m := re.FindStringSubmatch("vigil-42")
 	b, err := json.Marshal(map[string]any{"m": m, "t": time.Unix(0, 0).UTC()})
-	return fmt.Sprintf("%s", b), err
+	return string(b), err
 }
 
 func TestWorkAfterTrim(t *testing.T) {
