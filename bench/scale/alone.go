@@ -68,7 +68,10 @@ func alone(ctx context.Context, dir string, o options, n int) error {
 		return err
 	}
 	conns = append(conns, probe)
-	if err := sleep(ctx, time.Second); err != nil {
+	// Past the supervisor's first trim (2 s after it is up), so that the
+	// binary's pages its start-up touched are not counted as the
+	// connections' cost when the trim drops them.
+	if err := sleep(ctx, 3*time.Second); err != nil {
 		return err
 	}
 	before, err := readMemory(sup.Process.Pid)
