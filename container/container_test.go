@@ -5,6 +5,7 @@ package container
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"os/exec"
@@ -61,9 +62,7 @@ func TestWorkersBecomeReadyAndStopLeavesNothing(t *testing.T) {
 		}
 	}
 	noChildren(t)
-	if n := openFDs(t); n != fds {
-		t.Errorf("%d open fds after Stop, %d before Start", n, fds)
-	}
+	fdsBack(t, fds)
 	st := c.Statistics()
 	if len(st) != 1 || st[0].Spawns != 4 || st[0].Failures != 0 || st[0].Restarts != 0 {
 		t.Errorf("statistics = %+v, want 4 spawns and nothing else", st)
@@ -472,4 +471,16 @@ func openFDs(t *testing.T) int {
 		t.Fatal(err)
 	}
 	return len(ents)
+}
+
+// fdTargets lists this process's descriptors and what they are, for a
+// test's failure message.
+func fdTargets() string {
+	ents, _ := os.ReadDir("/proc/self/fd")
+	var b strings.Builder
+	for _, e := range ents {
+		target, _ := os.Readlink("/proc/self/fd/" + e.Name())
+		fmt.Fprintf(&b, " %s=%s", e.Name(), target)
+	}
+	return b.String()
 }

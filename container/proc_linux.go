@@ -37,10 +37,10 @@ type sysOps struct {
 	// every child (see watcher). Nil, or an error: each child has two
 	// goroutines instead, one in waitExit, one reading its readiness pipe.
 	// A test that fakes waitExit leaves it nil.
-	epoll func() (int, error)
-	// epollAdd adds fd to the epoll set epfd, level-triggered for reading,
+	epoll func() (*epollSet, error)
+	// epollAdd adds fd to the epoll set, level-triggered for reading,
 	// with data as its events' data.
-	epollAdd func(epfd, fd int, data uint64) error
+	epollAdd func(set *epollSet, fd int, data uint64) error
 }
 
 func defaultSys() *sysOps {

@@ -19,8 +19,8 @@ type sysOps struct {
 	signal   func(pid int, sig syscall.Signal) error
 	waitExit func(pid, pidfd int) error
 	reap     func(pid int) (ExitStatus, error)
-	epoll    func() (int, error)
-	epollAdd func(epfd, fd int, data uint64) error
+	epoll    func() (*epollSet, error)
+	epollAdd func(set *epollSet, fd int, data uint64) error
 }
 
 func unsupported() error { return ErrUnsupported }

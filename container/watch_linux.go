@@ -3,16 +3,12 @@
 package container
 
 import (
-	"errors"
-	"fmt"
-	"os"
 	"sync"
-	"syscall"
 	"time"
-	"unsafe"
 
 	"golang.org/x/sys/unix"
 
+	"github.com/vigild/vigil/internal/epollset"
 	"github.com/vigild/vigil/notify"
 )
 
@@ -37,15 +33,12 @@ import (
 // the two goroutines instead (watchAlone).
 //
 // As the logs' poller, the goroutine never blocks in a system call: the
-// epoll set is itself in Go's runtime poller, with a read deadline for the
-// next grace to end, and its other system calls never block and are made
-// raw (see rawRead).
+// epoll set is itself in Go's runtime poller, with a deadline for the next
+// grace to end, and its other system calls never block and are made raw
+// (see package epollset).
 type watcher struct {
-	c    *Container
-	epfd int
-	ep   *os.File        // epfd, in Go's runtime poller
-	rc   syscall.RawConn // ep's
-	evfd int             // an eventfd that wakes the goroutine
+	c   *Container
+	set *epollSet
 
 	mu     sync.Mutex
 	adds   []*watched // handed over by the loop, not yet taken
@@ -79,67 +72,28 @@ const (
 	wakeData = 0
 )
 
-// eventData returns an event's data.
-func eventData(ev *unix.EpollEvent) uint64 {
-	return uint64(uint32(ev.Fd)) | uint64(uint32(ev.Pad))<<32
-}
+// epollSet is the watcher's epoll set (a type of its own here, so that
+// sysOps names it on every system).
+type epollSet = epollset.Set
 
-// epollCreate makes an epoll set (sysOps.epoll).
-func epollCreate() (int, error) {
-	fd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
-	if err != nil {
-		return -1, fmt.Errorf("epoll_create1: %w", err)
-	}
-	return fd, nil
-}
+// epollCreate makes an epoll set whose wake-up events carry wakeData
+// (sysOps.epoll).
+func epollCreate() (*epollSet, error) { return epollset.New(wakeData) }
 
-// epollAdd adds fd to the set epfd, level-triggered for reading, with
-// data as its events' data (sysOps.epollAdd).
-func epollAdd(epfd, fd int, data uint64) error {
-	ev := unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(uint32(data)), Pad: int32(uint32(data >> 32))}
-	if err := rawEpollCtl(epfd, unix.EPOLL_CTL_ADD, fd, &ev); err != nil {
-		return fmt.Errorf("epoll_ctl: %w", err)
-	}
-	return nil
+// epollAdd adds fd to set, level-triggered for reading, with data as its
+// events' data (sysOps.epollAdd).
+func epollAdd(set *epollSet, fd int, data uint64) error {
+	return set.Ctl(unix.EPOLL_CTL_ADD, fd, unix.EPOLLIN, data)
 }
 
 // newWatcher makes c's watcher, whose goroutine run then runs. On an
 // error, nothing is left open.
 func newWatcher(c *Container) (*watcher, error) {
-	epfd, err := c.sys.epoll()
+	set, err := c.sys.epoll()
 	if err != nil {
 		return nil, err
 	}
-	evfd, err := unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK)
-	if err != nil {
-		unix.Close(epfd)
-		return nil, fmt.Errorf("eventfd: %w", err)
-	}
-	fail := func(err error) (*watcher, error) {
-		unix.Close(epfd)
-		unix.Close(evfd)
-		return nil, err
-	}
-	if err := epollAdd(epfd, evfd, wakeData); err != nil {
-		return fail(err)
-	}
-	// Non-blocking, os.NewFile puts the epoll set in Go's runtime poller,
-	// which reports it readable when one of its descriptors is.
-	if err := unix.SetNonblock(epfd, true); err != nil {
-		return fail(fmt.Errorf("epoll: %w", err))
-	}
-	ep := os.NewFile(uintptr(epfd), "epoll")
-	rc, err := ep.SyscallConn()
-	if err == nil {
-		err = ep.SetReadDeadline(time.Time{}) // fails unless in the runtime poller
-	}
-	if err != nil {
-		ep.Close()
-		unix.Close(evfd)
-		return nil, fmt.Errorf("epoll: %w", err)
-	}
-	return &watcher{c: c, epfd: epfd, ep: ep, rc: rc, evfd: evfd,
-		items: make(map[uint64]*watched), buf: make([]byte, 4096)}, nil
+	return &watcher{c: c, set: set, items: make(map[uint64]*watched), buf: make([]byte, 4096)}, nil
 }
 
 // add hands p, its pidfd (p.pidfd, which stays the loop's) and its
@@ -166,10 +120,7 @@ func (w *watcher) close() {
 	w.wake()
 }
 
-func (w *watcher) wake() {
-	one := [8]byte{1}
-	_, _ = rawWrite(w.evfd, one[:])
-}
+func (w *watcher) wake() { w.set.Wake() }
 
 // run is the watcher's goroutine; c.wg counts it.
 func (w *watcher) run() {
@@ -182,9 +133,8 @@ func (w *watcher) run() {
 		// which would then wait, not even in the set, until something
 		// else woke the goroutine.
 		for i := range events[:n] {
-			if eventData(&events[i]) == wakeData {
-				var b [8]byte
-				_, _ = rawRead(w.evfd, b[:])
+			if w.set.IsWake(&events[i]) {
+				w.set.ClearWake()
 			}
 		}
 		w.mu.Lock()
@@ -199,7 +149,7 @@ func (w *watcher) run() {
 			w.start(it)
 		}
 		for i := range events[:n] {
-			d := eventData(&events[i])
+			d := epollset.Data(&events[i])
 			it := w.items[d>>1]
 			switch {
 			case d == wakeData || it == nil:
@@ -209,7 +159,7 @@ func (w *watcher) run() {
 				w.exited(it)
 			}
 		}
-		n = w.wait(events, w.expire(time.Now()))
+		n = w.set.Wait(events, w.expire(time.Now()))
 	}
 }
 
@@ -218,10 +168,10 @@ func (w *watcher) run() {
 func (w *watcher) start(it *watched) {
 	w.seq++
 	it.id = w.seq
-	err := w.c.sys.epollAdd(w.epfd, it.pipe, it.id<<1|pipeKind)
+	err := w.c.sys.epollAdd(w.set, it.pipe, it.id<<1|pipeKind)
 	if err == nil {
-		if err = w.c.sys.epollAdd(w.epfd, it.pidfd, it.id<<1|exitKind); err != nil {
-			_ = rawEpollCtl(w.epfd, unix.EPOLL_CTL_DEL, it.pipe, nil)
+		if err = w.c.sys.epollAdd(w.set, it.pidfd, it.id<<1|exitKind); err != nil {
+			_ = w.set.Ctl(unix.EPOLL_CTL_DEL, it.pipe, 0, 0)
 		}
 	}
 	if err != nil {
@@ -238,7 +188,7 @@ func (w *watcher) start(it *watched) {
 func (w *watcher) exited(it *watched) {
 	for {
 		var info unix.Siginfo
-		err := rawWaitid(unix.P_PIDFD, it.pidfd, &info, unix.WEXITED|unix.WNOHANG|unix.WNOWAIT)
+		err := epollset.Waitid(unix.P_PIDFD, it.pidfd, &info, unix.WEXITED|unix.WNOHANG|unix.WNOWAIT)
 		if err == unix.EINTR {
 			continue
 		}
@@ -247,7 +197,7 @@ func (w *watcher) exited(it *watched) {
 		}
 		break // exited (or not waitable by pidfd, before Linux 5.4: the event says it has exited)
 	}
-	_ = rawEpollCtl(w.epfd, unix.EPOLL_CTL_DEL, it.pidfd, nil)
+	_ = w.set.Ctl(unix.EPOLL_CTL_DEL, it.pidfd, 0, 0)
 	it.pidfd = -1
 	if it.pipe >= 0 {
 		w.read(it, true)
@@ -271,7 +221,7 @@ func (w *watcher) read(it *watched, drain bool) {
 		reads = 64
 	}
 	for i := 0; i < reads && it.pipe >= 0; {
-		n, err := rawRead(it.pipe, w.buf)
+		n, err := epollset.Read(it.pipe, w.buf)
 		if err == unix.EINTR {
 			continue
 		}
@@ -300,7 +250,7 @@ func (w *watcher) closePipe(it *watched) {
 	if it.parser != nil {
 		w.msgs = it.parser.End(w.msgs)
 	}
-	_ = rawEpollCtl(w.epfd, unix.EPOLL_CTL_DEL, it.pipe, nil) // not left there by a copy a fork made
+	_ = w.set.Ctl(unix.EPOLL_CTL_DEL, it.pipe, 0, 0) // not left there by a copy a fork made
 	unix.Close(it.pipe)
 	it.pipe = -1
 	if it.pidfd < 0 {
@@ -351,87 +301,5 @@ func (w *watcher) end(adds []*watched) {
 	}
 	clear(w.items)
 	w.graces = nil
-	w.ep.Close() // epfd
-	unix.Close(w.evfd)
-}
-
-// wait returns the events of the set, waiting for one until next (zero:
-// no deadline) in Go's runtime poller.
-func (w *watcher) wait(events []unix.EpollEvent, next time.Time) int {
-	n := 0
-	ready := func(fd uintptr) bool {
-		for {
-			var err error
-			n, err = rawEpollWait(int(fd), events)
-			if err == unix.EINTR {
-				continue
-			}
-			if err != nil {
-				// Cannot happen with a valid set; do not spin.
-				time.Sleep(time.Millisecond)
-				n = 0
-				return true
-			}
-			return n > 0
-		}
-	}
-	if !next.IsZero() && !next.After(time.Now()) {
-		ready(uintptr(w.epfd)) // a grace has ended: no wait
-		return n
-	}
-	_ = w.ep.SetReadDeadline(next)
-	if err := w.rc.Read(ready); err != nil && !errors.Is(err, os.ErrDeadlineExceeded) {
-		time.Sleep(time.Millisecond) // cannot happen; do not spin
-	}
-	return n
-}
-
-// rawRead, rawWrite, rawEpollWait, rawEpollCtl and rawWaitid are the
-// watcher's system calls, which never block (the pipes and the eventfd
-// are non-blocking, epoll_wait asks for the events at hand only, waitid
-// does not wait): they are made raw, outside the scheduler's system call
-// state, whose entry wakes the runtime's monitor thread (sysmon) when the
-// process was idle (see the logs' poller).
-
-func rawRead(fd int, p []byte) (int, error) {
-	if len(p) == 0 {
-		return 0, nil
-	}
-	n, _, errno := unix.RawSyscall(unix.SYS_READ, uintptr(fd), uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)))
-	if errno != 0 {
-		return 0, errno
-	}
-	return int(n), nil
-}
-
-func rawWrite(fd int, p []byte) (int, error) {
-	n, _, errno := unix.RawSyscall(unix.SYS_WRITE, uintptr(fd), uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)))
-	if errno != 0 {
-		return 0, errno
-	}
-	return int(n), nil
-}
-
-func rawEpollWait(epfd int, events []unix.EpollEvent) (int, error) {
-	n, _, errno := unix.RawSyscall6(unix.SYS_EPOLL_PWAIT, uintptr(epfd), uintptr(unsafe.Pointer(&events[0])), uintptr(len(events)), 0, 0, 0)
-	if errno != 0 {
-		return 0, errno
-	}
-	return int(n), nil
-}
-
-func rawEpollCtl(epfd, op, fd int, ev *unix.EpollEvent) error {
-	_, _, errno := unix.RawSyscall6(unix.SYS_EPOLL_CTL, uintptr(epfd), uintptr(op), uintptr(fd), uintptr(unsafe.Pointer(ev)), 0, 0)
-	if errno != 0 {
-		return errno
-	}
-	return nil
-}
-
-func rawWaitid(idtype, id int, info *unix.Siginfo, options int) error {
-	_, _, errno := unix.RawSyscall6(unix.SYS_WAITID, uintptr(idtype), uintptr(id), uintptr(unsafe.Pointer(info)), uintptr(options), 0, 0)
-	if errno != 0 {
-		return errno
-	}
-	return nil
+	w.set.Close()
 }

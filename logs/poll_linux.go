@@ -1,15 +1,14 @@
 package logs
 
 import (
-	"errors"
 	"fmt"
 	"os"
 	"sync"
-	"syscall"
 	"time"
-	"unsafe"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/vigild/vigil/internal/epollset"
 )
 
 // poller reads every capture's pipes of a hub from one goroutine, with an
@@ -29,14 +28,11 @@ import (
 // waits parked like any goroutine on a file, holding no thread (a system
 // call that blocks keeps the runtime's monitor thread, sysmon, awake to
 // take its processor back), and its other system calls, which never
-// block, are made raw (see rawRead). The goroutine runs while there are
+// block, are made raw (see package epollset). The goroutine runs while there are
 // pipes to read, and ends with the last.
 type poller struct {
 	mu      sync.Mutex
-	epfd    int
-	ep      *os.File        // epfd, in Go's runtime poller
-	rc      syscall.RawConn // ep's
-	evfd    int             // an eventfd that wakes the loop
+	set     *epollset.Set // the loop's, while it runs
 	adds    []*pipeReader
 	closes  []*Capture
 	running bool
@@ -145,48 +141,21 @@ func growPipeFd(fd int) int {
 	return size
 }
 
-// open makes the epoll set and the eventfd (under mu).
+// open makes the epoll set (under mu). Its wake-up's data is no pipe's
+// descriptor (one above 32 bits).
 func (p *poller) open() error {
-	epfd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
+	set, err := epollset.New(wakeData)
 	if err != nil {
-		return fmt.Errorf("epoll: %w", err)
+		return err
 	}
-	evfd, err := unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK)
-	if err != nil {
-		unix.Close(epfd)
-		return fmt.Errorf("eventfd: %w", err)
-	}
-	ev := unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(evfd)}
-	if err := unix.EpollCtl(epfd, unix.EPOLL_CTL_ADD, evfd, &ev); err != nil {
-		unix.Close(epfd)
-		unix.Close(evfd)
-		return fmt.Errorf("epoll: %w", err)
-	}
-	// Non-blocking, os.NewFile puts the epoll set in Go's runtime poller,
-	// which reports it readable when one of its pipes is.
-	if err := unix.SetNonblock(epfd, true); err != nil {
-		unix.Close(epfd)
-		unix.Close(evfd)
-		return fmt.Errorf("epoll: %w", err)
-	}
-	ep := os.NewFile(uintptr(epfd), "epoll")
-	rc, err := ep.SyscallConn()
-	if err == nil {
-		err = ep.SetReadDeadline(time.Time{}) // fails unless in the runtime poller
-	}
-	if err != nil {
-		ep.Close()
-		unix.Close(evfd)
-		return fmt.Errorf("epoll: %w", err)
-	}
-	p.epfd, p.evfd, p.ep, p.rc = epfd, evfd, ep, rc
+	p.set = set
 	return nil
 }
 
-func (p *poller) wakeLocked() {
-	var one = [8]byte{1}
-	_, _ = unix.Write(p.evfd, one[:])
-}
+// wakeData is the data of the set's wake-up events.
+const wakeData = 1 << 32
+
+func (p *poller) wakeLocked() { p.set.Wake() }
 
 // close asks the loop to end c's reads: what the pipes hold now is read,
 // then they are closed.
@@ -210,10 +179,9 @@ func (p *poller) loop() {
 		// cleared after, it could clear that of a capture added in
 		// between, which would then wait, its pipe not even watched,
 		// until something else woke the loop.
-		for _, ev := range events[:n] {
-			if ev.Fd == int32(p.evfd) {
-				var b [8]byte
-				_, _ = rawRead(p.evfd, b[:])
+		for i := range events[:n] {
+			if p.set.IsWake(&events[i]) {
+				p.set.ClearWake()
 			}
 		}
 		p.mu.Lock()
@@ -222,8 +190,7 @@ func (p *poller) loop() {
 		if len(adds) == 0 && len(readers) == 0 {
 			// Nothing to read: the loop ends (Capture starts a new one).
 			p.running = false
-			p.ep.Close() // epfd
-			unix.Close(p.evfd)
+			p.set.Close()
 			close(p.done)
 			p.mu.Unlock()
 			return
@@ -231,7 +198,7 @@ func (p *poller) loop() {
 		p.mu.Unlock()
 		for _, r := range adds {
 			readers[int32(r.fd)] = r
-			r.arm(unix.EPOLL_CTL_ADD, p.epfd, readers)
+			r.arm(unix.EPOLL_CTL_ADD, p.set, readers)
 		}
 		for _, c := range closes {
 			for _, r := range readers {
@@ -241,11 +208,11 @@ func (p *poller) loop() {
 			}
 		}
 		now := time.Now()
-		for _, ev := range events[:n] {
-			if r := readers[ev.Fd]; ev.Fd != int32(p.evfd) && r != nil && r.armed {
+		for i := range events[:n] {
+			if r := readers[events[i].Fd]; !p.set.IsWake(&events[i]) && r != nil && r.armed {
 				r.armed = false
 				p.armedN--
-				r.serve(now, true, p.epfd, readers)
+				r.serve(now, true, p.set, readers)
 			}
 		}
 		// The timers: every pipe due is read now (pipes read at a like
@@ -264,7 +231,7 @@ func (p *poller) loop() {
 			}
 			// Only when due: read early, a pipe would come due at the
 			// same moment of the grid again, and be read twice.
-			if !r.wakeAt.After(now) && !r.serve(now, false, p.epfd, readers) {
+			if !r.wakeAt.After(now) && !r.serve(now, false, p.set, readers) {
 				continue
 			}
 			if !r.armed && (next.IsZero() || r.wakeAt.Before(next)) {
@@ -275,46 +242,14 @@ func (p *poller) loop() {
 			n = 0
 			continue
 		}
-		n = p.wait(events, next)
+		n = p.set.Wait(events, next)
 	}
-}
-
-// wait returns the events of the epoll set, waiting for one until next
-// (zero: no deadline) in Go's runtime poller.
-func (p *poller) wait(events []unix.EpollEvent, next time.Time) int {
-	n := 0
-	ready := func(fd uintptr) bool {
-		for {
-			var err error
-			n, err = rawEpollWait(int(fd), events)
-			if err == unix.EINTR {
-				continue
-			}
-			if err != nil {
-				// Cannot happen with a valid set; do not spin.
-				time.Sleep(time.Millisecond)
-				n = 0
-				return true
-			}
-			return n > 0
-		}
-	}
-	if !next.IsZero() && !next.After(time.Now()) {
-		ready(uintptr(p.epfd)) // a timer is due: no wait
-		return n
-	}
-	_ = p.ep.SetReadDeadline(next)
-	if err := p.rc.Read(ready); err != nil && !errors.Is(err, os.ErrDeadlineExceeded) {
-		time.Sleep(time.Millisecond) // cannot happen; do not spin
-	}
-	return n
 }
 
 // arm asks the epoll set for the pipe's next event (op: EPOLL_CTL_ADD the
 // first time, then EPOLL_CTL_MOD).
-func (r *pipeReader) arm(op, epfd int, readers map[int32]*pipeReader) {
-	ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLONESHOT, Fd: int32(r.fd)}
-	if err := rawEpollCtl(epfd, op, r.fd, &ev); err != nil {
+func (r *pipeReader) arm(op int, set *epollset.Set, readers map[int32]*pipeReader) {
+	if err := set.Ctl(op, r.fd, unix.EPOLLIN|unix.EPOLLONESHOT, uint64(r.fd)); err != nil {
 		r.c.hub.logger.Warn("logs: cannot watch a pipe", "process", r.c.id.Name(), "error", err)
 		r.end(readers)
 		return
@@ -331,7 +266,7 @@ func (r *pipeReader) arm(op, epfd int, readers map[int32]*pipeReader) {
 // (see readPace). fresh says the pipe's event woke it: it was empty until
 // a moment ago, and the pace is that since the previous read that brought
 // something. It returns false when the pipe has ended.
-func (r *pipeReader) serve(now time.Time, fresh bool, epfd int, readers map[int32]*pipeReader) bool {
+func (r *pipeReader) serve(now time.Time, fresh bool, set *epollset.Set, readers map[int32]*pipeReader) bool {
 	got, more, open := r.read(readers)
 	if !open {
 		return false
@@ -349,7 +284,7 @@ func (r *pipeReader) serve(now time.Time, fresh bool, epfd int, readers map[int3
 			r.buf, r.off = nil, 0 // an idle pipe holds no memory
 		}
 		r.wait = 0 // the pace starts anew: the next wait is at most burst
-		r.arm(unix.EPOLL_CTL_MOD, epfd, readers)
+		r.arm(unix.EPOLL_CTL_MOD, set, readers)
 		return r.armed
 	}
 	d := time.Duration(0)
@@ -369,7 +304,7 @@ func (r *pipeReader) read(readers map[int32]*pipeReader) (got int, more, open bo
 			r.newChunk()
 		}
 		room := r.buf[r.off+r.have:]
-		n, err := rawRead(r.fd, room)
+		n, err := epollset.Read(r.fd, room)
 		if err == unix.EINTR {
 			continue
 		}
@@ -445,38 +380,3 @@ func (r *pipeReader) end(readers map[int32]*pipeReader) {
 }
 
 func (r *pipeReader) finish() { r.c.readerDone() }
-
-// rawRead, rawEpollWait and rawEpollCtl are the loop's system calls, which
-// never block (the pipes are non-blocking, and epoll_wait asks for the
-// events at hand only): they are made raw, outside the scheduler's system
-// call state. Entering that state when the process was idle wakes the
-// runtime's monitor thread (sysmon), which then polls every 20 µs while
-// the process is busy: a wake-up of the loop, reading a hundred pipes,
-// would cost tens of context switches more.
-
-func rawRead(fd int, p []byte) (int, error) {
-	if len(p) == 0 {
-		return 0, nil
-	}
-	n, _, errno := unix.RawSyscall(unix.SYS_READ, uintptr(fd), uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)))
-	if errno != 0 {
-		return 0, errno
-	}
-	return int(n), nil
-}
-
-func rawEpollWait(epfd int, events []unix.EpollEvent) (int, error) {
-	n, _, errno := unix.RawSyscall6(unix.SYS_EPOLL_PWAIT, uintptr(epfd), uintptr(unsafe.Pointer(&events[0])), uintptr(len(events)), 0, 0, 0)
-	if errno != 0 {
-		return 0, errno
-	}
-	return int(n), nil
-}
-
-func rawEpollCtl(epfd, op, fd int, ev *unix.EpollEvent) error {
-	_, _, errno := unix.RawSyscall6(unix.SYS_EPOLL_CTL, uintptr(epfd), uintptr(op), uintptr(fd), uintptr(unsafe.Pointer(ev)), 0, 0)
-	if errno != 0 {
-		return errno
-	}
-	return nil
-}
