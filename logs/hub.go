@@ -135,16 +135,19 @@ func (h *Hub) Capture(id Identity, stdout, stderr *os.File) *Capture {
 		files:  [2]*os.File{stdout, stderr},
 		done:   make(chan struct{}),
 	}
-	for i := range c.rings {
-		s := Stream(i + 1)
-		c.jsonMiddle[i] = jsonMiddle(id, s)
-		c.journalFields[i] = journalFields(id, s)
-	}
 	h.mu.Lock()
 	set := h.settingsLocked(id.Service)
 	c.json = set.Format == FormatJSON
 	for i := range c.rings {
 		c.rings[i].maxLines = set.RingLines
+		// What each line of a stream shares, made only where it goes:
+		// a capture's settings are those of its start.
+		if c.json && set.Console {
+			c.jsonMiddle[i] = jsonMiddle(id, Stream(i+1))
+		}
+		if set.Journal {
+			c.journalFields[i] = journalFields(id, Stream(i+1))
+		}
 	}
 	if !h.closed {
 		if set.Console {
