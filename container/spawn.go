@@ -329,8 +329,7 @@ func (c *Container) onSpawned(j *spawnJob) {
 	p := &proc{
 		inst: inst, spec: s, seq: j.seq, role: j.role, batch: j.batch,
 		pid: j.pid, pidfd: pidfd,
-		capture: c.hub.Capture(logs.Identity{Service: s.Name, Instance: inst.index, PID: j.pid},
-			os.NewFile(uintptr(j.ends[1].ours), "|1"), os.NewFile(uintptr(j.ends[2].ours), "|2")),
+		capture: c.hub.CaptureFDs(logs.Identity{Service: s.Name, Instance: inst.index, PID: j.pid}, j.ends[1].ours, j.ends[2].ours),
 		started: now, lastActivity: now,
 	}
 	c.st.live++

@@ -164,6 +164,7 @@ type Capture struct {
 	fileSinks     [2]*fileSink       // per stream; nil when off
 	journalFields [2][]byte          // per stream, see journalFields
 	files         [2]*os.File        // read by goroutines, unless polled
+	fds           [2]int             // given as descriptors (-1: none), until the poller or files take them
 	polled        bool               // read by the hub's poller
 	running       atomic.Int32       // readers not yet done
 	done          chan struct{}
@@ -225,9 +226,15 @@ func (c *Capture) Wait(ctx context.Context) error {
 // or else by a goroutine each.
 func (c *Capture) start() {
 	c.running.Store(1) // held until every reader has started
-	if c.files != [2]*os.File{} && !c.hub.noPoll && c.hub.poll.add(c) == nil {
+	if (c.files != [2]*os.File{} || c.fds != [2]int{-1, -1}) && !c.hub.noPoll && c.hub.poll.add(c) == nil {
 		c.readerDone()
 		return
+	}
+	for i, fd := range c.fds {
+		if fd >= 0 {
+			c.files[i] = os.NewFile(uintptr(fd), c.id.Name()+"."+Stream(i+1).String())
+			c.fds[i] = -1
+		}
 	}
 	for i, f := range c.files {
 		if f == nil {

@@ -480,3 +480,65 @@ func TestGridWake(t *testing.T) {
 		t.Errorf("a 20µs wait: due at %v", at.Sub(now))
 	}
 }
+
+// bareFD takes f's descriptor out of f (a duplicate, blocking as a
+// spawner's pipe end is, and f closed).
+func bareFD(t *testing.T, f *os.File) int {
+	t.Helper()
+	rc, err := f.SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	fd := -1
+	if cerr := rc.Control(func(orig uintptr) { fd, err = syscall.Dup(int(orig)) }); cerr != nil || err != nil {
+		t.Fatal(cerr, err)
+	}
+	syscall.CloseOnExec(fd)
+	if err := syscall.SetNonblock(fd, false); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	return fd
+}
+
+// fdOpen says whether fd is open in this process.
+func fdOpen(fd int) bool {
+	_, err := os.Readlink(fmt.Sprintf("/proc/self/fd/%d", fd))
+	return err == nil
+}
+
+// CaptureFDs reads bare descriptors as Capture reads files, by the poller
+// or by goroutines, and closes them at the end.
+func TestCaptureFDs(t *testing.T) {
+	for _, noPoll := range []bool{false, true} {
+		t.Run(fmt.Sprintf("noPoll=%v", noPoll), func(t *testing.T) {
+			h := newHub(t, Options{noPoll: noPoll})
+			ch := startChild(t, "script", "out:one", "err:oops", "out:two")
+			out, errFD := bareFD(t, ch.stdout), bareFD(t, ch.stderr)
+			c := h.CaptureFDs(ch.id("web", 0), out, errFD)
+			ch.wait(t)
+			waitDone(t, c)
+			if got := strings.Join(texts(h.Lines(Query{Stream: Stdout})), ","); got != "one,two" {
+				t.Errorf("stdout: %q", got)
+			}
+			if got := strings.Join(texts(h.Lines(Query{Stream: Stderr})), ","); got != "oops" {
+				t.Errorf("stderr: %q", got)
+			}
+			if fdOpen(out) || fdOpen(errFD) {
+				// (Another test's descriptor may reuse the number: none runs
+				// beside this one.)
+				t.Errorf("descriptors %d and %d: still open after the capture's end", out, errFD)
+			}
+		})
+	}
+	// One stream only.
+	h := newHub(t, Options{})
+	ch := startChild(t, "script", "out:alone")
+	ch.stderr.Close()
+	c := h.CaptureFDs(ch.id("web", 1), bareFD(t, ch.stdout), -1)
+	ch.wait(t)
+	waitDone(t, c)
+	if got := strings.Join(texts(h.Lines(Query{})), ","); got != "alone" {
+		t.Errorf("lines: %q", got)
+	}
+}

@@ -128,11 +128,25 @@ func (h *Hub) settingsLocked(service string) Settings {
 // may come back). A process whose instance has a newer one keeps writing
 // to its own ring, which queries see as the previous process's.
 func (h *Hub) Capture(id Identity, stdout, stderr *os.File) *Capture {
+	return h.capture(id, [2]*os.File{stdout, stderr}, [2]int{-1, -1})
+}
+
+// CaptureFDs is Capture of the read ends as bare descriptors (-1: that
+// stream is not captured), which the capture takes and closes: read by
+// the hub's reader as they are (made non-blocking, if they are not), with
+// no os.File made and undone for each.
+func (h *Hub) CaptureFDs(id Identity, stdout, stderr int) *Capture {
+	return h.capture(id, [2]*os.File{}, [2]int{stdout, stderr})
+}
+
+// capture is Capture of files or descriptors (one of each pair at most).
+func (h *Hub) capture(id Identity, files [2]*os.File, fds [2]int) *Capture {
 	c := &Capture{
 		hub:    h,
 		id:     id,
 		prefix: []byte(id.Name() + " | "),
-		files:  [2]*os.File{stdout, stderr},
+		files:  files,
+		fds:    fds,
 		done:   make(chan struct{}),
 	}
 	h.mu.Lock()

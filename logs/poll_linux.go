@@ -61,8 +61,9 @@ type pipeReader struct {
 }
 
 // add hands c's files to the poller: each is duplicated out of Go's
-// runtime poller (and the original closed), made non-blocking and armed.
-// On an error nothing has changed: the caller reads the files itself.
+// runtime poller (and the original closed), made non-blocking and armed;
+// or its descriptors, as they are, made non-blocking. On an error nothing
+// has changed: the caller reads the files (or descriptors) itself.
 func (p *poller) add(c *Capture) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -77,13 +78,20 @@ func (p *poller) add(c *Capture) error {
 	}
 	var readers []*pipeReader
 	for i, f := range c.files {
-		if f == nil {
+		fd, err := c.fds[i], error(nil)
+		switch {
+		case f != nil:
+			fd, err = detach(f)
+		case fd >= 0:
+			err = unix.SetNonblock(fd, true)
+		default:
 			continue
 		}
-		fd, err := detach(f)
 		if err != nil {
 			for _, r := range readers {
-				unix.Close(r.fd)
+				if c.fds[r.stream-1] < 0 {
+					unix.Close(r.fd) // a file's duplicate: the file stays the caller's
+				}
 			}
 			p.wakeLocked() // the loop may have nothing to read: it ends
 			return err
@@ -97,6 +105,7 @@ func (p *poller) add(c *Capture) error {
 			c.files[i] = nil
 		}
 	}
+	c.fds = [2]int{-1, -1} // the readers' now
 	c.polled = true
 	c.running.Add(int32(len(readers)))
 	p.adds = append(p.adds, readers...)
