@@ -108,13 +108,15 @@ func run(o options) error {
 		children    int
 		args        []string
 		readSize    int // the capture's reads, about: for the read floor
+		writeSize   int // the capture's writes of one file, about: for the write floor
 	}
 	scenarios := []scenario{
-		{"one", "one child, one write(2) per line, as fast as it can", 1, nil, 256 << 10},
-		{"buffered", "one child, lines gathered in 8 KiB writes (stdio on a pipe), as fast as it can", 1, []string{"-buffer", "8192"}, 256 << 10},
-		// A steady child is read every 100 ms (logs' maxReadDelay).
+		{"one", "one child, one write(2) per line, as fast as it can", 1, nil, 256 << 10, 256 << 10},
+		{"buffered", "one child, lines gathered in 8 KiB writes (stdio on a pipe), as fast as it can", 1, []string{"-buffer", "8192"}, 256 << 10, 256 << 10},
+		// A steady child is read every 100 ms (logs' maxReadDelay), and its
+		// file written every 200 ms (logs' fileGather).
 		{"many", fmt.Sprintf("%d children, %d lines/s each, one write per line", o.children, o.rate), o.children, []string{"-rate", fmt.Sprint(o.rate)},
-			max(o.rate*o.size/10, o.size)},
+			max(o.rate*o.size/10, o.size), max(o.rate*o.size/5, o.size)},
 	}
 	for _, s := range scenarios {
 		if o.only != "" && o.only != s.name {
@@ -127,8 +129,11 @@ func run(o options) error {
 		}
 		r, err := measure(o, dir, s.children, s.args, profile)
 		if err == nil {
-			r.readSize = s.readSize
+			r.readSize, r.writeSize, r.files = s.readSize, s.writeSize, s.children
 			r.readFloor, err = readFloor(int64(r.read)*int64(o.size), o.size, s.readSize)
+		}
+		if err == nil {
+			r.floor, err = writeFloor(dir, int64(r.inFiles)*int64(o.size), s.children, s.writeSize)
 		}
 		if err != nil {
 			return fmt.Errorf("%s: %w", s.name, err)
@@ -167,6 +172,7 @@ type result struct {
 	floor              time.Duration
 	readFloor          time.Duration // reading the same bytes from a pipe
 	readSize           int           // in reads of this size
+	writeSize, files   int           // the write floor's writes, to this many files
 	start              time.Duration // starting the children
 }
 
@@ -176,8 +182,8 @@ func (r result) print() {
 	fmt.Printf("  lines dropped                  %12d\n", r.dropped)
 	fmt.Printf("  capture CPU                    %12v  (%.3f s per million lines, %.2f s per 10 million)\n",
 		r.cpu.Round(time.Millisecond), r.cpu.Seconds()/float64(r.read)*1e6, r.cpu.Seconds()/float64(r.read)*1e7)
-	fmt.Printf("    of which writing the files   %12v  (the same bytes written to the same directory in 256 KiB writes: the kernel's cost)\n",
-		r.floor.Round(time.Millisecond))
+	fmt.Printf("    of which writing the files   %12v  (the same bytes written to %d new file(s) in the same directory, in %d KiB writes taking the files in turn: the kernel's cost)\n",
+		r.floor.Round(time.Millisecond), r.files, r.writeSize>>10)
 	fmt.Printf("    of which reading the pipes   %12v  (the same bytes, written a line at a time, read from a pipe in %d KiB reads while hot in the cache: the kernel's least cost)\n",
 		r.readFloor.Round(time.Millisecond), r.readSize>>10)
 	fmt.Printf("    of which starting the children %10v  (fork and exec, in cmd.Start: not the capture's)\n",
@@ -298,32 +304,37 @@ func measure(o options, dir string, children int, args []string, profile string)
 			res.inFiles += uint64(fi.Size()) / uint64(o.size)
 		}
 	}
-	res.floor, err = writeFloor(dir, int64(res.inFiles)*int64(o.size))
-	if err != nil {
-		errs = append(errs, err)
-	}
 	return res, errors.Join(errs...)
 }
 
-// writeFloor is the CPU time of writing n bytes to a new file in dir in
-// 256 KiB writes: what the kernel charges for the files, whoever writes.
-func writeFloor(dir string, n int64) (time.Duration, error) {
-	f, err := os.Create(filepath.Join(dir, "floor"))
-	if err != nil {
-		return 0, err
+// writeFloor is the CPU time of writing n bytes to files new files in
+// dir, in writes of chunk bytes taking the files in turn (as the capture's
+// writer writes a hundred children's files, each every 200 ms): what the
+// kernel charges for the files, whoever writes.
+func writeFloor(dir string, n int64, files, chunk int) (time.Duration, error) {
+	fs := make([]*os.File, max(files, 1))
+	for i := range fs {
+		f, err := os.Create(filepath.Join(dir, fmt.Sprintf("floor.%d", i)))
+		if err != nil {
+			return 0, err
+		}
+		defer os.Remove(f.Name())
+		defer f.Close()
+		fs[i] = f
 	}
-	defer os.Remove(f.Name())
-	defer f.Close()
-	buf := make([]byte, 256<<10)
+	buf := make([]byte, max(chunk, 1))
 	for i := range buf {
 		buf[i] = 'x'
 	}
+	// The capture's files written back first (not counted): the floor
+	// starts as the capture did, not behind its dirty pages.
+	syscall.Sync()
 	runtime.LockOSThread() // RUSAGE_THREAD: this goroutine's thread only
 	defer runtime.UnlockOSThread()
 	var before, after syscall.Rusage
 	syscall.Getrusage(syscall.RUSAGE_THREAD, &before)
-	for n > 0 {
-		k, err := f.Write(buf[:min(int64(len(buf)), n)])
+	for i := 0; n > 0; i++ {
+		k, err := fs[i%len(fs)].Write(buf[:min(int64(len(buf)), n)])
 		if err != nil {
 			return 0, err
 		}
