@@ -323,7 +323,9 @@ func (h *Hub) Seq() uint64 { return h.seq.Load() }
 // Close stops the destinations: each writes what it has queued, within
 // ctx; what is still queued when ctx ends is counted as dropped by its
 // capture. Captures go on reading, into their rings only; closing them is
-// their owner's job. Close returns the destinations' errors.
+// their owner's job. When they have all ended, Close also waits (within
+// ctx) for the goroutine that read them to end. Close returns the
+// destinations' errors.
 func (h *Hub) Close(ctx context.Context) error {
 	h.mu.Lock()
 	h.closed = true
@@ -354,5 +356,6 @@ func (h *Hub) Close(ctx context.Context) error {
 		wg.Go(func() { errs[i] = close(ctx) })
 	}
 	wg.Wait()
+	h.poll.wait(ctx)
 	return errors.Join(errs...)
 }

@@ -126,7 +126,8 @@ func startChild(t *testing.T, name string, args ...string) *child {
 		t.Fatal(err)
 	}
 	cmd := exec.Command(os.Args[0], args...)
-	cmd.Env = append(os.Environ(), helperEnv+"="+name)
+	// GORACE: a -race helper would sleep a second at its exit.
+	cmd.Env = append(os.Environ(), helperEnv+"="+name, "GORACE=atexit_sleep_ms=0")
 	cmd.Stdout, cmd.Stderr, cmd.Stdin = outW, errW, inR
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

@@ -1,9 +1,11 @@
 package logs
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -37,6 +39,7 @@ type poller struct {
 	closes  []*Capture
 	running bool
 	armedN  int           // readers waiting for their pipe's event (the loop's own)
+	live    atomic.Int32  // readers not yet ended (see wait)
 	epoch   time.Time     // when the loop started: the timers' grid (see gridWake) starts there
 	done    chan struct{} // closed when the loop has ended
 }
@@ -108,6 +111,7 @@ func (p *poller) add(c *Capture) error {
 	c.fds = [2]int{-1, -1} // the readers' now
 	c.polled = true
 	c.running.Add(int32(len(readers)))
+	p.live.Add(int32(len(readers)))
 	p.adds = append(p.adds, readers...)
 	p.wakeLocked()
 	return nil
@@ -174,6 +178,23 @@ func (p *poller) close(c *Capture) {
 	if p.running {
 		p.closes = append(p.closes, c)
 		p.wakeLocked()
+	}
+}
+
+// wait waits, within ctx, for the loop to end when every pipe it read has
+// ended (it ends with its last pipe), so that a hub closed after its
+// captures leaves no goroutine or descriptor behind; while captures go on
+// (Hub.Close leaves them to their owners), it does not wait.
+func (p *poller) wait(ctx context.Context) {
+	p.mu.Lock()
+	running, done := p.running, p.done
+	p.mu.Unlock()
+	if !running || p.live.Load() > 0 {
+		return
+	}
+	select {
+	case <-done:
+	case <-ctx.Done():
 	}
 }
 
@@ -388,4 +409,7 @@ func (r *pipeReader) end(readers map[int32]*pipeReader) {
 	r.finish()
 }
 
-func (r *pipeReader) finish() { r.c.readerDone() }
+func (r *pipeReader) finish() {
+	r.c.hub.poll.live.Add(-1)
+	r.c.readerDone()
+}

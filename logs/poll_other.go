@@ -2,7 +2,10 @@
 
 package logs
 
-import "errors"
+import (
+	"context"
+	"errors"
+)
 
 // errNoPoller: the poller cannot take the files (not Linux).
 var errNoPoller = errors.New("no poller")
@@ -13,3 +16,5 @@ type poller struct{}
 
 func (p *poller) add(c *Capture) error { return errNoPoller }
 func (p *poller) close(c *Capture)     {}
+
+func (p *poller) wait(context.Context) {}
