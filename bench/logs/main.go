@@ -201,10 +201,11 @@ func measure(o options, dir string, children int, args []string, profile string)
 	stopProfile := func() {}
 	if profile != "" {
 		f, err := os.Create(profile)
-		if err == nil {
-			err = pprof.StartCPUProfile(f)
-		}
 		if err != nil {
+			return res, err
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			f.Close()
 			return res, err
 		}
 		stopProfile = sync.OnceFunc(func() { pprof.StopCPUProfile(); f.Close() })

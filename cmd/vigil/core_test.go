@@ -67,6 +67,19 @@ func childrenOf(pid int) []int {
 	return out
 }
 
+// guardOf is the guard among the children of vigil run's process pid
+// (vigil guard), failing t if there is none.
+func guardOf(t *testing.T, pid int) int {
+	t.Helper()
+	for _, c := range childrenOf(pid) {
+		if b, _ := os.ReadFile(filepath.Join("/proc", strconv.Itoa(c), "cmdline")); strings.Contains(string(b), "\x00guard\x00") {
+			return c
+		}
+	}
+	t.Fatal("no guard among vigil run's children")
+	return 0
+}
+
 // stateOf is pid's state letter (R, S, Z, ...), "" when gone.
 func stateOf(pid int) string {
 	b, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "stat"))
@@ -127,16 +140,7 @@ func TestRunAfterKilledRunStopsLeftovers(t *testing.T) {
 	r := startRun(t, cfg)
 	r.waitTree("the worker", shUp)
 	sleeper := readPID(t, pidfile)
-	var guard int
-	for _, c := range childrenOf(r.cmd.Process.Pid) {
-		if b, _ := os.ReadFile(filepath.Join("/proc", strconv.Itoa(c), "cmdline")); strings.Contains(string(b), "guard\x00") {
-			guard = c
-		}
-	}
-	if guard == 0 {
-		t.Fatal("no guard among vigil run's children")
-	}
-	_ = syscall.Kill(guard, syscall.SIGKILL)
+	_ = syscall.Kill(guardOf(t, r.cmd.Process.Pid), syscall.SIGKILL)
 	_ = r.cmd.Process.Kill()
 	<-r.exited
 	r.exited <- nil

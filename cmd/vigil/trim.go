@@ -24,10 +24,7 @@ const (
 func startTrim(ctx context.Context, wg *sync.WaitGroup, logger *slog.Logger) {
 	wg.Go(func() {
 		memtrim.Run(ctx, trimAfter, trimEvery, func(r memtrim.Result, err error) {
-			if err != nil {
-				logger.Debug("memory trim: the binary's pages kept", "error", err)
-			}
-			logger.Debug("memory trimmed", "heap_returned", r.Heap, "binary_unmapped", r.Mapped)
+			logger.Debug("memory trimmed", "heap_returned", r.Heap, "binary_unmapped", r.Mapped, "binary_kept_because", err)
 		})
 	})
 }

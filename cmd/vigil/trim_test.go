@@ -66,17 +66,7 @@ func TestRunTrimsItsDaemons(t *testing.T) {
 		}
 	}
 	// The guard trimmed before it began to wait.
-	guard := 0
-	for _, line := range strings.Fields(readChildren(t, ctrl)) {
-		pid, _ := strconv.Atoi(line)
-		if cmdline, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid)); strings.Contains(string(cmdline), "\x00guard\x00") {
-			guard = pid
-		}
-	}
-	if guard == 0 {
-		t.Fatal("no guard among vigil run's children")
-	}
-	if g := binaryResident(t, guard); g > before[ctrl]/2 {
+	if g := binaryResident(t, guardOf(t, ctrl)); g > before[ctrl]/2 {
 		t.Errorf("the guard has %d KiB of the binary resident; the controller had %d KiB before its trim", g>>10, before[ctrl]>>10)
 	}
 	// Trimmed, both still serve: a worker killed comes back.
@@ -87,20 +77,4 @@ func TestRunTrimsItsDaemons(t *testing.T) {
 	r.waitTree("the killed worker's replacement", func(tr tree) bool {
 		return allUp(2)(tr) && !slices.Contains(tr.pids("web", ""), web[0])
 	})
-}
-
-// readChildren lists pid's children (every thread's).
-func readChildren(t *testing.T, pid int) string {
-	t.Helper()
-	tasks, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var b strings.Builder
-	for _, task := range tasks {
-		c, _ := os.ReadFile(fmt.Sprintf("/proc/%d/task/%s/children", pid, task.Name()))
-		b.Write(c)
-		b.WriteByte(' ')
-	}
-	return b.String()
 }

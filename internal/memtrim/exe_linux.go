@@ -25,23 +25,32 @@ type mapping struct {
 // page of their own from the page tables (madvise MADV_DONTNEED), and
 // returns how much of them was resident.
 func dropExecutable() (int64, error) {
-	var st unix.Stat_t
-	if err := unix.Stat("/proc/self/exe", &st); err != nil {
-		return 0, fmt.Errorf("memtrim: the executable: %w", err)
-	}
-	dev := fmt.Sprintf("%02x:%02x", unix.Major(st.Dev), unix.Minor(st.Dev))
-	maps, err := readSmaps("/proc/self/smaps")
+	maps, err := ownExeReadOnly()
 	if err != nil {
 		return 0, err
 	}
 	var dropped int64
-	for _, m := range exeReadOnly(maps, dev, st.Ino) {
+	for _, m := range maps {
 		if _, _, errno := unix.Syscall(unix.SYS_MADVISE, uintptr(m.start), uintptr(m.end-m.start), unix.MADV_DONTNEED); errno != 0 {
 			return dropped, fmt.Errorf("memtrim: madvise %x-%x: %w", m.start, m.end, errno)
 		}
 		dropped += m.rss
 	}
 	return dropped, nil
+}
+
+// ownExeReadOnly is exeReadOnly of this process's mappings and its
+// executable.
+func ownExeReadOnly() ([]mapping, error) {
+	var st unix.Stat_t
+	if err := unix.Stat("/proc/self/exe", &st); err != nil {
+		return nil, fmt.Errorf("memtrim: the executable: %w", err)
+	}
+	maps, err := readSmaps("/proc/self/smaps")
+	if err != nil {
+		return nil, err
+	}
+	return exeReadOnly(maps, fmt.Sprintf("%02x:%02x", unix.Major(st.Dev), unix.Minor(st.Dev)), st.Ino), nil
 }
 
 // exeReadOnly picks, of maps, the mappings of the file dev:inode that are

@@ -3,7 +3,6 @@
 package memtrim
 
 import (
-	"fmt"
 	"testing"
 
 	"golang.org/x/sys/unix"
@@ -43,16 +42,12 @@ func TestReadSmapsRefusesGarbage(t *testing.T) {
 // resident now.
 func exeResident(t *testing.T) int64 {
 	t.Helper()
-	var st unix.Stat_t
-	if err := unix.Stat("/proc/self/exe", &st); err != nil {
-		t.Fatal(err)
-	}
-	maps, err := readSmaps("/proc/self/smaps")
+	maps, err := ownExeReadOnly()
 	if err != nil {
 		t.Fatal(err)
 	}
 	var n int64
-	for _, m := range exeReadOnly(maps, fmt.Sprintf("%02x:%02x", unix.Major(st.Dev), unix.Minor(st.Dev)), st.Ino) {
+	for _, m := range maps {
 		n += m.rss
 	}
 	return n
