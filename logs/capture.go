@@ -15,9 +15,14 @@ const (
 	// (the poller's shrinks again while reads bring little).
 	minReadSize = 4 << 10
 	readSize    = 256 << 10
-	// pipeSize is the capacity a capture asks for its pipes, so that a
-	// child may write for a while between two reads: 1 MiB, the most an
-	// unprivileged process gets by default (/proc/sys/fs/pipe-max-size).
+	// pipeSize is the capacity a capture asks for a pipe once its child
+	// has written to it, so that the child may write for a while between
+	// two reads: 1 MiB, the most an unprivileged process gets by default
+	// (/proc/sys/fs/pipe-max-size). A pipe nobody writes to keeps the
+	// size the kernel gave it: grown at once, a thousand quiet workers'
+	// pipes took 2 GB of pipe memory off the user's share
+	// (/proc/sys/fs/pipe-user-pages-soft, 64 MiB), past which the kernel
+	// makes every new pipe of an unprivileged user 8 KiB and grows none.
 	pipeSize = 1 << 20
 	// gatherBytes is how much a read after a wait aims to bring.
 	gatherBytes = 128 << 10
@@ -260,7 +265,8 @@ func (c *Capture) readerDone() {
 func (c *Capture) read(f *os.File, stream Stream) {
 	defer c.readerDone()
 	defer f.Close()
-	pace := c.hub.pace(growPipe(f))
+	var pace readPace // never waits until the pipe is grown
+	grown := false
 	max := c.hub.maxLine
 	size := minReadSize // grows while reads fill it
 	buf := make([]byte, max+size)
@@ -276,6 +282,9 @@ func (c *Capture) read(f *os.File, stream Stream) {
 			buf = append(buf[:have+n], make([]byte, max+size-have-n)...)
 		}
 		if n > 0 {
+			if !grown {
+				grown, pace = true, c.hub.pace(growPipe(f)) // see pipeSize
+			}
 			c.bytes.Add(uint64(n))
 			have = c.frame(buf, have+n, stream, false)
 		}

@@ -542,38 +542,3 @@ func TestCaptureFDs(t *testing.T) {
 		t.Errorf("lines: %q", got)
 	}
 }
-
-// Close waits for the pipes' reader once every capture has ended (no
-// goroutine or descriptor of the hub left), and does not wait for it while
-// a capture goes on.
-func TestCloseEndsTheReader(t *testing.T) {
-	for range 20 {
-		h := New(Options{Settings: quiet})
-		ch := startChild(t, "script", "out:one")
-		c := h.Capture(ch.id("web", 0), ch.stdout, ch.stderr)
-		ch.wait(t)
-		waitDone(t, c)
-		closeHub(t, h, 10*time.Second)
-		h.poll.mu.Lock()
-		running := h.poll.running
-		h.poll.mu.Unlock()
-		if running {
-			t.Fatal("the hub's reader still runs after Close")
-		}
-	}
-
-	h := New(Options{Settings: quiet})
-	ch := startChild(t, "script", "out:one", "wait") // until its stdin is closed
-	c := h.Capture(ch.id("web", 1), ch.stdout, ch.stderr)
-	start := time.Now()
-	closeHub(t, h, 10*time.Second)
-	if d := time.Since(start); d > 5*time.Second {
-		t.Errorf("Close took %v with a capture going on", d)
-	}
-	ch.stdin.Close()
-	ch.wait(t)
-	waitDone(t, c)
-	if got := strings.Join(texts(h.Lines(Query{})), ","); got != "one" {
-		t.Errorf("lines read after Close: %q", got)
-	}
-}

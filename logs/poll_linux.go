@@ -54,8 +54,9 @@ type pipeReader struct {
 	// of a line carried over; a read takes the room after it.
 	buf       []byte
 	off, have int
-	size      int // what a read may bring: grows while reads fill it, shrinks while they bring little
-	pace      readPace
+	size      int      // what a read may bring: grows while reads fill it, shrinks while they bring little
+	pace      readPace // the zero one (never waits) until the pipe is grown
+	grown     bool
 	armed     bool          // waiting for the pipe's event, not for a timer
 	last      time.Time     // the previous read
 	lastData  time.Time     // the previous read that brought something
@@ -100,7 +101,7 @@ func (p *poller) add(c *Capture) error {
 			return err
 		}
 		readers = append(readers, &pipeReader{c: c, stream: Stream(i + 1), fd: fd,
-			size: minReadSize, last: time.Now(), pace: c.hub.pace(growPipeFd(fd))})
+			size: minReadSize, last: time.Now()}) // grown, and paced, once written to (see pipeSize)
 	}
 	for i, f := range c.files {
 		if f != nil {
@@ -139,19 +140,6 @@ func detach(f *os.File) (int, error) {
 		return -1, err
 	}
 	return fd, nil
-}
-
-func growPipeFd(fd int) int {
-	size, err := unix.FcntlInt(uintptr(fd), unix.F_GETPIPE_SZ, 0)
-	if err != nil {
-		return 0
-	}
-	if size < pipeSize {
-		if n, err := unix.FcntlInt(uintptr(fd), unix.F_SETPIPE_SZ, pipeSize); err == nil {
-			size = n
-		}
-	}
-	return size
 }
 
 // open makes the epoll set (under mu). Its wake-up's data is no pipe's
@@ -300,6 +288,9 @@ func (r *pipeReader) serve(now time.Time, fresh bool, set *epollset.Set, readers
 	got, more, open := r.read(readers)
 	if !open {
 		return false
+	}
+	if got > 0 && !r.grown {
+		r.grown, r.pace = true, r.c.hub.pace(growPipeFd(r.fd)) // see pipeSize
 	}
 	since := now.Sub(r.last)
 	if fresh {

@@ -1,54 +1,21 @@
 package supervisor
 
 import (
-	"io"
 	"os"
 	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
+
+	"github.com/vigild/vigil/internal/testutil"
 )
 
 // otherUID is the unprivileged user the refusal tests run their client as.
-const otherUID = 65534
+const otherUID = testutil.OtherUID
 
 // sharedDir returns a directory that another uid can enter, holding a copy
 // of the test binary that it can execute.
-func sharedDir(t *testing.T) (dir, exe string) {
-	t.Helper()
-	if os.Getuid() != 0 {
-		t.Skip("needs root to run a client as another uid")
-	}
-	dir, err := os.MkdirTemp("", "vigil-peer-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	if err := os.Chmod(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	self, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
-	src, err := os.Open(self)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer src.Close()
-	exe = filepath.Join(dir, "helper.test")
-	dst, err := os.OpenFile(exe, os.O_CREATE|os.O_WRONLY, 0o755)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := io.Copy(dst, src); err != nil {
-		t.Fatal(err)
-	}
-	if err := dst.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return dir, exe
-}
+func sharedDir(t *testing.T) (dir, exe string) { return testutil.SharedExecutable(t) }
 
 // dialAs runs the dial helper as otherUID, in the supplementary groups
 // given, and returns what it printed.

@@ -1,0 +1,209 @@
+//go:build linux
+
+package logs
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/vigild/vigil/internal/testutil"
+)
+
+// pipeCapacity is a pipe's capacity, read through either of its ends.
+func pipeCapacity(t testing.TB, f *os.File) int {
+	t.Helper()
+	rc, err := f.SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	size := 0
+	if cerr := rc.Control(func(fd uintptr) { size, err = unix.FcntlInt(fd, unix.F_GETPIPE_SZ, 0) }); cerr != nil || err != nil {
+		t.Fatal(cerr, err)
+	}
+	return size
+}
+
+// A capture grows a pipe (to pipeSize) only once its child writes to it:
+// a quiet child's pipes stay as the kernel made them, and take nothing of
+// the user's share of pipe memory.
+func TestPipesGrowOnceWritten(t *testing.T) {
+	for _, noPoll := range []bool{false, true} {
+		t.Run(fmt.Sprintf("noPoll=%v", noPoll), func(t *testing.T) {
+			h := newHub(t, Options{noPoll: noPoll})
+			outR, outW, err := os.Pipe()
+			if err != nil {
+				t.Fatal(err)
+			}
+			errR, errW, err := os.Pipe()
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer outW.Close()
+			defer errW.Close()
+			before := pipeCapacity(t, outW)
+			if before >= pipeSize {
+				t.Skipf("a new pipe holds %d bytes here, as much as a capture asks for", before)
+			}
+			c := h.Capture(Identity{Service: "web", PID: os.Getpid()}, outR, errR)
+			if got := pipeCapacity(t, outW); got != before {
+				t.Errorf("stdout's pipe, nothing written yet: %d bytes, want the %d it had", got, before)
+			}
+			if _, err := outW.WriteString("hello\n"); err != nil {
+				t.Fatal(err)
+			}
+			deadline := time.Now().Add(10 * time.Second)
+			for len(h.Lines(Query{})) == 0 && time.Now().Before(deadline) {
+				time.Sleep(time.Millisecond)
+			}
+			if got := texts(h.Lines(Query{})); len(got) != 1 || got[0] != "hello" {
+				t.Fatalf("lines: %q", got)
+			}
+			if got := pipeCapacity(t, outW); got != pipeSize {
+				t.Errorf("stdout's pipe, written to: %d bytes, want %d", got, pipeSize)
+			}
+			if got := pipeCapacity(t, errW); got != before {
+				t.Errorf("stderr's pipe, never written to: %d bytes, want the %d it had", got, before)
+			}
+			outW.Close()
+			errW.Close()
+			waitDone(t, c)
+		})
+	}
+}
+
+// quietCaptures is how many quiet children's pipes the share helper
+// captures: 200 pipes, which grown to 1 MiB each would hold 51,200 pages,
+// past the default share of an unprivileged user (16,384).
+const quietCaptures = 100
+
+func init() { helpers["quietpipes"] = helperQuietPipes }
+
+// helperQuietPipes captures quietCaptures pairs of pipes nobody writes
+// to, then makes one more pipe and prints its capacity.
+func helperQuietPipes([]string) int {
+	h := New(Options{Settings: quiet})
+	var writers []*os.File
+	var captures []*Capture
+	for i := range quietCaptures {
+		outR, outW, err := os.Pipe()
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		errR, errW, err := os.Pipe()
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		writers = append(writers, outW, errW)
+		captures = append(captures, h.Capture(Identity{Service: "quiet", Instance: i, PID: os.Getpid()}, outR, errR))
+	}
+	r, w, err := os.Pipe()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	size, err := unix.FcntlInt(w.Fd(), unix.F_GETPIPE_SZ, 0)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	fmt.Println(size)
+	r.Close()
+	w.Close()
+	for _, f := range writers {
+		f.Close()
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for _, c := range captures {
+		if err := c.Wait(ctx); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+	}
+	if err := h.Close(ctx); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	return 0
+}
+
+// An unprivileged vigil with many quiet children leaves its user's other
+// pipes their full size: capturing them took none of the user's share of
+// pipe memory (/proc/sys/fs/pipe-user-pages-soft), past which the kernel
+// makes every new pipe of that user 8 KiB and refuses to grow any.
+func TestQuietPipesLeaveTheUsersShare(t *testing.T) {
+	b, err := os.ReadFile("/proc/sys/fs/pipe-user-pages-soft")
+	if err != nil {
+		t.Skip(err)
+	}
+	soft, _ := strconv.Atoi(strings.TrimSpace(string(b)))
+	if soft == 0 || soft >= 2*quietCaptures*pipeSize/os.Getpagesize() {
+		t.Skipf("pipe-user-pages-soft is %d: %d grown pipes would not reach it", soft, 2*quietCaptures)
+	}
+	_, exe := testutil.SharedExecutable(t)
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := pipeCapacity(t, w) // a new pipe's capacity, for a user within the share
+	r.Close()
+	w.Close()
+
+	cmd := exec.Command(exe)
+	cmd.Env = append(os.Environ(), helperEnv+"=quietpipes", "GORACE=atexit_sleep_ms=0")
+	cmd.Dir = "/"
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: testutil.OtherUID, Gid: testutil.OtherUID}}
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("helper: %v\n%s", err, out)
+	}
+	if got, _ := strconv.Atoi(strings.TrimSpace(string(out))); got != want {
+		t.Errorf("a new pipe of uid %d after %d quiet captures: %d bytes, want %d (the user's share was taken)", testutil.OtherUID, quietCaptures, got, want)
+	}
+}
+
+// Close waits for the pipes' reader once every capture has ended (no
+// goroutine or descriptor of the hub left), and does not wait for it while
+// a capture goes on.
+func TestCloseEndsTheReader(t *testing.T) {
+	for range 20 {
+		h := New(Options{Settings: quiet})
+		ch := startChild(t, "script", "out:one")
+		c := h.Capture(ch.id("web", 0), ch.stdout, ch.stderr)
+		ch.wait(t)
+		waitDone(t, c)
+		closeHub(t, h, 10*time.Second)
+		h.poll.mu.Lock()
+		running := h.poll.running
+		h.poll.mu.Unlock()
+		if running {
+			t.Fatal("the hub's reader still runs after Close")
+		}
+	}
+
+	h := New(Options{Settings: quiet})
+	ch := startChild(t, "script", "out:one", "wait") // until its stdin is closed
+	c := h.Capture(ch.id("web", 1), ch.stdout, ch.stderr)
+	start := time.Now()
+	closeHub(t, h, 10*time.Second)
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("Close took %v with a capture going on", d)
+	}
+	ch.stdin.Close()
+	ch.wait(t)
+	waitDone(t, c)
+	if got := strings.Join(texts(h.Lines(Query{})), ","); got != "one" {
+		t.Errorf("lines read after Close: %q", got)
+	}
+}
