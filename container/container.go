@@ -116,6 +116,9 @@ type Container struct {
 	pool     *spawnPool
 	watcher  *watcher // nil: each child has goroutines of its own (see watchProc)
 	devnull  *os.File
+	// inherited is what every child inherits of the controller's
+	// environment (see inheritedEnv), as it was at Start.
+	inherited []string
 
 	errMu sync.Mutex
 	err   error // why it stopped by itself
@@ -194,6 +197,7 @@ func (c *Container) Start() error {
 		return fmt.Errorf("start: %w", err)
 	}
 	c.devnull = devnull
+	c.inherited = inheritedEnv(os.Environ())
 	if c.hub == nil {
 		c.hub = newHub(c.opts.Output, c.opts.OutputBuffer, c.logger)
 		c.ownHub = true

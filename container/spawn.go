@@ -50,16 +50,43 @@ func mergeEnv(base []string, extra ...string) []string {
 	return out
 }
 
-// childEnv is base without notInherited, plus extra, plus NOTIFY_PIPE=3.
-func childEnv(base, extra []string) []string {
-	kept := make([]string, 0, len(base))
-	for _, kv := range base {
+// inheritedEnv is what a child inherits of env (the controller's
+// environment): env without notInherited, each variable once (see
+// mergeEnv). The container makes it once, at its start.
+func inheritedEnv(env []string) []string {
+	kept := make([]string, 0, len(env))
+	for _, kv := range env {
 		k, _, _ := strings.Cut(kv, "=")
 		if !slices.Contains(notInherited, k) {
 			kept = append(kept, kv)
 		}
 	}
-	return mergeEnv(kept, append(slices.Clone(extra), "NOTIFY_PIPE=3")...)
+	return mergeEnv(kept)
+}
+
+// childEnv is inherited (from inheritedEnv) plus extra, plus
+// NOTIFY_PIPE=3, merged as mergeEnv merges. It looks for each of the few
+// variables of extra in the list rather than indexing every variable in
+// a map: this runs for every spawn.
+func childEnv(inherited, extra []string) []string {
+	out := make([]string, len(inherited), len(inherited)+len(extra)+1)
+	copy(out, inherited)
+	for _, kv := range extra {
+		out = setEnv(out, kv)
+	}
+	return setEnv(out, "NOTIFY_PIPE=3")
+}
+
+// setEnv replaces the variable of kv's name in env, or appends kv.
+func setEnv(env []string, kv string) []string {
+	k, _, _ := strings.Cut(kv, "=")
+	for i, x := range env {
+		if strings.HasPrefix(x, k) && (len(x) == len(k) || x[len(k)] == '=') {
+			env[i] = kv
+			return env
+		}
+	}
+	return append(env, kv)
 }
 
 // spawnJob is one process to start, prepared by the loop (its pipes, made
@@ -110,7 +137,7 @@ func (c *Container) spawn(inst *instance, spec *Spec, r role, b *batch, restart 
 	}
 	job := &spawnJob{
 		inst: inst, spec: &s, role: r, batch: b, seq: c.st.seq, restart: restart,
-		env:   childEnv(os.Environ(), append(env, s.Env...)),
+		env:   childEnv(c.inherited, append(env, s.Env...)),
 		files: s.Files, devnull: c.devnull, reaper: c.opts.reaper,
 		done: func(j *spawnJob) { c.send(evSpawned{j}) },
 	}

@@ -244,8 +244,12 @@ func equalCredential(a, b *syscall.Credential) bool {
 }
 
 // forInstance is the spec of instance index: "${instance}", "${service}"
-// and "${port}" expanded in Command and Env.
+// and "${port}" expanded in Command and Env. A spec with none is its own
+// (its lists are shared, and never changed).
 func (s Spec) forInstance(index int) Spec {
+	if !s.hasPlaceholders() {
+		return s
+	}
 	port := ""
 	if s.Port > 0 {
 		port = strconv.Itoa(s.Port + index)
@@ -283,4 +287,22 @@ func (s Spec) forInstance(index int) Spec {
 	}
 	s.ReadinessProbe, s.HealthProbe = probe(s.ReadinessProbe), probe(s.HealthProbe)
 	return s
+}
+
+// hasPlaceholders says whether any string forInstance expands holds a
+// "${".
+func (s *Spec) hasPlaceholders() bool {
+	has := func(list ...string) bool {
+		for _, x := range list {
+			if strings.Contains(x, "${") {
+				return true
+			}
+		}
+		return false
+	}
+	probe := func(p *probe.Spec) bool {
+		return p != nil && (p.HTTP != nil && has(p.HTTP.URL) || p.TCP != nil && has(p.TCP.Address) ||
+			p.Exec != nil && (has(p.Exec.Argv...) || has(p.Exec.Env...)))
+	}
+	return has(s.Command...) || has(s.Env...) || probe(s.ReadinessProbe) || probe(s.HealthProbe)
 }

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/vigild/vigil/notify"
+	"github.com/vigild/vigil/probe"
 )
 
 func TestBackoff(t *testing.T) {
@@ -93,9 +94,16 @@ func TestMergeEnv(t *testing.T) {
 }
 
 func TestChildEnv(t *testing.T) {
-	got := childEnv([]string{"PATH=/bin", "NOTIFY_SOCKET=/run/x", "NOTIFY_PIPE=7", "WATCHDOG_USEC=1"}, []string{"A=1", "NOTIFY_LOG=/tmp/l"})
-	if strings.Join(got, ",") != "PATH=/bin,A=1,NOTIFY_LOG=/tmp/l,NOTIFY_PIPE=3" {
+	inherited := inheritedEnv([]string{"PATH=/bin", "NOTIFY_SOCKET=/run/x", "HOME=/a", "NOTIFY_PIPE=7", "WATCHDOG_USEC=1", "HOME=/b", "NOEQUALS"})
+	if got := strings.Join(inherited, ","); got != "PATH=/bin,HOME=/b,NOEQUALS" {
+		t.Errorf("inheritedEnv = %v", got)
+	}
+	got := childEnv(inherited, []string{"A=1", "NOTIFY_LOG=/tmp/l", "PATH=/usr/bin", "NOEQUALS=x", "A=2", "PATHX=y"})
+	if strings.Join(got, ",") != "PATH=/usr/bin,HOME=/b,NOEQUALS=x,A=2,NOTIFY_LOG=/tmp/l,PATHX=y,NOTIFY_PIPE=3" {
 		t.Errorf("childEnv = %v", got)
+	}
+	if strings.Join(inherited, ",") != "PATH=/bin,HOME=/b,NOEQUALS" {
+		t.Errorf("childEnv changed what it was given: %v", inherited)
 	}
 }
 
@@ -291,5 +299,35 @@ func TestVersion(t *testing.T) {
 	eventually(t, "replaced", func() bool { k := c.Children()[0]; return k.PID != pid && k.State == StateReady })
 	if got := c.Version(); got <= v {
 		t.Errorf("version %d -> %d across an exit and a restart", v, got)
+	}
+}
+
+// forInstance expands the placeholders wherever they are, and leaves a
+// spec without any as it is.
+func TestForInstance(t *testing.T) {
+	plain := Spec{Name: "web", Command: []string{"/bin/web", "--x"}, Env: []string{"A=1"}}
+	if got := plain.forInstance(2); !slices.Equal(got.Command, plain.Command) || !slices.Equal(got.Env, plain.Env) {
+		t.Errorf("plain: %v %v", got.Command, got.Env)
+	}
+	for _, tc := range []struct {
+		name string
+		spec Spec
+		get  func(Spec) string
+		want string
+	}{
+		{"command", Spec{Name: "web", Command: []string{"/bin/web", "--id=${service}.${instance}"}},
+			func(s Spec) string { return s.Command[1] }, "--id=web.2"},
+		{"env", Spec{Name: "web", Port: 8000, Command: []string{"/bin/web"}, Env: []string{"P=${port}"}},
+			func(s Spec) string { return s.Env[0] }, "P=8002"},
+		{"exec probe's env only", Spec{Name: "web", Command: []string{"/bin/web"},
+			HealthProbe: &probe.Spec{Exec: &probe.Exec{Argv: []string{"/bin/check"}, Env: []string{"I=${instance}"}}}},
+			func(s Spec) string { return s.HealthProbe.Exec.Env[0] }, "I=2"},
+		{"tcp probe", Spec{Name: "web", Port: 9000, Command: []string{"/bin/web"},
+			ReadinessProbe: &probe.Spec{TCP: &probe.TCP{Address: "127.0.0.1:${port}"}}},
+			func(s Spec) string { return s.ReadinessProbe.TCP.Address }, "127.0.0.1:9002"},
+	} {
+		if got := tc.get(tc.spec.forInstance(2)); got != tc.want {
+			t.Errorf("%s: %q, want %q", tc.name, got, tc.want)
+		}
 	}
 }

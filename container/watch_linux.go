@@ -234,7 +234,7 @@ func (w *watcher) read(it *watched, drain bool) {
 			break
 		}
 		if it.parser == nil {
-			it.parser = notify.NewParser(w.c.logger.With("child", it.p.name()))
+			it.parser = notify.NewParser(w.c.logger, "child", it.p.name())
 		}
 		w.msgs = it.parser.Feed(w.buf[:n], w.msgs)
 		if n < len(w.buf) && !drain {

@@ -22,13 +22,16 @@ type Parser struct {
 	line     []byte // the start of a line not yet ended
 	skipping int    // while > 0, the bytes so far of a line too long, skipped up to its newline
 	logger   *slog.Logger
+	args     []any // added to each of its records
 	skipped  int
 }
 
 // NewParser returns a Parser that logs skipped lines to logger (nil
-// discards).
-func NewParser(logger *slog.Logger) *Parser {
-	return &Parser{logger: logger}
+// discards), with args (as slog's key-value pairs) added to each record:
+// cheaper than a logger.With made for every parser, which preformats its
+// attributes whether anything is logged or not.
+func NewParser(logger *slog.Logger, args ...any) *Parser {
+	return &Parser{logger: logger, args: args}
 }
 
 // Feed parses b, the next bytes of the input, and appends the messages of
@@ -100,12 +103,21 @@ func (p *Parser) End(msgs []Message) []Message {
 // Skipped returns how many lines have been skipped as garbage.
 func (p *Parser) Skipped() int { return p.skipped }
 
+// readyLine is the readiness message in its usual form.
+var readyLine = []byte(`{"ready":true}`)
+
 // parse appends the message of one line (without its newline), if it is
 // one, to msgs.
 func (p *Parser) parse(line []byte, msgs []Message) []Message {
 	trimmed := bytes.TrimSpace(line)
 	if len(trimmed) == 0 {
 		return msgs
+	}
+	if bytes.Equal(trimmed, readyLine) {
+		// What nearly every worker says, once per start: no need for
+		// three passes of encoding/json (as the one below makes).
+		ready := true
+		return append(msgs, Message{Ready: &ready})
 	}
 	var m Message
 	if err := json.Unmarshal(trimmed, &m); err != nil {
@@ -118,6 +130,6 @@ func (p *Parser) parse(line []byte, msgs []Message) []Message {
 func (p *Parser) skip(msg string, attrs ...any) {
 	p.skipped++
 	if p.logger != nil {
-		p.logger.Warn("notify: "+msg+" skipped", attrs...)
+		p.logger.Warn("notify: "+msg+" skipped", append(p.args[:len(p.args):len(p.args)], attrs...)...)
 	}
 }

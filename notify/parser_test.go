@@ -2,6 +2,7 @@ package notify
 
 import (
 	"bytes"
+	"encoding/json"
 	"log/slog"
 	"reflect"
 	"strconv"
@@ -75,8 +76,8 @@ func TestParserPieces(t *testing.T) {
 // attributes, and counted; blank lines are not.
 func TestParserLogs(t *testing.T) {
 	var out bytes.Buffer
-	logger := slog.New(slog.NewTextHandler(&out, nil)).With("child", "web.0")
-	p := NewParser(logger)
+	logger := slog.New(slog.NewTextHandler(&out, nil))
+	p := NewParser(logger, "child", "web.0")
 	got := parseAll(p, "\n \ngarbage\n{\"ready\":true}\n"+strings.Repeat("x", MaxLine+10)+"\n", 3, 20, 100)
 	if len(got) != 1 || !got[0].IsReady() || p.Skipped() != 2 {
 		t.Fatalf("got %v, skipped %d; want one ready message and 2 skipped", got, p.Skipped())
@@ -131,4 +132,21 @@ func FuzzParser(f *testing.F) {
 			t.Fatalf("cut at %d and %d: %v (skipped %d), whole: %v (skipped %d)", i, j, got, cut.Skipped(), want, whole.Skipped())
 		}
 	})
+}
+
+// The usual readiness line, which the parser reads without encoding/json,
+// gives the message encoding/json gives, one of its own each time.
+func TestParserReadyLine(t *testing.T) {
+	var want Message
+	if err := json.Unmarshal(readyLine, &want); err != nil {
+		t.Fatal(err)
+	}
+	p := NewParser(nil)
+	got := parseAll(p, " {\"ready\":true} \n{\"ready\":true}\n")
+	if len(got) != 2 || !reflect.DeepEqual(got[0], want) || !reflect.DeepEqual(got[1], want) {
+		t.Fatalf("messages %+v, want two of %+v", got, want)
+	}
+	if got[0].Ready == got[1].Ready {
+		t.Error("two messages share their Ready")
+	}
 }
