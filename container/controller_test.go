@@ -278,6 +278,28 @@ func TestControllerStartFailure(t *testing.T) {
 	}
 }
 
+// A required service fails its start as soon as one of its instances
+// does, while the instances before it still start (and never become
+// ready): the wait for the start does not stop looking at the first one
+// still starting.
+func TestControllerStartFailureBehindStarting(t *testing.T) {
+	sup := helperSpec("sup", "ready", 1)
+	sup.Persistent = true
+	mixed := helperSpec("mixed", "silent", 3, helperEnv+"=mix-${instance}") // 0, 1 silent; 2 crashes
+	mixed.Required = true
+	c, err := NewController([]Spec{sup, mixed}, ControllerOptions{Output: io.Discard})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	err = c.Run(ctx)
+	if !errors.Is(err, ErrNotReady) || !strings.Contains(err.Error(), "mixed.2") {
+		t.Fatalf("Run = %v, want ErrNotReady for mixed.2", err)
+	}
+	noChildren(t)
+}
+
 // TestControllerFailingServiceStaysAlone: a service that cannot start is a
 // state of that service; the others run, the controller is ready and says
 // which failed, and the failed one is retried.

@@ -29,6 +29,10 @@ type loopState struct {
 	rearms   int                    // alarms that only re-armed a clock, while firing
 	sched    *probe.Scheduler       // nil until a probe is needed
 	probed   map[probe.Handle]*proc // the processes whose probe runs
+	// startFails counts the instances that failed before they were ever
+	// ready (see failStart): a wait for services to start looks at every
+	// instance again only when it has changed.
+	startFails uint64
 }
 
 // event is something that happened outside the loop.

@@ -41,6 +41,7 @@ var helpers = map[string]func(args []string) int{
 func init() {
 	// Registered here to avoid an initialization cycle through helpers.
 	helpers["idle-controller"] = helperIdleController
+	helpers["mix-0"], helpers["mix-1"], helpers["mix-2"] = helperSilent, helperSilent, helperCrash
 }
 
 // signalContext is cancelled by SIGINT or SIGTERM.

@@ -59,7 +59,7 @@ func (c *Container) onExit(p *proc) {
 			c.failBatch(p.batch, fmt.Errorf("%s (pid %d) exited before it was ready: %s: %w", p.name(), p.pid, reason, ErrReplacementFailed))
 		}
 		if !inst.everReady && inst.startErr == nil {
-			inst.startErr = fmt.Errorf("%s (pid %d) exited before it was ready: %s", p.name(), p.pid, reason)
+			c.failStart(inst, fmt.Errorf("%s (pid %d) exited before it was ready: %s", p.name(), p.pid, reason))
 		}
 		switch {
 		case inst.next != nil:

@@ -26,7 +26,7 @@ func (c *Container) scheduleRestart(inst *instance, lifetime time.Duration) {
 			inst.failed = fmt.Sprintf("started %d times within %v (start_limit): not restarted until started again", len(kept), s.StartLimitInterval)
 			c.logger.Error("child failed: start limit reached", "child", inst.name(), "starts", len(kept), "interval", s.StartLimitInterval)
 			if !inst.everReady && inst.startErr == nil {
-				inst.startErr = errors.New(inst.failed)
+				c.failStart(inst, errors.New(inst.failed))
 			}
 			return
 		}

@@ -90,38 +90,72 @@ func (c *Container) StartServices(ctx context.Context, specs []Spec) ([]ServiceO
 	return c.waitServices(ctx, names)
 }
 
+// failStart records why inst failed before it was ever ready.
+func (c *Container) failStart(inst *instance, err error) {
+	inst.startErr = err
+	c.st.startFails++
+}
+
 // waitServices waits until each of the services named has either become
 // ready or failed (see StartServices).
 func (c *Container) waitServices(ctx context.Context, names []string) ([]ServiceOutcome, error) {
 	var out []ServiceOutcome
-	// The condition runs after every event: the instances before a
-	// service's cursor have been ready, which they stay for this wait (an
-	// instance that was ready never fails its start), so they are not
-	// looked at again; otherwise 1,000 instances starting cost a million
-	// looks.
-	ready := map[*service]int{}
+	// The condition runs after every event, so it looks at as few
+	// instances as it can: 1,000 instances starting would cost a million
+	// looks. The instances before a service's cursor have been ready,
+	// which they stay for this wait (an instance that was ready never
+	// fails its start): they are not looked at again. The others are
+	// looked at up to the first still starting, where the wait goes on,
+	// unless an instance may have failed its start since the last look
+	// (startFails changed, or the failure a look found is gone): then
+	// every one is, for the first failure, which is kept.
+	type look struct {
+		ready  int // the cursor
+		failed int // the instance whose failure was found, or -1
+	}
+	looks := map[*service]*look{}
+	fails, first := uint64(0), true
 	err := c.wait(ctx, func() (bool, error) {
 		out = out[:0]
+		changed := first || c.st.startFails != fails
+		fails, first = c.st.startFails, false
 		for _, name := range names {
 			svc := c.service(name)
 			if svc == nil {
 				continue
 			}
+			l := looks[svc]
+			if l == nil {
+				l = &look{failed: -1}
+				looks[svc] = l
+			}
 			o := ServiceOutcome{Service: name}
-			settled := true
-			from := min(ready[svc], len(svc.instances))
+			all := changed
+			if l.failed >= 0 {
+				if l.failed < len(svc.instances) && svc.instances[l.failed].startErr != nil {
+					o.Err = svc.instances[l.failed].startErr
+				} else {
+					l.failed, all = -1, true // started again
+				}
+			}
+			from := min(l.ready, len(svc.instances))
 			for from < len(svc.instances) && svc.instances[from].everReady && svc.instances[from].startErr == nil {
 				from++
 			}
-			ready[svc] = from
-			for _, inst := range svc.instances[from:] {
+			l.ready = from
+			settled := true
+			for i := from; i < len(svc.instances); i++ {
+				inst := svc.instances[i]
 				switch {
 				case inst.startErr != nil:
 					if o.Err == nil {
-						o.Err = inst.startErr
+						o.Err, l.failed = inst.startErr, i
 					}
 				case !inst.everReady && !inst.stopped:
 					settled = false
+				}
+				if !settled && (o.Err != nil || !all) {
+					break // the outcome is known, or there is no failure to find further
 				}
 			}
 			if !settled && o.Err == nil {

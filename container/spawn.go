@@ -431,7 +431,7 @@ func (c *Container) spawnFailed(j *spawnJob, now time.Time) {
 		return
 	}
 	if !inst.everReady && inst.startErr == nil {
-		inst.startErr = err
+		c.failStart(inst, err)
 	}
 	if inst.svc.spec.Restart || j.batch != nil {
 		c.scheduleRestart(inst, 0)
