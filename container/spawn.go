@@ -273,6 +273,13 @@ func rawFD(f *os.File) (uintptr, error) {
 // spawnPool runs spawn jobs on threads that stay alive, each locked, until
 // stop: a child's parent-death signal comes when its creating thread exits.
 type spawnPool struct {
+	// jobs holds one prepared job per spawner besides those they run:
+	// a spawner done with a job takes the next at once rather than wait
+	// for the loop to hand it over (the loop, busy with the spawn just
+	// done, came back to its select only after it; with a thousand
+	// workers starting and the CPUs busy, the spawners waited on it). A
+	// job in it is the spawners' (in flight): a stop or a removal of its
+	// service stops the process it starts, as it does one a spawner has.
 	jobs chan *spawnJob
 	wg   sync.WaitGroup
 }
@@ -288,7 +295,7 @@ func newSpawnPool(n int, sys *sysOps, shared bool) *spawnPool {
 		r.Close()
 		w.Close()
 	}
-	p := &spawnPool{jobs: make(chan *spawnJob)}
+	p := &spawnPool{jobs: make(chan *spawnJob, n)}
 	for range n {
 		p.wg.Go(func() { p.serve(sys, shared) })
 	}
