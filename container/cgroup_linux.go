@@ -20,7 +20,8 @@ import (
 // left of a child when it exits is killed through its cgroup.kill,
 // whatever became of its process group or environment.
 type cgroups struct {
-	base string
+	base   string
+	baseFD int // base, open in the process's table for the run (see make)
 
 	mu   sync.Mutex
 	dirs map[uint64]string // spawn number -> the child's cgroup
@@ -46,7 +47,12 @@ func newCgroups(runID string) (*cgroups, error) {
 		_ = os.Remove(base)
 		return nil, fmt.Errorf("cgroup %s has no cgroup.kill (Linux 5.14 or later): %w", base, err)
 	}
-	return &cgroups{base: base, dirs: map[uint64]string{}}, nil
+	fd, err := unix.Open(base, unix.O_DIRECTORY|unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		_ = os.Remove(base)
+		return nil, &os.PathError{Op: "open", Path: base, Err: err}
+	}
+	return &cgroups{base: base, baseFD: fd, dirs: map[uint64]string{}}, nil
 }
 
 // cgroup2Mount is where the cgroup v2 hierarchy is mounted.
@@ -86,13 +92,20 @@ func ownCgroup() (string, error) {
 // make creates the cgroup of a child and opens it for CLONE_INTO_CGROUP,
 // in the calling thread's table (a plain descriptor, never in the
 // poller: a spawner thread may have a table of its own); the caller
-// closes it.
-func (g *cgroups) make(seq uint64, name string) (int, error) {
-	dir := g.base + "/" + name + "-" + strconv.FormatUint(seq, 10)
-	if err := unix.Mkdir(dir, 0o755); err != nil {
+// closes it. at is the run's cgroup (baseFD) in that table, or -1: the
+// cgroup is made and opened relative to it, which spares the kernel a
+// walk of the whole path twice per spawn (a tenth of the mkdir).
+func (g *cgroups) make(seq uint64, name string, at int) (int, error) {
+	leaf := name + "-" + strconv.FormatUint(seq, 10)
+	dir := g.base + "/" + leaf
+	rel := leaf
+	if at < 0 {
+		at, rel = unix.AT_FDCWD, dir
+	}
+	if err := unix.Mkdirat(at, rel, 0o755); err != nil {
 		return -1, &os.PathError{Op: "mkdir", Path: dir, Err: err}
 	}
-	fd, err := unix.Open(dir, unix.O_DIRECTORY|unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	fd, err := unix.Openat(at, rel, unix.O_DIRECTORY|unix.O_RDONLY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		_ = unix.Rmdir(dir)
 		return -1, &os.PathError{Op: "open", Path: dir, Err: err}
@@ -158,5 +171,6 @@ func (g *cgroups) close() {
 	g.dirs = map[uint64]string{}
 	g.mu.Unlock()
 	g.sweep()
+	_ = unix.Close(g.baseFD)
 	_ = os.Remove(g.base)
 }

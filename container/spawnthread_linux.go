@@ -29,6 +29,10 @@ import (
 type spawnThread struct {
 	private bool
 	leader  int // a pidfd of the main thread, in this thread's table (private only)
+	// A descriptor of the process's that lives as long as the thread
+	// (the run's cgroup directory), fetched once: kept, its number in
+	// the process's table and in this thread's.
+	keptFrom, kept int
 }
 
 // isMainThread reports whether the calling thread is the process's main
@@ -40,7 +44,7 @@ func isMainThread() bool { return unix.Gettid() == unix.Getpid() }
 // main thread, to fork from: with a table of its own unless shared is
 // set, or that is not possible.
 func newSpawnThread(shared bool) *spawnThread {
-	th := &spawnThread{leader: -1}
+	th := &spawnThread{leader: -1, keptFrom: -1, kept: -1}
 	if shared || isMainThread() {
 		return th
 	}
@@ -130,6 +134,29 @@ func (th *spawnThread) fetch(fds []int) ([]uintptr, error) {
 		out = append(out, uintptr(local))
 	}
 	return out, nil
+}
+
+// local returns, for fd, a descriptor of the process's that stays open
+// for as long as the thread runs (one at most: the run's cgroup), one in
+// the thread's table, fetched the first time and kept; -1 if it cannot
+// be had (or th is nil).
+func (th *spawnThread) local(fd int) int {
+	switch {
+	case th == nil || fd < 0:
+		return -1
+	case !th.private:
+		return fd
+	case th.keptFrom == fd:
+		return th.kept
+	case th.keptFrom >= 0 || th.leader < 0:
+		return -1 // another one is kept, or nothing can be fetched
+	}
+	local, err := unix.PidfdGetfd(th.leader, fd, 0)
+	if err != nil {
+		return -1
+	}
+	th.keptFrom, th.kept = fd, local
+	return local
 }
 
 // release closes what fetch returned (nothing for a shared thread).

@@ -127,7 +127,7 @@ func (s *Subreaper) Counts() (reaped, stopped int) {
 // startChild runs start (a fork) so that no scan runs meanwhile, with a
 // cgroup for the child when cgroups are in force (-1 otherwise), and
 // tracks the child it started.
-func (s *Subreaper) startChild(seq uint64, name string, start func(cgroupFD int) (int, error)) error {
+func (s *Subreaper) startChild(seq uint64, name string, th *spawnThread, start func(cgroupFD int) (int, error)) error {
 	// Its spawn number is live before the fork: a scan never takes the
 	// child for what is left of a process that ended.
 	s.mu.Lock()
@@ -137,7 +137,7 @@ func (s *Subreaper) startChild(seq uint64, name string, start func(cgroupFD int)
 	defer s.forkDone()
 	fd := -1
 	if s.cg != nil {
-		cg, err := s.cg.make(seq, name)
+		cg, err := s.cg.make(seq, name, th.local(s.cg.baseFD))
 		if err != nil {
 			s.logger.Warn("cgroup for a child failed: it is tracked by descent only", "child", name, "error", err)
 		} else {

@@ -179,6 +179,18 @@ func TestSubreaperLeavesNothing(t *testing.T) {
 				t.Skipf("no writable cgroup v2 here: %s", ready.Tracking)
 			}
 			t.Logf("tracking: %s", ready.Tracking)
+			if mode == "cgroup" {
+				// The worker runs in a cgroup of its own, under the run's
+				// (not in the run's, tracked by descent as a fallback).
+				b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cgroup", ready.Worker))
+				if err != nil {
+					t.Fatal(err)
+				}
+				run := "/" + filepath.Base(strings.TrimPrefix(ready.Tracking, "cgroup ")) + "/"
+				if !strings.Contains(string(b), run+"esc.0-") {
+					t.Fatalf("the worker's cgroups:\n%s\nwant one under %s", b, run)
+				}
+			}
 			pids := map[string]int{}
 			for _, name := range []string{"grouped", "setsid", "orphan"} {
 				b, err := os.ReadFile(filepath.Join(dir, name))
