@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"encoding/json"
 	"fmt"
 	"os"
 	"slices"
@@ -68,6 +69,18 @@ func TestRunTrimsItsDaemons(t *testing.T) {
 	// The guard trimmed before it began to wait.
 	if g := binaryResident(t, guardOf(t, ctrl)); g > before[ctrl]/2 {
 		t.Errorf("the guard has %d KiB of the binary resident; the controller had %d KiB before its trim", g>>10, before[ctrl]>>10)
+	}
+	// The controller collects garbage less often while its services start
+	// only (see startGCPercent): once they have, GOGC is back.
+	if os.Getenv("GOGC") == "" {
+		stdout, stderr, code := opRun(t, nil, "dump", "metrics", "--socket", r.socket, strconv.Itoa(ctrl), "--output", "json")
+		var dump struct{ Metrics map[string]any }
+		if code != 0 || json.Unmarshal([]byte(stdout), &dump) != nil {
+			t.Fatalf("the controller's metrics: exit %d: %s %s", code, stdout, stderr)
+		}
+		if got := dump.Metrics["/gc/gogc:percent"]; got != float64(100) {
+			t.Errorf("the controller's GOGC once started: %v, want 100", got)
+		}
 	}
 	// Trimmed, both still serve: a worker killed comes back.
 	web := tr.pids("web", "")
