@@ -22,7 +22,9 @@ const (
 	// size the kernel gave it: grown at once, a thousand quiet workers'
 	// pipes took 2 GB of pipe memory off the user's share
 	// (/proc/sys/fs/pipe-user-pages-soft, 64 MiB), past which the kernel
-	// makes every new pipe of an unprivileged user 8 KiB and grows none.
+	// makes every new pipe of an unprivileged user 8 KiB and grows none;
+	// and the pipes written to grow only within half that share (see
+	// pipeShare).
 	pipeSize = 1 << 20
 	// gatherBytes is how much a read after a wait aims to bring.
 	gatherBytes = 128 << 10
@@ -265,8 +267,9 @@ func (c *Capture) readerDone() {
 func (c *Capture) read(f *os.File, stream Stream) {
 	defer c.readerDone()
 	defer f.Close()
-	var pace readPace // never waits until the pipe is grown
-	grown := false
+	var pace readPace // never waits until the pipe is written to
+	tried, grown := false, 0
+	defer func() { c.hub.pipes.give(grown) }()
 	max := c.hub.maxLine
 	size := minReadSize // grows while reads fill it
 	buf := make([]byte, max+size)
@@ -282,8 +285,11 @@ func (c *Capture) read(f *os.File, stream Stream) {
 			buf = append(buf[:have+n], make([]byte, max+size-have-n)...)
 		}
 		if n > 0 {
-			if !grown {
-				grown, pace = true, c.hub.pace(growPipe(f)) // see pipeSize
+			if !tried {
+				size := 0
+				tried = true
+				size, grown = c.hub.growPipe(f) // see pipeSize
+				pace = c.hub.pace(size)
 			}
 			c.bytes.Add(uint64(n))
 			have = c.frame(buf, have+n, stream, false)

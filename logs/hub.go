@@ -28,6 +28,7 @@ type Hub struct {
 	seq       atomic.Uint64 // numbers batches in order of arrival
 	poll      poller        // reads the pipes
 	noPoll    bool
+	pipes     pipeShare // what the pipes may grow by
 
 	mu        sync.Mutex
 	settings  Settings

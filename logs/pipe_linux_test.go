@@ -80,46 +80,75 @@ func TestPipesGrowOnceWritten(t *testing.T) {
 	}
 }
 
-// quietCaptures is how many quiet children's pipes the share helper
-// captures: 200 pipes, which grown to 1 MiB each would hold 51,200 pages,
-// past the default share of an unprivileged user (16,384).
-const quietCaptures = 100
+// shareCaptures is how many children's pipes the share helper captures:
+// 200 pipes, which grown to 1 MiB each would hold 51,200 pages, past the
+// default share of an unprivileged user (16,384).
+const shareCaptures = 100
 
-func init() { helpers["quietpipes"] = helperQuietPipes }
+func init() { helpers["pipeshare"] = helperPipeShare }
 
-// helperQuietPipes captures quietCaptures pairs of pipes nobody writes
-// to, then makes one more pipe and prints its capacity.
-func helperQuietPipes([]string) int {
+// helperPipeShare captures shareCaptures pairs of pipes, writes a line to
+// every stdout pipe if args[0] is "chatty" (none if "quiet") and waits
+// until the lines are read, then prints how many pipes were grown, and
+// the smallest capacity of 32 new pipes.
+func helperPipeShare(args []string) int {
+	fail := func(err error) int {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
 	h := New(Options{Settings: quiet})
-	var writers []*os.File
+	var outs, writers []*os.File
 	var captures []*Capture
-	for i := range quietCaptures {
+	for i := range shareCaptures {
 		outR, outW, err := os.Pipe()
 		if err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			return 1
+			return fail(err)
 		}
 		errR, errW, err := os.Pipe()
 		if err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			return 1
+			return fail(err)
 		}
-		writers = append(writers, outW, errW)
-		captures = append(captures, h.Capture(Identity{Service: "quiet", Instance: i, PID: os.Getpid()}, outR, errR))
+		outs, writers = append(outs, outW), append(writers, outW, errW)
+		captures = append(captures, h.Capture(Identity{Service: "w", Instance: i, PID: os.Getpid()}, outR, errR))
 	}
-	r, w, err := os.Pipe()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
+	if args[0] == "chatty" {
+		for _, w := range outs {
+			if _, err := w.WriteString("hello\n"); err != nil {
+				return fail(err)
+			}
+		}
+		deadline := time.Now().Add(10 * time.Second)
+		for len(h.Lines(Query{})) < shareCaptures {
+			if time.Now().After(deadline) {
+				return fail(fmt.Errorf("%d lines read of %d", len(h.Lines(Query{})), shareCaptures))
+			}
+			time.Sleep(time.Millisecond)
+		}
 	}
-	size, err := unix.FcntlInt(w.Fd(), unix.F_GETPIPE_SZ, 0)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
+	grown := 0
+	for _, w := range writers {
+		if n, _ := unix.FcntlInt(w.Fd(), unix.F_GETPIPE_SZ, 0); n == pipeSize {
+			grown++
+		}
 	}
-	fmt.Println(size)
-	r.Close()
-	w.Close()
+	// The user's next pipes (the next children's, the workers' own).
+	size := -1
+	for range 32 {
+		r, w, err := os.Pipe()
+		if err != nil {
+			return fail(err)
+		}
+		n, err := unix.FcntlInt(w.Fd(), unix.F_GETPIPE_SZ, 0)
+		if err != nil {
+			return fail(err)
+		}
+		if size < 0 || n < size {
+			size = n
+		}
+		defer r.Close()
+		defer w.Close()
+	}
+	fmt.Println(grown, size)
 	for _, f := range writers {
 		f.Close()
 	}
@@ -127,29 +156,31 @@ func helperQuietPipes([]string) int {
 	defer cancel()
 	for _, c := range captures {
 		if err := c.Wait(ctx); err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			return 1
+			return fail(err)
 		}
 	}
 	if err := h.Close(ctx); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
+		return fail(err)
+	}
+	if !h.pipes.take(0) || h.pipes.left.Load() != userPipeShare() {
+		return fail(fmt.Errorf("%d bytes of the share left once every pipe is closed, want %d", h.pipes.left.Load(), userPipeShare()))
 	}
 	return 0
 }
 
-// An unprivileged vigil with many quiet children leaves its user's other
-// pipes their full size: capturing them took none of the user's share of
-// pipe memory (/proc/sys/fs/pipe-user-pages-soft), past which the kernel
-// makes every new pipe of that user 8 KiB and refuses to grow any.
-func TestQuietPipesLeaveTheUsersShare(t *testing.T) {
+// An unprivileged vigil with many children leaves its user's other pipes
+// their full size: quiet children's pipes are never grown, and those
+// written to only within half the user's share of pipe memory
+// (/proc/sys/fs/pipe-user-pages-soft), past which the kernel makes every
+// new pipe of that user 8 KiB and refuses to grow any.
+func TestPipesLeaveTheUsersShare(t *testing.T) {
 	b, err := os.ReadFile("/proc/sys/fs/pipe-user-pages-soft")
 	if err != nil {
 		t.Skip(err)
 	}
 	soft, _ := strconv.Atoi(strings.TrimSpace(string(b)))
-	if soft == 0 || soft >= 2*quietCaptures*pipeSize/os.Getpagesize() {
-		t.Skipf("pipe-user-pages-soft is %d: %d grown pipes would not reach it", soft, 2*quietCaptures)
+	if soft == 0 || soft >= 2*shareCaptures*pipeSize/os.Getpagesize() {
+		t.Skipf("pipe-user-pages-soft is %d: %d grown pipes would not reach it", soft, 2*shareCaptures)
 	}
 	_, exe := testutil.SharedExecutable(t)
 	r, w, err := os.Pipe()
@@ -160,16 +191,31 @@ func TestQuietPipesLeaveTheUsersShare(t *testing.T) {
 	r.Close()
 	w.Close()
 
-	cmd := exec.Command(exe)
-	cmd.Env = append(os.Environ(), helperEnv+"=quietpipes", "GORACE=atexit_sleep_ms=0")
-	cmd.Dir = "/"
-	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: testutil.OtherUID, Gid: testutil.OtherUID}}
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("helper: %v\n%s", err, out)
-	}
-	if got, _ := strconv.Atoi(strings.TrimSpace(string(out))); got != want {
-		t.Errorf("a new pipe of uid %d after %d quiet captures: %d bytes, want %d (the user's share was taken)", testutil.OtherUID, quietCaptures, got, want)
+	for _, load := range []string{"quiet", "chatty"} {
+		t.Run(load, func(t *testing.T) {
+			cmd := exec.Command(exe, load)
+			cmd.Env = append(os.Environ(), helperEnv+"=pipeshare", "GORACE=atexit_sleep_ms=0")
+			cmd.Dir = "/"
+			cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: testutil.OtherUID, Gid: testutil.OtherUID}}
+			out, err := cmd.Output()
+			if err != nil {
+				t.Fatalf("helper: %v\n%s", err, out)
+			}
+			var grown, size int
+			if _, err := fmt.Sscan(string(out), &grown, &size); err != nil {
+				t.Fatalf("helper: %q: %v", out, err)
+			}
+			t.Logf("%d pipes grown; the smallest of 32 new pipes holds %d bytes", grown, size)
+			if size != want {
+				t.Errorf("new pipes of uid %d after %d %s captures: one of %d bytes, want %d (the user's share was taken)", testutil.OtherUID, shareCaptures, load, size, want)
+			}
+			switch {
+			case load == "quiet" && grown != 0:
+				t.Errorf("%d pipes grown, none written to", grown)
+			case load == "chatty" && (grown == 0 || grown >= shareCaptures):
+				t.Errorf("%d pipes of the %d written to grown: want some, within half the share (%d pages)", grown, shareCaptures, soft/2)
+			}
+		})
 	}
 }
 

@@ -54,9 +54,10 @@ type pipeReader struct {
 	// of a line carried over; a read takes the room after it.
 	buf       []byte
 	off, have int
-	size      int      // what a read may bring: grows while reads fill it, shrinks while they bring little
-	pace      readPace // the zero one (never waits) until the pipe is grown
-	grown     bool
+	size      int           // what a read may bring: grows while reads fill it, shrinks while they bring little
+	pace      readPace      // the zero one (never waits) until the pipe is written to
+	tried     bool          // to grow the pipe, once it was written to
+	grown     int           // what growing it took of the hub's share
 	armed     bool          // waiting for the pipe's event, not for a timer
 	last      time.Time     // the previous read
 	lastData  time.Time     // the previous read that brought something
@@ -289,8 +290,11 @@ func (r *pipeReader) serve(now time.Time, fresh bool, set *epollset.Set, readers
 	if !open {
 		return false
 	}
-	if got > 0 && !r.grown {
-		r.grown, r.pace = true, r.c.hub.pace(growPipeFd(r.fd)) // see pipeSize
+	if got > 0 && !r.tried {
+		size := 0
+		r.tried = true
+		size, r.grown = r.c.hub.growPipeFd(r.fd) // see pipeSize
+		r.pace = r.c.hub.pace(size)
 	}
 	since := now.Sub(r.last)
 	if fresh {
@@ -397,6 +401,8 @@ func (r *pipeReader) end(readers map[int32]*pipeReader) {
 	}
 	delete(readers, int32(r.fd))
 	unix.Close(r.fd) // leaves the epoll set
+	r.c.hub.pipes.give(r.grown)
+	r.grown = 0
 	r.finish()
 }
 
