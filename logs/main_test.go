@@ -109,22 +109,23 @@ type child struct {
 	stdin          *os.File // the write end
 }
 
+// testPipe returns a new pipe's ends.
+func testPipe(t testing.TB) (r, w *os.File) {
+	t.Helper()
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r, w
+}
+
 // startChild starts helper name with args; its output pipes' read ends are
 // for a capture.
 func startChild(t *testing.T, name string, args ...string) *child {
 	t.Helper()
-	outR, outW, err := os.Pipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	errR, errW, err := os.Pipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	inR, inW, err := os.Pipe()
-	if err != nil {
-		t.Fatal(err)
-	}
+	outR, outW := testPipe(t)
+	errR, errW := testPipe(t)
+	inR, inW := testPipe(t)
 	cmd := exec.Command(os.Args[0], args...)
 	// GORACE: a -race helper would sleep a second at its exit.
 	cmd.Env = append(os.Environ(), helperEnv+"="+name, "GORACE=atexit_sleep_ms=0")

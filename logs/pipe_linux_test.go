@@ -39,14 +39,8 @@ func TestPipesGrowOnceWritten(t *testing.T) {
 	for _, noPoll := range []bool{false, true} {
 		t.Run(fmt.Sprintf("noPoll=%v", noPoll), func(t *testing.T) {
 			h := newHub(t, Options{noPoll: noPoll})
-			outR, outW, err := os.Pipe()
-			if err != nil {
-				t.Fatal(err)
-			}
-			errR, errW, err := os.Pipe()
-			if err != nil {
-				t.Fatal(err)
-			}
+			outR, outW := testPipe(t)
+			errR, errW := testPipe(t)
 			defer outW.Close()
 			defer errW.Close()
 			before := pipeCapacity(t, outW)
@@ -183,10 +177,7 @@ func TestPipesLeaveTheUsersShare(t *testing.T) {
 		t.Skipf("pipe-user-pages-soft is %d: %d grown pipes would not reach it", soft, 2*shareCaptures)
 	}
 	_, exe := testutil.SharedExecutable(t)
-	r, w, err := os.Pipe()
-	if err != nil {
-		t.Fatal(err)
-	}
+	r, w := testPipe(t)
 	want := pipeCapacity(t, w) // a new pipe's capacity, for a user within the share
 	r.Close()
 	w.Close()
