@@ -249,7 +249,7 @@ func (j *spawnJob) run(sys *sysOps, th *spawnThread) {
 		j.pid, j.err = sys.start(req)
 		return
 	}
-	j.err = j.reaper.startChild(j.seq, s.Name+"."+strconv.Itoa(j.inst.index), th, func(cgroupFD int) (int, error) {
+	j.err = j.reaper.startChild(j.seq, s.Name+"."+strconv.Itoa(j.inst.index), th, s.SharedCgroup, func(cgroupFD int) (int, error) {
 		req.cgroupFD = cgroupFD
 		j.pid, j.err = sys.start(req)
 		return j.pid, j.err

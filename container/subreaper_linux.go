@@ -125,9 +125,10 @@ func (s *Subreaper) Counts() (reaped, stopped int) {
 }
 
 // startChild runs start (a fork) so that no scan runs meanwhile, with a
-// cgroup for the child when cgroups are in force (-1 otherwise), and
-// tracks the child it started.
-func (s *Subreaper) startChild(seq uint64, name string, th *spawnThread, start func(cgroupFD int) (int, error)) error {
+// cgroup for the child when cgroups are in force (-1 otherwise): one of
+// its own, or the run's if shared (Spec.SharedCgroup); and tracks the
+// child it started.
+func (s *Subreaper) startChild(seq uint64, name string, th *spawnThread, shared bool, start func(cgroupFD int) (int, error)) error {
 	// Its spawn number is live before the fork: a scan never takes the
 	// child for what is left of a process that ended.
 	s.mu.Lock()
@@ -136,7 +137,9 @@ func (s *Subreaper) startChild(seq uint64, name string, th *spawnThread, start f
 	s.forking.Add(1)
 	defer s.forkDone()
 	fd := -1
-	if s.cg != nil {
+	if s.cg != nil && shared {
+		fd = th.local(s.cg.baseFD) // the run's cgroup (-1 if it cannot be had: vigil's own)
+	} else if s.cg != nil {
 		cg, err := s.cg.make(seq, name, th.local(s.cg.baseFD))
 		if err != nil {
 			s.logger.Warn("cgroup for a child failed: it is tracked by descent only", "child", name, "error", err)

@@ -25,7 +25,7 @@ func (s *Subreaper) Counts() (reaped, stopped int) { return 0, 0 }
 // Close does nothing.
 func (s *Subreaper) Close(time.Duration) {}
 
-func (s *Subreaper) startChild(seq uint64, name string, th *spawnThread, start func(int) (int, error)) error {
+func (s *Subreaper) startChild(seq uint64, name string, th *spawnThread, shared bool, start func(int) (int, error)) error {
 	_, err := start(-1)
 	return err
 }

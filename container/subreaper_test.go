@@ -87,7 +87,8 @@ func helperEscapee([]string) int {
 }
 
 // helperReaperController runs a Controller with a Subreaper (cgroups off
-// when NO_CGROUPS is set) and one escapee worker; it prints
+// when NO_CGROUPS is set) and one escapee worker (in the run's cgroup when
+// SHARED_CGROUP is set); it prints
 // {"worker":PID,"tracking":"..."} once ready and runs until SIGTERM.
 func helperReaperController([]string) int {
 	r, err := NewSubreaper(SubreaperOptions{RunID: "test-" + strconv.Itoa(os.Getpid()), NoCgroups: os.Getenv("NO_CGROUPS") != ""})
@@ -97,6 +98,7 @@ func helperReaperController([]string) int {
 	}
 	s := helperSpec("esc", "escapee", 1, "DIR="+os.Getenv("DIR"))
 	s.Restart = false
+	s.SharedCgroup = os.Getenv("SHARED_CGROUP") != ""
 	c, err := NewController([]Spec{s}, ControllerOptions{Subreaper: r})
 	if err != nil {
 		return 5
@@ -142,13 +144,16 @@ func ppidOf(t *testing.T, pid int) int {
 // process group, the one in a session of its own and the one orphaned by a
 // double fork are all stopped, and none is left as a zombie.
 func TestSubreaperLeavesNothing(t *testing.T) {
-	for _, mode := range []string{"descent", "cgroup"} {
+	for _, mode := range []string{"descent", "cgroup", "shared cgroup"} {
 		t.Run(mode, func(t *testing.T) {
 			dir := t.TempDir()
 			cmd := exec.Command(os.Args[0])
 			cmd.Env = append(os.Environ(), helperEnv+"=reaper-controller", "DIR="+dir)
-			if mode == "descent" {
+			switch mode {
+			case "descent":
 				cmd.Env = append(cmd.Env, "NO_CGROUPS=1")
+			case "shared cgroup":
+				cmd.Env = append(cmd.Env, "SHARED_CGROUP=1")
 			}
 			cmd.Stderr = os.Stderr
 			out, err := cmd.StdoutPipe()
@@ -175,20 +180,24 @@ func TestSubreaperLeavesNothing(t *testing.T) {
 			if err := json.Unmarshal([]byte(line), &ready); err != nil {
 				t.Fatalf("%q: %v", line, err)
 			}
-			if mode == "cgroup" && !strings.HasPrefix(ready.Tracking, "cgroup ") {
+			if mode != "descent" && !strings.HasPrefix(ready.Tracking, "cgroup ") {
 				t.Skipf("no writable cgroup v2 here: %s", ready.Tracking)
 			}
 			t.Logf("tracking: %s", ready.Tracking)
-			if mode == "cgroup" {
+			if mode != "descent" {
 				// The worker runs in a cgroup of its own, under the run's
-				// (not in the run's, tracked by descent as a fallback).
+				// (not in the run's, tracked by descent as a fallback); or,
+				// shared, in the run's.
 				b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cgroup", ready.Worker))
 				if err != nil {
 					t.Fatal(err)
 				}
-				run := "/" + filepath.Base(strings.TrimPrefix(ready.Tracking, "cgroup ")) + "/"
-				if !strings.Contains(string(b), run+"esc.0-") {
+				run := "/" + filepath.Base(strings.TrimPrefix(ready.Tracking, "cgroup "))
+				if want := run + "/esc.0-"; mode == "cgroup" && !strings.Contains(string(b), want) {
 					t.Fatalf("the worker's cgroups:\n%s\nwant one under %s", b, run)
+				}
+				if want := run + "\n"; mode == "shared cgroup" && !strings.Contains(string(b), want) {
+					t.Fatalf("the worker's cgroups:\n%s\nwant %s", b, run)
 				}
 			}
 			pids := map[string]int{}

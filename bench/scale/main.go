@@ -50,6 +50,7 @@ import (
 type options struct {
 	vigil, worker string
 	base          string // another vigil, timed alternately with vigil
+	keys          string // TOML keys added to the workers' service, for vigil's runs
 	idle          bool
 	ns, conns     []int
 	runs          int
@@ -65,6 +66,7 @@ func main() {
 	var ns, conns string
 	flag.StringVar(&o.vigil, "vigil", "", "the vigil binary (default: build ./cmd/vigil)")
 	flag.StringVar(&o.base, "base", "", "another vigil binary (say, the build before a change) whose start-ups are timed alternately with -vigil's, each beside its own floor run")
+	flag.StringVar(&o.keys, "keys", "", "TOML keys added to the workers' service for -vigil's runs, not -base's (say 'own_cgroup = false', with the same binary as -base, to time that key)")
 	flag.BoolVar(&o.idle, "idle", true, "after the start-ups, the idle figures and crash → ready (false: start-ups only)")
 	flag.StringVar(&o.worker, "worker", "", "the idle worker binary (default: build ./bench/controller/idleworker)")
 	flag.StringVar(&ns, "n", "10,100,1000", "numbers of workers of vigil run, comma-separated (empty: none)")
@@ -164,7 +166,7 @@ func run(ctx context.Context, o options) error {
 
 // variant is one vigil binary's start-ups, each beside its own floor run.
 type variant struct {
-	name, bin       string
+	name, bin, keys string
 	floors, alls    []time.Duration
 	readys          []time.Duration
 	ctrlCPU, supCPU []time.Duration
@@ -174,7 +176,7 @@ type variant struct {
 // (alternating with -base's, if given), then the idle figures and crash
 // to ready of the last start-up.
 func (b *bench) scale(ctx context.Context, n int) (idleFigures, error) {
-	vs := []*variant{{name: "vigil", bin: b.o.vigil}}
+	vs := []*variant{{name: "vigil", bin: b.o.vigil, keys: b.o.keys}}
 	if b.o.base != "" {
 		vs = append(vs, &variant{name: "base", bin: b.o.base})
 	}
@@ -195,7 +197,7 @@ func (b *bench) scale(ctx context.Context, n int) (idleFigures, error) {
 			// Timed with workers that do not register, as the floor's: the
 			// supervisor's work on registrations would compete with the
 			// later workers' start-ups, which the floor does not have.
-			if s, err = b.start(ctx, v.bin, n, false); err != nil {
+			if s, err = b.start(ctx, v.bin, v.keys, n, false); err != nil {
 				return idleFigures{}, fmt.Errorf("%s start-up %d: %w", v.name, i+1, err)
 			}
 			v.alls = append(v.alls, s.startup.lastWorker)
@@ -228,7 +230,7 @@ func (b *bench) scale(ctx context.Context, n int) (idleFigures, error) {
 
 	// The idle figures and crash to ready, with workers registered.
 	var err error
-	if s, err = b.start(ctx, b.o.vigil, n, true); err != nil {
+	if s, err = b.start(ctx, b.o.vigil, b.o.keys, n, true); err != nil {
 		return idleFigures{}, fmt.Errorf("start-up with registrations: %w", err)
 	}
 	fmt.Printf("N=%d: start → all ready with every worker registering once ready: %v\n", n, s.startup.lastWorker.Round(time.Millisecond))

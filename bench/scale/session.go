@@ -161,10 +161,11 @@ type session struct {
 	}
 }
 
-// start runs `vigil run` with n supervised workers, which register with
-// the supervisor once ready if register is true, and waits until the
-// controller says READY=1 and every worker has stamped its readiness.
-func (b *bench) start(ctx context.Context, vigil string, n int, register bool) (*session, error) {
+// start runs `vigil run` with n supervised workers (their service with
+// keys added), which register with the supervisor once ready if register
+// is true, and waits until the controller says READY=1 and every worker
+// has stamped its readiness.
+func (b *bench) start(ctx context.Context, vigil, keys string, n int, register bool) (*session, error) {
 	b.seq++
 	dir := filepath.Join(b.dir, fmt.Sprintf("run%d", b.seq))
 	if err := os.Mkdir(dir, 0o700); err != nil {
@@ -180,7 +181,8 @@ count = %d
 stable_after = "10ms"
 graceful_stop = "5s"
 env = { %s = %q, %s = "%d" }
-`, socket, b.o.worker, n, envReadyFIFO, b.fifo.Name(), envRegister, b2i(register))
+%s
+`, socket, b.o.worker, n, envReadyFIFO, b.fifo.Name(), envRegister, b2i(register), keys)
 	confPath := filepath.Join(dir, "vigil.toml")
 	if err := os.WriteFile(confPath, []byte(conf), 0o600); err != nil {
 		return nil, err

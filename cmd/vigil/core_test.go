@@ -130,6 +130,31 @@ func TestRunKilledLeavesNothing(t *testing.T) {
 	waitUntil(t, "the worker's child gone after vigil run was killed", func() bool { return procGone(sleeper) })
 }
 
+// After SIGKILL of vigil run, its guard stops even a descendant that left
+// its worker's session and environment behind (setsid env -i), which only
+// a cgroup finds: whether the workers run in cgroups of their own or, with
+// own_cgroup = false, in the run's.
+func TestRunKilledLeavesNothingInItsCgroup(t *testing.T) {
+	for _, own := range []bool{true, false} {
+		t.Run(fmt.Sprintf("own_cgroup=%v", own), func(t *testing.T) {
+			pidfile := filepath.Join(t.TempDir(), "sleep.pid")
+			r := startRun(t, shConfig(`setsid env -i sleep 300 & echo $! > `+pidfile+`; wait`, fmt.Sprintf("own_cgroup = %v\n", own)))
+			r.waitTree("the worker", shUp)
+			if !strings.Contains(r.out.String(), `tracking="cgroup `) {
+				t.Skipf("no cgroup tracking here:\n%s", r.out.String())
+			}
+			sleeper := readPID(t, pidfile)
+			t.Cleanup(func() { _ = syscall.Kill(sleeper, syscall.SIGKILL) })
+			if err := r.cmd.Process.Kill(); err != nil {
+				t.Fatal(err)
+			}
+			<-r.exited
+			r.exited <- nil // for the cleanup
+			waitUntil(t, "the escaped descendant gone after vigil run was killed", func() bool { return procGone(sleeper) })
+		})
+	}
+}
+
 // TestRunAfterKilledRunStopsLeftovers: with both vigil run and its guard
 // killed, the next vigil run on the same configuration finds what is left
 // of the dead run, stops it, and says so.

@@ -474,6 +474,7 @@ func serviceSpec(s config.Service, socket string) container.Spec {
 		StableAfter:        s.StableAfter.D(),
 		Required:           s.Required,
 		Stopped:            !s.Autostart,
+		SharedCgroup:       !s.OwnCgroup,
 		StartLimitBurst:    s.StartLimitBurst,
 		StartLimitInterval: s.StartLimitInterval.D(),
 		Port:               s.Port,

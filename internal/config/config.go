@@ -317,6 +317,11 @@ type Service struct {
 	// Autostart: started with vigil run (default true); off, it waits for
 	// vigil start.
 	Autostart bool
+	// OwnCgroup: each of its processes runs in a cgroup of its own, where
+	// vigil run can make one (own_cgroup, default true); off, in the run's
+	// cgroup, and what a process leaves behind is traced by the
+	// environment it inherited.
+	OwnCgroup bool
 	// User and Group, when set, are who the children run as (user, group),
 	// with UID and GID resolved; vigil must run as root.
 	User, Group string

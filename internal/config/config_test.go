@@ -55,6 +55,7 @@ func TestDefaults(t *testing.T) {
 			Supervised:      true,
 			Readiness:       ReadinessNotify,
 			Autostart:       true,
+			OwnCgroup:       true,
 			StopSignal:      "SIGINT",
 			Reload:          ReloadBlueGreen,
 		}},
@@ -225,7 +226,7 @@ func TestFull(t *testing.T) {
 		RestartDelayMax: Duration(time.Minute), StableAfter: Duration(20 * time.Second),
 		Dir: "/srv/web", Env: map[string]string{"PORT": "8080", "DB_URL": "postgres://x=y"},
 		Supervised: false, Readiness: ReadinessStarted,
-		Autostart: true, StopSignal: "SIGINT", Reload: ReloadBlueGreen,
+		Autostart: true, OwnCgroup: true, StopSignal: "SIGINT", Reload: ReloadBlueGreen,
 	}
 	if !ok || !reflect.DeepEqual(web, wantWeb) {
 		t.Fatalf("web:\ngot  %+v\nwant %+v", web, wantWeb)

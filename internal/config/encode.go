@@ -92,6 +92,7 @@ type encService struct {
 	Health             *encProbe         `toml:"health,omitempty,inline"`
 	Required           bool              `toml:"required"`
 	Autostart          bool              `toml:"autostart"`
+	OwnCgroup          bool              `toml:"own_cgroup"`
 	User               string            `toml:"user,omitempty"`
 	Group              string            `toml:"group,omitempty"`
 	EnvFile            string            `toml:"env_file,omitempty"`
@@ -176,7 +177,8 @@ func (c *Config) Encode(w io.Writer) error {
 			RestartDelayMax: s.RestartDelayMax, StableAfter: s.StableAfter, Dir: s.Dir,
 			Env: s.Env, Supervised: s.Supervised, Readiness: string(s.Readiness),
 			Health: encodeProbe(s.HealthProbe), Required: s.Required, Autostart: s.Autostart,
-			User: s.User, Group: s.Group, EnvFile: s.EnvFile, StopSignal: s.StopSignal,
+			OwnCgroup: s.OwnCgroup,
+			User:      s.User, Group: s.Group, EnvFile: s.EnvFile, StopSignal: s.StopSignal,
 			Port: s.Port, Reload: s.Reload,
 		}
 		if s.ReadinessProbe != nil {

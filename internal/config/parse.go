@@ -96,6 +96,7 @@ type fileService struct {
 	Logs               *fileLogs         `toml:"logs"`
 	Required           *bool             `toml:"required"`
 	Autostart          *bool             `toml:"autostart"`
+	OwnCgroup          *bool             `toml:"own_cgroup"`
 	User               *string           `toml:"user"`
 	Group              *string           `toml:"group"`
 	EnvFile            *string           `toml:"env_file"`

@@ -51,6 +51,7 @@ var signals = map[string]bool{"INT": true, "TERM": true, "QUIT": true, "HUP": tr
 // stop_signal, start_limit, port and reload.
 func (v *validator) serviceExtras(s *Service, f *fileService, key func(k ...string) []string, dir string) {
 	s.Autostart = true
+	s.OwnCgroup = true
 	s.StopSignal = "SIGINT"
 	switch r := f.Readiness.(type) {
 	case nil:
@@ -77,6 +78,9 @@ func (v *validator) serviceExtras(s *Service, f *fileService, key func(k ...stri
 	}
 	if f.Autostart != nil {
 		s.Autostart = *f.Autostart
+	}
+	if f.OwnCgroup != nil {
+		s.OwnCgroup = *f.OwnCgroup
 	}
 	if f.User != nil {
 		uid, gid, err := lookupUserGroup(*f.User)

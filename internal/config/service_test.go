@@ -23,6 +23,7 @@ readiness = { http = "http://127.0.0.1:${port}/healthz", interval = "500ms", fai
 health = { tcp = "127.0.0.1:${port}", interval = "5s" }
 required = true
 autostart = false
+own_cgroup = false
 user = "65534"
 group = "0"
 env_file = "web.env"
@@ -42,7 +43,7 @@ start_limit = { burst = 5, interval = "60s" }
 	if s.HealthProbe == nil || s.HealthProbe.TCP != "127.0.0.1:${port}" || s.HealthProbe.Interval != Duration(5*time.Second) {
 		t.Errorf("health = %+v", s.HealthProbe)
 	}
-	if !s.Required || s.Autostart || s.UID != 65534 || s.GID != 0 || s.StopSignal != "SIGTERM" ||
+	if !s.Required || s.Autostart || s.OwnCgroup || s.UID != 65534 || s.GID != 0 || s.StopSignal != "SIGTERM" ||
 		s.StartLimitBurst != 5 || s.StartLimitInterval != Duration(time.Minute) || s.Port != 8080 || s.Reload != ReloadRolling {
 		t.Errorf("service = %+v", s)
 	}
@@ -61,7 +62,7 @@ start_limit = { burst = 5, interval = "60s" }
 	if err != nil {
 		t.Fatalf("%v\n%s", err, b.String())
 	}
-	if s2 := c2.Services[0]; s2.ReadinessProbe == nil || !reflect.DeepEqual(s2.ReadinessProbe, s.ReadinessProbe) || s2.Port != 8080 || s2.StopSignal != "SIGTERM" || s2.Autostart {
+	if s2 := c2.Services[0]; s2.ReadinessProbe == nil || !reflect.DeepEqual(s2.ReadinessProbe, s.ReadinessProbe) || s2.Port != 8080 || s2.StopSignal != "SIGTERM" || s2.Autostart || s2.OwnCgroup {
 		t.Errorf("round trip: %+v\n%s", s2, b.String())
 	}
 }
@@ -82,6 +83,7 @@ func TestServiceKeyErrors(t *testing.T) {
 		{"env_file = \"none.env\"", `line 3: services.web.env_file: env_file: open`},
 		{"start_limit = { burst = 0, interval = \"1s\" }", `services.web.start_limit.burst: start_limit needs a burst of 1 or more`},
 		{"user = \"no-such-user-vigil\"", `line 3: services.web.user: user "no-such-user-vigil"`},
+		{"own_cgroup = \"no\"", `line 3: services.web.own_cgroup: wrong type`},
 	} {
 		doc := "[services.web]\ncommand = [\"x\"]\n" + tc.doc + "\n"
 		_, err := Parse([]byte(doc), dir, func(k string) string {
