@@ -127,6 +127,26 @@ func cgroupPidsRooms() []Room {
 	return out
 }
 
+// PipePages is the share of pipe memory, in pages, that the kernel holds
+// this process's user to (/proc/sys/fs/pipe-user-pages-soft), and the
+// pages a new pipe takes of it (its default capacity); share is 0 when
+// there is none: root, or no limit. Past its share, every new pipe of
+// the user holds 2 pages, and none may grow.
+func PipePages() (share, perPipe int) {
+	if os.Geteuid() == 0 {
+		return 0, 0
+	}
+	b, err := os.ReadFile("/proc/sys/fs/pipe-user-pages-soft")
+	if err != nil {
+		return 0, 0
+	}
+	share, _ = strconv.Atoi(strings.TrimSpace(string(b)))
+	if share <= 0 {
+		return 0, 0
+	}
+	return share, 16 // PIPE_DEF_BUFFERS: a buffer is a page
+}
+
 // ReserveThreads makes the Go runtime create n threads now and keep them
 // idle: a process limit filled later by the children then cannot stop
 // this process from getting the threads it needs (the runtime aborts when

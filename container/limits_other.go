@@ -18,5 +18,8 @@ func (r Room) String() string { return fmt.Sprintf("%s: %d, %d in use", r.What, 
 // ProcessRooms returns no limit where none can be read (not Linux).
 func ProcessRooms() []Room { return nil }
 
+// PipePages is 0, 0: no share of pipe memory is known here.
+func PipePages() (share, perPipe int) { return 0, 0 }
+
 // ReserveThreads does nothing where the container does not run.
 func ReserveThreads(int) {}

@@ -76,6 +76,9 @@ func newCheckCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			if w := pipeWarning(cfg); w != "" {
+				fmt.Fprintln(cmd.ErrOrStderr(), "vigil: warning:", w)
+			}
 			return cfg.Encode(cmd.OutOrStdout())
 		},
 	}
@@ -86,6 +89,32 @@ func newCheckCmd() *cobra.Command {
 // processReserve is how many processes and threads vigil needs besides its
 // workers: its own threads, the supervisor's and the guard's.
 const processReserve = 64
+
+// childPipes is how many pipes vigil run holds for each worker: its
+// readiness, stdout and stderr.
+const childPipes = 3
+
+// pipeWarning says, when the workers' pipes alone fill the share of pipe
+// memory the kernel holds vigil's user to (pipe-user-pages-soft, for a
+// user without CAP_SYS_RESOURCE), what follows and what to do: past it,
+// every new pipe of the user (the workers' own too, when they run as the
+// same user) holds 8 KiB and none can grow. "" when they fit.
+func pipeWarning(cfg *config.Config) string {
+	share, per := container.PipePages()
+	if share == 0 {
+		return ""
+	}
+	workers := 1 // the supervisor
+	for _, s := range cfg.Services {
+		workers += s.Count
+	}
+	need := workers * childPipes * per
+	if need <= share {
+		return ""
+	}
+	return fmt.Sprintf("%s: vigil run's %d children (the workers and the supervisor) hold %d pipes of %d KiB (%d pages), past the %d pages of pipe memory uid %d may have (fs.pipe-user-pages-soft): beyond, each new pipe of uid %d holds 8 KiB, its workers' own too, and none grows; raise it to twice that, for the pipes that grow (sysctl fs.pipe-user-pages-soft=%d), or run vigil as root",
+		cfg.Path, workers, workers*childPipes, per*os.Getpagesize()>>10, need, share, os.Getuid(), os.Getuid(), 2*need)
+}
 
 // checkRoom refuses counts that cannot fit under the process limits in
 // force (RLIMIT_NPROC, a cgroup's pids.max): vigil would fill the limit

@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -219,4 +220,48 @@ graceful_stop = "1s"
 		return code == 0
 	})
 	waitUntil(t, "web back to 2 workers", func() bool { return len(web()) == 2 })
+}
+
+// vigil check warns an unprivileged user whose workers' pipes alone fill
+// the share of pipe memory the kernel holds it to (fs.pipe-user-pages-soft),
+// and does not when they fit (vigil run logs the same warning).
+func TestCheckWarnsOfThePipeShare(t *testing.T) {
+	if os.Getuid() != 0 {
+		t.Skip("needs root to run vigil as another uid")
+	}
+	b, err := os.ReadFile("/proc/sys/fs/pipe-user-pages-soft")
+	if err != nil {
+		t.Skip(err)
+	}
+	share, _ := strconv.Atoi(strings.TrimSpace(string(b)))
+	if share == 0 {
+		t.Skip("no pipe-user-pages-soft here")
+	}
+	over := share/(childPipes*16) + 1 // workers, with the supervisor, past the share
+	dir := userDir(t)
+	for _, tc := range []struct {
+		count int
+		warn  bool
+	}{{over, true}, {over / 4, false}} {
+		if err := os.WriteFile(filepath.Join(dir, "vigil.toml"), []byte(fmt.Sprintf("[services.web]\ncommand = [\"sleep\", \"300\"]\nreadiness = \"started\"\ncount = %d\n", tc.count)), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		bin := filepath.Join(dir, "vigil")
+		if _, err := os.Stat(bin); err != nil {
+			bin = linkVigil(t, dir)
+		}
+		cmd := exec.Command(bin, "check", "-c", "vigil.toml")
+		cmd.Dir = dir
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+		var stderr strings.Builder
+		cmd.Stderr = &stderr
+		if out, err := cmd.Output(); err != nil {
+			t.Fatalf("vigil check, count = %d: %v:\n%s%s", tc.count, err, out, stderr.String())
+		}
+		want := fmt.Sprintf("vigil: warning: vigil.toml: vigil run's %d children (the workers and the supervisor) hold %d pipes of 64 KiB (%d pages), past the %d pages of pipe memory uid 65534 may have (fs.pipe-user-pages-soft)",
+			tc.count+1, 3*(tc.count+1), 48*(tc.count+1), share)
+		if got := strings.Contains(stderr.String(), want); got != tc.warn {
+			t.Errorf("vigil check, count = %d: stderr\n%s\nwarns: %v, want %v (%q)", tc.count, stderr.String(), got, tc.warn, want)
+		}
+	}
 }

@@ -117,6 +117,9 @@ func runController(ctx context.Context, path string, cfg *config.Config, strict 
 	if err != nil {
 		return err
 	}
+	if w := pipeWarning(cfg); w != "" {
+		logger.Warn(w)
+	}
 	up, err := notify.New(os.Getenv, logger)
 	if err != nil {
 		logger.Warn("readiness notifications upward are off", "error", err)
