@@ -14,6 +14,8 @@ import (
 	"sync"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/vigild/vigil/internal/pipeshare"
 )
 
 // Room is one limit on how many processes (threads count too) may be
@@ -128,20 +130,12 @@ func cgroupPidsRooms() []Room {
 }
 
 // PipePages is the share of pipe memory, in pages, that the kernel holds
-// this process's user to (/proc/sys/fs/pipe-user-pages-soft), and the
-// pages a new pipe takes of it (its default capacity); share is 0 when
-// there is none: root, or no limit. Past its share, every new pipe of
-// the user holds 2 pages, and none may grow.
+// this process's user to (/proc/sys/fs/pipe-user-pages-soft; see package
+// pipeshare), and the pages a new pipe takes of it (its default
+// capacity); share is 0 when there is none. Past its share, every new
+// pipe of the user holds 2 pages, and none may grow.
 func PipePages() (share, perPipe int) {
-	if os.Geteuid() == 0 {
-		return 0, 0
-	}
-	b, err := os.ReadFile("/proc/sys/fs/pipe-user-pages-soft")
-	if err != nil {
-		return 0, 0
-	}
-	share, _ = strconv.Atoi(strings.TrimSpace(string(b)))
-	if share <= 0 {
+	if share = pipeshare.Pages(); share == 0 {
 		return 0, 0
 	}
 	return share, 16 // PIPE_DEF_BUFFERS: a buffer is a page

@@ -2,12 +2,12 @@ package logs
 
 import (
 	"os"
-	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/vigild/vigil/internal/pipeshare"
 )
 
 // pipeShare is what the hub may add to its pipes' capacity, in bytes:
@@ -18,7 +18,8 @@ import (
 // that user 8 KiB and grows none: a hundred unprivileged workers that
 // each log a line would have taken it all (1 MiB per pipe, 64 MiB
 // share). A pipe not grown keeps the kernel's size, and is read more
-// often (see readPace). -1: no limit.
+// often (see readPace). -1: no limit. (Root is held to a share too where
+// it lacks CAP_SYS_RESOURCE: in a default Docker container.)
 type pipeShare struct {
 	once sync.Once
 	left atomic.Int64
@@ -49,20 +50,13 @@ func (s *pipeShare) give(n int) {
 }
 
 // userPipeShare is half of this user's share of pipe memory in bytes, or
-// -1 when it has none (root, or no soft limit).
+// -1 when the kernel holds it to none (see package pipeshare).
 func userPipeShare() int64 {
-	if os.Geteuid() == 0 {
+	pages := pipeshare.Pages()
+	if pages <= 0 {
 		return -1
 	}
-	b, err := os.ReadFile("/proc/sys/fs/pipe-user-pages-soft")
-	if err != nil {
-		return -1
-	}
-	pages, err := strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64)
-	if err != nil || pages <= 0 {
-		return -1
-	}
-	return pages * int64(os.Getpagesize()) / 2
+	return int64(pages) * int64(os.Getpagesize()) / 2
 }
 
 // growPipe is growPipeFd of f's descriptor.

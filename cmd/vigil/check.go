@@ -96,7 +96,8 @@ const childPipes = 3
 
 // pipeWarning says, when the workers' pipes alone fill the share of pipe
 // memory the kernel holds vigil's user to (pipe-user-pages-soft, for a
-// user without CAP_SYS_RESOURCE), what follows and what to do: past it,
+// user without CAP_SYS_RESOURCE: root too in a default Docker container),
+// what follows and what to do: past it,
 // every new pipe of the user (the workers' own too, when they run as the
 // same user) holds 8 KiB and none can grow. "" when they fit.
 func pipeWarning(cfg *config.Config) string {
@@ -112,7 +113,7 @@ func pipeWarning(cfg *config.Config) string {
 	if need <= share {
 		return ""
 	}
-	return fmt.Sprintf("%s: vigil run's %d children (the workers and the supervisor) hold %d pipes of %d KiB (%d pages), past the %d pages of pipe memory uid %d may have (fs.pipe-user-pages-soft): beyond, each new pipe of uid %d holds 8 KiB, its workers' own too, and none grows; raise it to twice that, for the pipes that grow (sysctl fs.pipe-user-pages-soft=%d), or run vigil as root",
+	return fmt.Sprintf("%s: vigil run's %d children (the workers and the supervisor) hold %d pipes of %d KiB (%d pages), past the %d pages of pipe memory uid %d may have (fs.pipe-user-pages-soft): beyond, each new pipe of uid %d holds 8 KiB, its workers' own too, and none grows; raise it to twice that, for the pipes that grow (sysctl fs.pipe-user-pages-soft=%d), or give vigil CAP_SYS_RESOURCE",
 		cfg.Path, workers, workers*childPipes, per*os.Getpagesize()>>10, need, share, os.Getuid(), os.Getuid(), 2*need)
 }
 
