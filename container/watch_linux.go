@@ -128,15 +128,7 @@ func (w *watcher) run() {
 	events := make([]unix.EpollEvent, 64)
 	n := 0 // events to handle
 	for {
-		// The wake-up is cleared before the work it announced is taken:
-		// cleared after, it could clear that of a child added in between,
-		// which would then wait, not even in the set, until something
-		// else woke the goroutine.
-		for i := range events[:n] {
-			if w.set.IsWake(&events[i]) {
-				w.set.ClearWake()
-			}
-		}
+		w.set.ClearWakeIn(events[:n]) // before the children added are taken
 		w.mu.Lock()
 		adds, closed := w.adds, w.closed
 		w.adds, w.woken = nil, false

@@ -286,10 +286,8 @@ func (c *Capture) read(f *os.File, stream Stream) {
 		}
 		if n > 0 {
 			if !tried {
-				size := 0
 				tried = true
-				size, grown = c.hub.growPipe(f) // see pipeSize
-				pace = c.hub.pace(size)
+				pace, grown = c.hub.growPipe(f) // see pipeSize
 			}
 			c.bytes.Add(uint64(n))
 			have = c.frame(buf, have+n, stream, false)

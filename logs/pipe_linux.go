@@ -60,29 +60,33 @@ func userPipeShare() int64 {
 }
 
 // growPipe is growPipeFd of f's descriptor.
-func (h *Hub) growPipe(f *os.File) (size, grown int) {
+func (h *Hub) growPipe(f *os.File) (pace readPace, grown int) {
 	rc, err := f.SyscallConn() // not Fd(): that would make f blocking
 	if err != nil {
-		return 0, 0
+		return readPace{}, 0
 	}
-	_ = rc.Control(func(fd uintptr) { size, grown = h.growPipeFd(int(fd)) })
-	return size, grown
+	_ = rc.Control(func(fd uintptr) { pace, grown = h.growPipeFd(int(fd)) })
+	return pace, grown
 }
 
 // growPipeFd asks for a pipe of pipeSize bytes (F_SETPIPE_SZ) if the
 // hub's share allows (see pipeShare; the kernel may refuse too, and the
-// pipe keeps the size it has), and returns the pipe's capacity (0 when
-// fd is not a pipe) and what it took of the share (to give back when
-// the pipe is closed).
-func (h *Hub) growPipeFd(fd int) (size, grown int) {
+// pipe keeps the size it has), and returns the pace of the pipe as it is
+// then (see readPace; the zero one, when fd is not a pipe) and what it
+// took of the share (to give back when the pipe is closed). A reader
+// calls it once, when the pipe is first written to (see pipeSize).
+func (h *Hub) growPipeFd(fd int) (pace readPace, grown int) {
 	size, err := unix.FcntlInt(uintptr(fd), unix.F_GETPIPE_SZ, 0)
-	if err != nil || size >= pipeSize || !h.pipes.take(pipeSize-size) {
-		return max(size, 0), 0
+	if err != nil {
+		return readPace{}, 0
+	}
+	if size >= pipeSize || !h.pipes.take(pipeSize-size) {
+		return h.pace(size), 0
 	}
 	n, err := unix.FcntlInt(uintptr(fd), unix.F_SETPIPE_SZ, pipeSize)
 	if err != nil || n <= size {
 		h.pipes.give(pipeSize - size)
-		return size, 0
+		return h.pace(size), 0
 	}
-	return n, pipeSize - size
+	return h.pace(n), pipeSize - size
 }

@@ -194,15 +194,7 @@ func (p *poller) loop() {
 	events := make([]unix.EpollEvent, 64)
 	n := 0 // events to handle
 	for {
-		// The wake-up is cleared before the work it announced is taken:
-		// cleared after, it could clear that of a capture added in
-		// between, which would then wait, its pipe not even watched,
-		// until something else woke the loop.
-		for i := range events[:n] {
-			if p.set.IsWake(&events[i]) {
-				p.set.ClearWake()
-			}
-		}
+		p.set.ClearWakeIn(events[:n]) // before the captures added are taken
 		p.mu.Lock()
 		adds, closes := p.adds, p.closes
 		p.adds, p.closes = nil, nil
@@ -291,10 +283,8 @@ func (r *pipeReader) serve(now time.Time, fresh bool, set *epollset.Set, readers
 		return false
 	}
 	if got > 0 && !r.tried {
-		size := 0
 		r.tried = true
-		size, r.grown = r.c.hub.growPipeFd(r.fd) // see pipeSize
-		r.pace = r.c.hub.pace(size)
+		r.pace, r.grown = r.c.hub.growPipeFd(r.fd) // see pipeSize
 	}
 	since := now.Sub(r.last)
 	if fresh {

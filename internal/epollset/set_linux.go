@@ -91,6 +91,19 @@ func (s *Set) ClearWake() {
 	_, _ = Read(s.evfd, b[:])
 }
 
+// ClearWakeIn clears the wake-up if events (what Wait returned) hold it.
+// The serving goroutine calls it before it takes the work a wake-up
+// announces (work handed over under a lock, say): cleared after, it could
+// clear the wake-up of work handed over in between, which would then wait
+// until something else woke the goroutine.
+func (s *Set) ClearWakeIn(events []unix.EpollEvent) {
+	for i := range events {
+		if s.IsWake(&events[i]) {
+			s.ClearWake()
+		}
+	}
+}
+
 // Wait fills events with the set's events, waiting in the runtime poller
 // for one until until (zero: no deadline; past: no wait), and returns how
 // many it got (0 when the deadline passed).
