@@ -170,6 +170,31 @@ type variant struct {
 	floors, alls    []time.Duration
 	readys          []time.Duration
 	ctrlCPU, supCPU []time.Duration
+	// What each start-up cost the machine, and its floor run.
+	costs, floorCosts []startCost
+}
+
+// costFigures are the medians of costs: the CPUs' busy time, the share
+// of their time they were idle and stolen by the hypervisor, and the
+// workers' own CPU time per worker.
+func costFigures(costs []startCost, n int) string {
+	busy := make([]time.Duration, len(costs))
+	idle := make([]float64, len(costs))
+	steal := make([]float64, len(costs))
+	workers := make([]time.Duration, len(costs))
+	self := make([]time.Duration, len(costs))
+	for i, c := range costs {
+		busy[i], workers[i], self[i] = c.machine.busy, c.workers, c.self
+		if total := c.machine.busy + c.machine.idle + c.machine.steal; total > 0 {
+			idle[i] = 100 * float64(c.machine.idle) / float64(total)
+			steal[i] = 100 * float64(c.machine.steal) / float64(total)
+		}
+	}
+	slices.Sort(idle)
+	slices.Sort(steal)
+	return fmt.Sprintf("CPUs busy %v, idle %.1f%%, stolen %.1f%%; per worker: the workers' own CPU %v, this command's %v",
+		median(busy).Round(time.Millisecond), idle[len(idle)/2], steal[len(steal)/2],
+		(median(workers) / time.Duration(n)).Round(time.Microsecond), (median(self) / time.Duration(n)).Round(time.Microsecond))
 }
 
 // scale measures vigil run with n workers: start-ups beside the floor
@@ -189,11 +214,12 @@ func (b *bench) scale(ctx context.Context, n int) (idleFigures, error) {
 	for i := range b.o.runs {
 		for k := range vs {
 			v := vs[(i+k)%len(vs)] // each goes first in turn
-			f, err := b.floor(ctx, n)
+			f, fc, err := b.floor(ctx, n)
 			if err != nil {
 				return idleFigures{}, fmt.Errorf("floor: %w", err)
 			}
 			v.floors = append(v.floors, f)
+			v.floorCosts = append(v.floorCosts, fc)
 			// Timed with workers that do not register, as the floor's: the
 			// supervisor's work on registrations would compete with the
 			// later workers' start-ups, which the floor does not have.
@@ -204,6 +230,7 @@ func (b *bench) scale(ctx context.Context, n int) (idleFigures, error) {
 			v.readys = append(v.readys, s.startup.ready)
 			v.ctrlCPU = append(v.ctrlCPU, s.startup.ctrlCPU)
 			v.supCPU = append(v.supCPU, s.startup.supCPU)
+			v.costs = append(v.costs, s.startup.cost)
 			if _, err := s.stop(); err != nil {
 				return idleFigures{}, fmt.Errorf("%s start-up %d: stop: %w", v.name, i+1, err)
 			}
@@ -223,6 +250,8 @@ func (b *bench) scale(ctx context.Context, n int) (idleFigures, error) {
 			float64(all)/float64(fl), ratios[0], ratios[len(ratios)-1], median(v.readys),
 			(median(v.ctrlCPU) / time.Duration(n)).Round(time.Microsecond), (median(v.supCPU) / time.Duration(n)).Round(time.Microsecond),
 			b.o.runs, v.name, list(v.alls), list(v.floors))
+		fmt.Printf("N=%d: %s: what a start-up cost the machine, from its start until the last worker was ready (medians): %s; its floor: %s\n",
+			n, v.name, costFigures(v.costs, n), costFigures(v.floorCosts, n))
 	}
 	if !b.o.idle {
 		return idleFigures{n: n}, nil

@@ -100,8 +100,9 @@ func (b *bench) drain() {
 
 // floor spawns n workers straight from this command, one after the
 // other, and returns the time from the first spawn until the last has
-// stamped its readiness. The workers are stopped before it returns.
-func (b *bench) floor(ctx context.Context, n int) (time.Duration, error) {
+// stamped its readiness, and what that cost the machine. The workers are
+// stopped before it returns.
+func (b *bench) floor(ctx context.Context, n int) (time.Duration, startCost, error) {
 	b.drain()
 	cmds := make([]*exec.Cmd, 0, n)
 	defer func() {
@@ -113,13 +114,14 @@ func (b *bench) floor(ctx context.Context, n int) (time.Duration, error) {
 		}
 	}()
 	env := append(os.Environ(), envReadyFIFO+"="+b.fifo.Name())
+	m0, self0 := readMachineCPU(), threadsCPU(os.Getpid())
 	t0 := monotonic()
 	for range n {
 		cmd := exec.Command(b.o.worker)
 		cmd.Env = env
 		cmd.Stderr = os.Stderr
 		if err := cmd.Start(); err != nil {
-			return 0, err
+			return 0, startCost{}, err
 		}
 		cmds = append(cmds, cmd)
 	}
@@ -131,12 +133,18 @@ func (b *bench) floor(ctx context.Context, n int) (time.Duration, error) {
 		case st := <-b.stamps:
 			last = max(last, st.at)
 		case <-timeout.C:
-			return 0, errors.New("not every worker ready within 60s")
+			return 0, startCost{}, errors.New("not every worker ready within 60s")
 		case <-ctx.Done():
-			return 0, ctx.Err()
+			return 0, startCost{}, ctx.Err()
 		}
 	}
-	return time.Duration(last - t0), nil
+	cost := startCost{machine: readMachineCPU().since(m0), self: threadsCPU(os.Getpid()) - self0}
+	pids := make([]int, len(cmds))
+	for i, c := range cmds {
+		pids[i] = c.Process.Pid
+	}
+	cost.workers = workersCPU(pids)
+	return time.Duration(last - t0), cost, nil
 }
 
 // session is one `vigil run` with n workers.
@@ -158,6 +166,7 @@ type session struct {
 		// CPU time of vigil run and its supervisor when the last worker was
 		// ready (their threads' run time, from /proc/PID/task/*/schedstat).
 		ctrlCPU, supCPU time.Duration
+		cost            startCost
 	}
 }
 
@@ -226,6 +235,7 @@ env = { %s = %q, %s = "%d" }
 	cmd.Stdout, cmd.Stderr = out, out
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	b.drain()
+	m0, self0 := readMachineCPU(), threadsCPU(os.Getpid())
 	t0 := monotonic()
 	if err := cmd.Start(); err != nil {
 		nc.Close()
@@ -259,12 +269,15 @@ env = { %s = %q, %s = "%d" }
 			return fail(ctx.Err())
 		}
 	}
+	s.startup.cost.machine = readMachineCPU().since(m0)
+	s.startup.cost.self = threadsCPU(os.Getpid()) - self0
 	s.startup.ready = time.Duration(ready - t0)
 	s.supervisorPID = procfs.FindChild(cmd.Process.Pid, "supervise")
 	if s.supervisorPID == 0 {
 		return fail(errors.New("no vigil supervise child found"))
 	}
 	s.startup.ctrlCPU, s.startup.supCPU = threadsCPU(cmd.Process.Pid), threadsCPU(s.supervisorPID)
+	s.startup.cost.workers = workersCPU(s.pids)
 	return s, nil
 }
 

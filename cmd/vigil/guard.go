@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"golang.org/x/sys/unix"
 
 	"github.com/vigild/vigil/container"
 	"github.com/vigild/vigil/internal/memtrim"
@@ -36,8 +37,13 @@ run's VIGIL_RUN, and everything in the run's cgroup.`,
 			// The guard waits for the rest of the run, holding no more than
 			// it needs to wait, and allocating nothing: no garbage
 			// collection either (the runtime's forced one, every two
-			// minutes, would map back much of what the trim dropped).
-			_, _ = memtrim.Trim()
+			// minutes, would map back much of what the trim dropped). It
+			// trims once the run has started (trimAfter, as the daemons
+			// do), not at once: the trim is a few milliseconds of CPU that
+			// the controller and the supervisor need then.
+			if !readable(3, trimAfter) {
+				_, _ = memtrim.Trim()
+			}
 			gc := debug.SetGCPercent(-1)
 			b, _ := io.ReadAll(os.NewFile(3, "controller"))
 			debug.SetGCPercent(gc)
@@ -54,4 +60,26 @@ run's VIGIL_RUN, and everything in the run's cgroup.`,
 	cmd.Flags().IntVar(&controller, "controller-pid", 0, "the controller (for the message)")
 	_ = cmd.MarkFlagRequired("run-id")
 	return cmd
+}
+
+// readable reports whether fd has something to read (or its end) within
+// wait; false too if it cannot be polled.
+func readable(fd int, wait time.Duration) bool {
+	deadline := time.Now().Add(wait)
+	for {
+		left := time.Until(deadline)
+		if left <= 0 {
+			return false
+		}
+		fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
+		n, err := unix.Poll(fds, int(left.Milliseconds())+1)
+		switch {
+		case err == unix.EINTR:
+			continue
+		case err != nil:
+			return false
+		default:
+			return n > 0
+		}
+	}
 }

@@ -39,8 +39,8 @@ func binaryResident(t *testing.T, pid int) int64 {
 }
 
 // The controller and the supervisor give back the pages of the binary that
-// their start-up touched, a couple of seconds after they are up; the guard
-// at once.
+// their start-up touched, a couple of seconds after they are up; so does
+// the guard (not at once, when the run needs the CPU to start).
 func TestRunTrimsItsDaemons(t *testing.T) {
 	r := startRun(t, workerConfig(t, 2, ""))
 	tr := r.waitTree("2 ready, registered workers", allUp(2))
@@ -66,7 +66,7 @@ func TestRunTrimsItsDaemons(t *testing.T) {
 			time.Sleep(50 * time.Millisecond)
 		}
 	}
-	// The guard trimmed before it began to wait.
+	// The guard trimmed too, while it waits (it started before both).
 	if g := binaryResident(t, guardOf(t, ctrl)); g > before[ctrl]/2 {
 		t.Errorf("the guard has %d KiB of the binary resident; the controller had %d KiB before its trim", g>>10, before[ctrl]>>10)
 	}
