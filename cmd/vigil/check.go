@@ -117,20 +117,36 @@ func pipeWarning(cfg *config.Config) string {
 		cfg.Path, workers, workers*childPipes, per*os.Getpagesize()>>10, need, share, os.Getuid(), os.Getuid(), 2*need)
 }
 
-// checkRoom refuses counts that cannot fit under the process limits in
-// force (RLIMIT_NPROC, a cgroup's pids.max): vigil would fill the limit
-// with workers and then fail to start the rest, or its own threads.
+// descriptorReserve is how many descriptors vigil run needs besides those
+// it holds for its children: its own files and sockets, the children being
+// started, operators' and the metrics' connections, log files.
+const descriptorReserve = 64
+
+// checkRoom refuses counts that cannot fit under the limits in force: the
+// process limits (RLIMIT_NPROC, a cgroup's pids.max), where vigil would
+// fill the limit with workers and then fail to start the rest, or its own
+// threads; and vigil run's descriptors (RLIMIT_NOFILE), where the workers
+// that fit would start and the others fail and be retried for good.
 func checkRoom(cfg *config.Config) error {
-	need := 1 + processReserve // the supervisor, and vigil's own
+	children := 1 // the supervisor
 	var counts []string
 	for _, s := range cfg.Services {
-		need += s.Count
+		children += s.Count
 		counts = append(counts, fmt.Sprintf("services.%s.count = %d", s.Name, s.Count))
 	}
+	need := children + processReserve
 	for _, r := range container.ProcessRooms() {
 		if need > r.Free {
 			return fmt.Errorf("%s: the services need %d processes at least (%s, and %d for vigil itself), but %s leaves room for %d: lower the counts or raise the limit",
 				cfg.Path, need, strings.Join(counts, ", "), 1+processReserve, r, max(r.Free, 0))
+		}
+	}
+	// Against the limit, not what is free: at a reload, the running
+	// children's descriptors are counted already.
+	if limit := container.DescriptorLimit(); limit > 0 {
+		if fds := children*container.DescriptorsPerChild + descriptorReserve; fds > limit {
+			return fmt.Errorf("%s: vigil run needs %d descriptors at least (%d for each of its %d children: %s and the supervisor; and %d for itself), but RLIMIT_NOFILE: %d: lower the counts or raise the limit (ulimit -n, LimitNOFILE=)",
+				cfg.Path, fds, container.DescriptorsPerChild, children, strings.Join(counts, ", "), descriptorReserve, limit)
 		}
 	}
 	return nil

@@ -265,3 +265,70 @@ func TestCheckWarnsOfThePipeShare(t *testing.T) {
 		}
 	}
 }
+
+// TestRunCountsBeyondTheDescriptorLimit: vigil run holds four descriptors
+// for each worker (its readiness, stdout and stderr pipes, a pidfd); counts
+// that cannot fit under RLIMIT_NOFILE (its hard limit: the Go runtime
+// raises the soft one to it) are refused at once, by check and by run,
+// naming the limit, instead of starting the workers that fit and retrying
+// the others for good. Counts that fit start.
+func TestRunCountsBeyondTheDescriptorLimit(t *testing.T) {
+	bash, err := exec.LookPath("bash")
+	if err != nil {
+		t.Skip("no bash for ulimit -n")
+	}
+	dir := t.TempDir()
+	write := func(count int) {
+		t.Helper()
+		conf := fmt.Sprintf("[supervisor]\nsocket = \"s.ipc\"\n\n[services.web]\ncommand = [\"sleep\", \"300\"]\nreadiness = \"started\"\ncount = %d\n", count)
+		if err := os.WriteFile(filepath.Join(dir, "vigil.toml"), []byte(conf), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	limited := func(args ...string) *exec.Cmd {
+		cmd := exec.Command(bash, append([]string{"-c", `ulimit -n 256 && exec "$0" "$@"`, vigilBin}, args...)...)
+		cmd.Dir = dir
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+		return cmd
+	}
+	write(100)
+	for _, sub := range []string{"check", "run"} {
+		cmd := limited(sub, "-c", "vigil.toml")
+		kill := time.AfterFunc(20*time.Second, func() { _ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) })
+		out, err := cmd.CombinedOutput()
+		kill.Stop()
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) || ee.ExitCode() != exitUsage ||
+			!strings.Contains(string(out), "services.web.count = 100") || !strings.Contains(string(out), "RLIMIT_NOFILE: 256") {
+			t.Errorf("vigil %s: %v:\n%s", sub, err, out)
+		}
+		if strings.Contains(string(out), "supervisor.0 |") {
+			t.Errorf("vigil %s started something before refusing:\n%s", sub, out)
+		}
+	}
+	write(20)
+	if out, err := limited("check", "-c", "vigil.toml").CombinedOutput(); err != nil {
+		t.Fatalf("vigil check of 20 workers under 256 descriptors: %v\n%s", err, out)
+	}
+	cmd := limited("run", "-c", "vigil.toml")
+	var out strings.Builder
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		_ = cmd.Wait()
+	}()
+	deadline := time.Now().Add(20 * time.Second)
+	for !strings.Contains(out.String(), "Running with 21 children") {
+		if time.Now().After(deadline) {
+			t.Fatalf("20 workers under 256 descriptors did not all start:\n%s", out.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	_ = cmd.Process.Signal(syscall.SIGTERM)
+	if err := cmd.Wait(); err != nil {
+		t.Errorf("vigil run: %v\n%s", err, out.String())
+	}
+}
