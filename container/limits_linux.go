@@ -49,18 +49,6 @@ func ProcessRooms() []Room {
 	return out
 }
 
-// DescriptorLimit is how many descriptors this process may have open
-// (RLIMIT_NOFILE), 0 if it cannot be read. The Go runtime raises the soft
-// limit to the hard one at start (and gives children the soft one they
-// would have had): the hard limit is the one in force.
-func DescriptorLimit() int {
-	var rl unix.Rlimit
-	if unix.Getrlimit(unix.RLIMIT_NOFILE, &rl) != nil || rl.Max == unix.RLIM_INFINITY || rl.Max > 1<<30 {
-		return 0
-	}
-	return int(rl.Max)
-}
-
 // DescriptorsPerChild is how many descriptors the container holds for each
 // running child: its readiness, stdout and stderr pipes (the read ends)
 // and its pidfd.

@@ -18,9 +18,6 @@ func (r Room) String() string { return fmt.Sprintf("%s: %d, %d in use", r.What, 
 // ProcessRooms returns no limit where none can be read (not Linux).
 func ProcessRooms() []Room { return nil }
 
-// DescriptorLimit is 0: no limit is known here.
-func DescriptorLimit() int { return 0 }
-
 // DescriptorsPerChild is how many descriptors the container holds for each
 // running child.
 const DescriptorsPerChild = 4

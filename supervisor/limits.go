@@ -60,6 +60,25 @@ func (l Limits) withDefaults() Limits {
 	return l
 }
 
+// descriptorReserve is how many descriptors the server keeps for other
+// than its connections (the listener, its monitors' reads of /proc, the
+// metrics endpoint, log files) when MaxConnections is capped to the
+// descriptor limit.
+const descriptorReserve = 64
+
+// capToDescriptors lowers MaxConnections to what a descriptor limit of
+// fds (0: none known) allows, with descriptorReserve kept, and reports
+// whether it did: past the limit, accepting fails and the connections
+// wait in the listen queue, operators' calls among them, while the
+// monitors cannot open what they read.
+func (l *Limits) capToDescriptors(fds int) bool {
+	if fds <= 0 || l.MaxConnections <= fds-descriptorReserve {
+		return false
+	}
+	l.MaxConnections = max(fds-descriptorReserve, 1)
+	return true
+}
+
 // jsonDepth returns the deepest nesting of objects and arrays in raw, which
 // must be valid JSON (a scalar has depth 0).
 func jsonDepth(raw []byte) int {

@@ -14,6 +14,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/vigild/vigil/internal/fdlimit"
 	"github.com/vigild/vigil/rpc"
 )
 
@@ -70,8 +71,10 @@ type Server struct {
 
 	active  atomic.Int64 // connections being served
 	atLimit atomic.Bool  // at MaxConnections: refusing, and said so
-	refused atomic.Int64 // connections refused while at the limit
-	stats   serverStats  // what Stats reports
+	// fdCapped: MaxConnections was lowered to what the descriptors allow.
+	fdCapped bool
+	refused  atomic.Int64 // connections refused while at the limit
+	stats    serverStats  // what Stats reports
 
 	mu          sync.Mutex
 	byID        map[string]*Connection
@@ -92,6 +95,7 @@ func (s *Server) init() {
 			s.StatusTimeout = DefaultStatusTimeout
 		}
 		s.limits = s.Limits.withDefaults()
+		s.fdCapped = s.limits.capToDescriptors(fdlimit.Max())
 		s.owners = []int{os.Geteuid()}
 		s.byID = make(map[string]*Connection)
 		s.controllers = make(map[*Connection]bool)
@@ -151,6 +155,11 @@ func (s *Server) Serve(ctx context.Context, l net.Listener) error {
 		monitors.Wait()
 	}()
 
+	if s.fdCapped {
+		s.logger.Warn("max_connections is more than this process's descriptors allow: serving fewer at once, so that its monitors and operators' calls still have descriptors",
+			"key", "supervisor.max_connections", "max_connections", s.Limits.withDefaults().MaxConnections, "RLIMIT_NOFILE", fdlimit.Max(), "serving_at_most", s.limits.MaxConnections)
+	}
+	var outOfFDs time.Time // since when accepting has failed for want of descriptors
 	stop := context.AfterFunc(ctx, func() { l.Close() })
 	defer func() {
 		stop()
@@ -167,7 +176,12 @@ func (s *Server) Serve(ctx context.Context, l net.Listener) error {
 				continue
 			}
 			if errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE) {
-				s.logger.Error("accept failed: out of file descriptors", "error", err)
+				// Said once, then again when it is over: retried ten times a
+				// second, this would be ten lines a second.
+				if outOfFDs.IsZero() {
+					outOfFDs = time.Now()
+					s.logger.Error("accept failed: out of file descriptors; new connections wait until some are freed", "error", err)
+				}
 				select {
 				case <-time.After(100 * time.Millisecond):
 				case <-ctx.Done():
@@ -175,6 +189,10 @@ func (s *Server) Serve(ctx context.Context, l net.Listener) error {
 				continue
 			}
 			return fmt.Errorf("accept: %w", err)
+		}
+		if !outOfFDs.IsZero() {
+			s.logger.Info("accepting connections again: descriptors were freed", "after", time.Since(outOfFDs).Round(time.Millisecond))
+			outOfFDs = time.Time{}
 		}
 		if s.active.Load() >= int64(s.limits.MaxConnections) {
 			c.Close()

@@ -11,6 +11,7 @@ import (
 
 	"github.com/vigild/vigil/container"
 	"github.com/vigild/vigil/internal/config"
+	"github.com/vigild/vigil/internal/fdlimit"
 )
 
 // defaultConfig is the configuration file vigil run and vigil check read
@@ -143,7 +144,7 @@ func checkRoom(cfg *config.Config) error {
 	}
 	// Against the limit, not what is free: at a reload, the running
 	// children's descriptors are counted already.
-	if limit := container.DescriptorLimit(); limit > 0 {
+	if limit := fdlimit.Max(); limit > 0 {
 		if fds := children*container.DescriptorsPerChild + descriptorReserve; fds > limit {
 			return fmt.Errorf("%s: vigil run needs %d descriptors at least (%d for each of its %d children: %s and the supervisor; and %d for itself), but RLIMIT_NOFILE: %d: lower the counts or raise the limit (ulimit -n, LimitNOFILE=)",
 				cfg.Path, fds, container.DescriptorsPerChild, children, strings.Join(counts, ", "), descriptorReserve, limit)
