@@ -187,3 +187,76 @@ func TestRotFileWritesSeveralBuffers(t *testing.T) {
 		t.Errorf("current file %q", cur)
 	}
 }
+
+// TestFileFollowsItsPath: an operator removes a worker's log file to free
+// the disk, or moves it aside (logrotate without copytruncate). The next
+// lines, a moment later, go to a new file at the path, and the old one is
+// closed: removed, its space is given back. Before, every later line went
+// to the removed file, whose space stayed taken while vigil ran (on a full
+// disk: every line lost, for good).
+func TestFileFollowsItsPath(t *testing.T) {
+	dir := t.TempDir()
+	h := New(Options{Settings: Settings{Dir: dir, MaxSize: 1 << 20, Keep: 1}})
+	ch := startChild(t, "script", "out:one", "wait", "out:two", "wait", "out:three", "wait")
+	c := h.Capture(ch.id("web", 0), ch.stdout, ch.stderr)
+	path := filepath.Join(dir, "web.0.stdout.log")
+	waitFor := func(want string) {
+		t.Helper()
+		deadline := time.Now().Add(20 * time.Second)
+		for {
+			data, _ := os.ReadFile(path)
+			if string(data) == want {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("the file holds %q, want %q", data, want)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	next := func() {
+		t.Helper()
+		time.Sleep(followEvery + 100*time.Millisecond)
+		if _, err := ch.stdin.Write([]byte("\n")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor("one\n")
+	if err := os.Remove(path); err != nil {
+		t.Fatal(err)
+	}
+	next()
+	waitFor("two\n")
+	if fds := deletedOpen(t, dir); len(fds) > 0 {
+		t.Errorf("the removed file is still open: %v", fds)
+	}
+	if err := os.Rename(path, path+".moved"); err != nil {
+		t.Fatal(err)
+	}
+	next()
+	waitFor("three\n")
+	if got := readLog(t, path+".moved"); got != "two\n" {
+		t.Errorf("the moved file holds %q", got)
+	}
+	ch.stdin.Close()
+	ch.wait(t)
+	waitDone(t, c)
+	closeHub(t, h, 10*time.Second)
+}
+
+// deletedOpen lists this process's descriptors of removed files in dir.
+func deletedOpen(t *testing.T, dir string) []string {
+	t.Helper()
+	entries, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Skip("no /proc/self/fd")
+	}
+	var out []string
+	for _, e := range entries {
+		link, err := os.Readlink(filepath.Join("/proc/self/fd", e.Name()))
+		if err == nil && strings.HasPrefix(link, dir) && strings.HasSuffix(link, " (deleted)") {
+			out = append(out, e.Name()+" -> "+link)
+		}
+	}
+	return out
+}

@@ -14,12 +14,19 @@ import (
 	"path/filepath"
 	"strconv"
 	"sync"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
 
 // maxIovecs is the most buffers one writev(2) takes (IOV_MAX).
 const maxIovecs = 1024
+
+// followEvery: a file being written to is checked at most this often (and
+// after a failed write) to still be the one at its path; one removed, to
+// free the disk, or moved aside by another rotator is closed, and a new
+// one made at the path.
+const followEvery = time.Second
 
 // rotFile is a log file rotated by size: when the next lines would take
 // it past maxSize, it becomes path.1, path.1 becomes path.2, and so on up
@@ -38,10 +45,13 @@ type rotFile struct {
 	keep     int
 	compress bool
 
-	f      *os.File
-	size   int64
-	gzDone chan struct{} // closed when the compression in progress ends (nil: none)
-	gzStop chan struct{} // closed to cut the compression short
+	f       *os.File
+	fi      os.FileInfo // f's, when opened: what the path must still name
+	size    int64
+	checked time.Time     // when the path was last found to name f
+	failing bool          // the last write failed: check the path at the next
+	gzDone  chan struct{} // closed when the compression in progress ends (nil: none)
+	gzStop  chan struct{} // closed to cut the compression short
 }
 
 func (r *rotFile) setLimits(maxSize int64, keep int, compress bool) {
@@ -64,20 +74,46 @@ func (r *rotFile) write(bufs [][]byte) error {
 	for _, p := range bufs {
 		total += len(p)
 	}
-	if r.f == nil && total > 0 {
+	if total == 0 {
+		return nil
+	}
+	r.follow()
+	if r.f == nil {
 		if err := r.open(); err != nil {
+			r.failing = true
 			return err
 		}
 	}
+	var err error
 	if int64(total) <= maxSize-r.size {
-		return r.writev(bufs)
-	}
-	for _, p := range bufs {
-		if err := r.writeLines(p, maxSize, keep, compress); err != nil {
-			return err
+		err = r.writev(bufs)
+	} else {
+		for _, p := range bufs {
+			if err = r.writeLines(p, maxSize, keep, compress); err != nil {
+				break
+			}
 		}
 	}
-	return nil
+	r.failing = err != nil
+	return err
+}
+
+// follow closes the file if its path no longer names it (removed, or
+// moved aside), so that the next write makes a new one there: checked
+// every followEvery, and after a failed write.
+func (r *rotFile) follow() {
+	if r.f == nil || (!r.failing && time.Since(r.checked) < followEvery) {
+		return
+	}
+	r.checked = time.Now()
+	if fi, err := os.Stat(r.path); err == nil && os.SameFile(fi, r.fi) {
+		return
+	}
+	r.logger.Info("log file removed or moved away: writing a new one", "file", r.path)
+	if err := r.f.Close(); err != nil {
+		r.logger.Warn("log file: close failed", "file", r.path, "error", err)
+	}
+	r.f, r.fi = nil, nil
 }
 
 // writeLines appends p, whole lines, rotating first when they would not
@@ -185,7 +221,7 @@ func (r *rotFile) open() error {
 		f.Close()
 		return fmt.Errorf("open log file: %w", err)
 	}
-	r.f, r.size = f, fi.Size()
+	r.f, r.fi, r.size, r.checked = f, fi, fi.Size(), time.Now()
 	return nil
 }
 
