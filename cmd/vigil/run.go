@@ -348,16 +348,31 @@ func (r *controllerRun) reloadConfig(ctx context.Context) ([]container.ServiceCh
 		}
 	}
 	if err != nil {
-		// A new document may be in use (a reload that failed after the
-		// supervisor was replaced): it stays open until the run ends.
+		// The new document is in use if the supervisor was replaced and
+		// something else failed: it stays open until the run ends. If
+		// the new supervisor is what failed, nothing holds it.
 		if conf.file != nil && conf.file != r.supConf.file {
-			r.spareConfs = append(r.spareConfs, conf)
+			if inForce(r.ctrl.Specs(), conf.file) {
+				r.spareConfs = append(r.spareConfs, conf)
+			} else {
+				conf.file.Close()
+			}
 		}
 		return changes, err
 	}
 	r.supConf.closeUnless(conf) // the old spec is gone
 	r.cfg, r.supConf = cfg, conf
 	return changes, nil
+}
+
+// inForce reports whether a spec of specs hands its children f.
+func inForce(specs []container.Spec, f *os.File) bool {
+	for _, s := range specs {
+		if slices.Contains(s.Files, f) {
+			return true
+		}
+	}
+	return false
 }
 
 // closeConfs closes the supervisors' documents, once the controller has

@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"fmt"
+	"net"
 	"os"
 	"strings"
 	"sync"
@@ -131,4 +133,44 @@ func TestRunSupervisorRestartsWithTheLoadedConfig(t *testing.T) {
 		s := tr.pids(SupervisorService, "ready")
 		return allUp(1)(tr) && len(s) == 1 && s[0] != sup[0]
 	})
+}
+
+// TestRunFailedSupervisorReloadsKeepNoDocument: a reload that changes the
+// supervisor's settings hands the new supervisor a sealed memory file of
+// the document. When that supervisor fails to start (here, its metrics
+// address is taken), the reload fails and the old supervisor stays; the
+// new document was kept open until the run ended, one more for each such
+// reload (a deploy retried every minute: one a minute).
+func TestRunFailedSupervisorReloadsKeepNoDocument(t *testing.T) {
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	r := startRun(t, workerConfig(t, 1, ""))
+	r.waitTree("1 ready worker", allUp(1))
+	memfds := func() int {
+		n := 0
+		entries, _ := os.ReadDir(fmt.Sprintf("/proc/%d/fd", r.cmd.Process.Pid))
+		for _, e := range entries {
+			if link, err := os.Readlink(fmt.Sprintf("/proc/%d/fd/%s", r.cmd.Process.Pid, e.Name())); err == nil && strings.HasPrefix(link, "/memfd:") {
+				n++
+			}
+		}
+		return n
+	}
+	before := memfds()
+	cfg := workerConfig(t, 1, "") + fmt.Sprintf("\n[metrics]\nlisten = %q\n", taken.Addr().String())
+	if err := os.WriteFile(r.config, []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		if _, _, code := opRun(t, nil, "reload", "--socket", r.socket); code == 0 {
+			t.Fatalf("reload %d with the metrics address taken succeeded", i+1)
+		}
+	}
+	if after := memfds(); after != before {
+		t.Errorf("vigil run holds %d memory files after 3 failed reloads, %d before", after, before)
+	}
+	r.waitTree("the old supervisor and the worker", allUp(1))
 }
