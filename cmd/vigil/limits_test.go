@@ -294,15 +294,22 @@ func TestRunCountsBeyondTheDescriptorLimit(t *testing.T) {
 	write(100)
 	for _, sub := range []string{"check", "run"} {
 		cmd := limited(sub, "-c", "vigil.toml")
-		kill := time.AfterFunc(20*time.Second, func() { _ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) })
-		out, err := cmd.CombinedOutput()
+		var output lockedBuffer
+		cmd.Stdout, cmd.Stderr = &output, &output
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		pgid := cmd.Process.Pid
+		kill := time.AfterFunc(20*time.Second, func() { _ = syscall.Kill(-pgid, syscall.SIGKILL) })
+		err := cmd.Wait()
 		kill.Stop()
+		out := output.String()
 		var ee *exec.ExitError
 		if !errors.As(err, &ee) || ee.ExitCode() != exitUsage ||
-			!strings.Contains(string(out), "services.web.count = 100") || !strings.Contains(string(out), "RLIMIT_NOFILE: 256") {
+			!strings.Contains(out, "services.web.count = 100") || !strings.Contains(out, "RLIMIT_NOFILE: 256") {
 			t.Errorf("vigil %s: %v:\n%s", sub, err, out)
 		}
-		if strings.Contains(string(out), "supervisor.0 |") {
+		if strings.Contains(out, "supervisor.0 |") {
 			t.Errorf("vigil %s started something before refusing:\n%s", sub, out)
 		}
 	}
@@ -311,7 +318,7 @@ func TestRunCountsBeyondTheDescriptorLimit(t *testing.T) {
 		t.Fatalf("vigil check of 20 workers under 256 descriptors: %v\n%s", err, out)
 	}
 	cmd := limited("run", "-c", "vigil.toml")
-	var out strings.Builder
+	var out lockedBuffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
