@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -22,6 +23,8 @@ import (
 type cgroups struct {
 	base   string
 	baseFD int // base, open in the process's table for the run (see make)
+
+	swept []string // cgroups left by killed runs, removed at the start
 
 	mu   sync.Mutex
 	dirs map[uint64]string // spawn number -> the child's cgroup
@@ -52,7 +55,16 @@ func newCgroups(runID string) (*cgroups, error) {
 		_ = os.Remove(base)
 		return nil, &os.PathError{Op: "open", Path: base, Err: err}
 	}
-	return &cgroups{base: base, baseFD: fd, dirs: map[uint64]string{}}, nil
+	g := &cgroups{base: base, baseFD: fd, dirs: map[uint64]string{}}
+	// What runs whose controller and guard were both killed left beside
+	// this one (empty cgroups, which nothing else removes).
+	for _, dir := range staleRunCgroups(base, time.Now()) {
+		removeCgroupTree(dir, time.Now())
+		if _, err := os.Stat(dir); err != nil {
+			g.swept = append(g.swept, dir)
+		}
+	}
+	return g, nil
 }
 
 // cgroup2Mount is where the cgroup v2 hierarchy is mounted.

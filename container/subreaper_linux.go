@@ -90,6 +90,9 @@ func NewSubreaper(opts SubreaperOptions) (*Subreaper, error) {
 		logger.Info("children tracked by process group and descent (no writable cgroup v2)", "reason", err)
 	} else {
 		s.cg = cg
+		if len(cg.swept) > 0 {
+			logger.Info("removed the cgroups of runs killed with their guard", "cgroups", cg.swept)
+		}
 	}
 	signal.Notify(s.sigs, syscall.SIGCHLD)
 	go s.run()
