@@ -79,17 +79,10 @@ func TestSuperviseUnderADescriptorLimit(t *testing.T) {
 		c.Close()
 	}
 	conns = nil
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		_, stderr, code := opRun(t, nil, "status", "--socket", socket)
-		if code == 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("status after the connections closed: exit %d: %s\n%s", code, stderr, log.String())
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	waitUntil(t, "status answered once the connections closed", func() bool {
+		_, _, code := opRun(t, nil, "status", "--socket", socket)
+		return code == 0
+	})
 }
 
 func isTimeout(err error) bool {
