@@ -44,7 +44,9 @@ type Limits struct {
 	// line_timeout). Idle connections have no deadline.
 	LineTimeout time.Duration
 	// MaxConnections is the most connections served at once (default
-	// 10,000; max_connections). Further ones are closed as soon as they are
+	// 10,000; max_connections), and never more than the process's
+	// descriptor limit (RLIMIT_NOFILE) less 64 allows, which is said once
+	// when the server starts. Further ones are closed as soon as they are
 	// accepted, with one log line until the count falls again.
 	MaxConnections int
 }
