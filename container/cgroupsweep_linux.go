@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -19,19 +20,22 @@ const staleAfter = time.Minute
 // runCgroupName is the name of a run's cgroup (vigil-RUNID).
 var runCgroupName = regexp.MustCompile(`^vigil-[0-9a-f]{12}$`)
 
-// staleRunCgroups returns the cgroups of other runs beside own (in its
-// parent) that were left behind by a run whose controller and guard were
-// both killed: nothing runs in them or under them, they are older than
-// staleAfter, and no process holds one open (a live controller holds its
-// run's open for the whole run) or names it on its command line (a guard
-// stopping its run). The processes are looked at only when there is such
-// a cgroup at all.
+// staleRunCgroups returns the cgroups of other runs of this user beside
+// own (in its parent) that were left behind by a run whose controller and
+// guard were both killed: nothing runs in them or under them, they are
+// older than staleAfter, and no process holds one open (a live controller
+// holds its run's open for the whole run) or names it on its command line
+// (a guard stopping its run). The processes are looked at only when there
+// is such a cgroup at all.
 func staleRunCgroups(own string, now time.Time) []string {
 	parent := filepath.Dir(own)
 	entries, err := os.ReadDir(parent)
 	if err != nil {
 		return nil
 	}
+	// Only this user's: another's live controller may be a process whose
+	// descriptors this one cannot read.
+	uid := os.Geteuid()
 	var candidates []string
 	for _, e := range entries {
 		dir := filepath.Join(parent, e.Name())
@@ -39,7 +43,7 @@ func staleRunCgroups(own string, now time.Time) []string {
 			continue
 		}
 		fi, err := e.Info()
-		if err != nil || now.Sub(fi.ModTime()) < staleAfter || populated(dir) {
+		if err != nil || !ownedBy(fi, uid) || now.Sub(fi.ModTime()) < staleAfter || populated(dir) {
 			continue
 		}
 		candidates = append(candidates, dir)
@@ -55,6 +59,12 @@ func staleRunCgroups(own string, now time.Time) []string {
 		}
 	}
 	return stale
+}
+
+// ownedBy reports whether fi's owner is uid.
+func ownedBy(fi os.FileInfo, uid int) bool {
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	return ok && int(st.Uid) == uid
 }
 
 // populated reports whether a process runs in the cgroup dir or under it

@@ -24,8 +24,9 @@ func testRunID() string {
 // TestNewCgroupsRemovesKilledRuns: a run whose controller and guard were
 // both killed leaves its cgroup (and its children's) behind, empty, and
 // nothing removed them. A new run removes those beside its own that are
-// empty, old, held open by no process (a live controller holds its run's)
-// and named by none (a guard stopping its run); it keeps the others.
+// empty, old, its user's, held open by no process (a live controller holds
+// its run's) and named by none (a guard stopping its run); it keeps the
+// others.
 func TestNewCgroupsRemovesKilledRuns(t *testing.T) {
 	probe, err := newCgroups(testRunID())
 	if err != nil {
@@ -70,6 +71,15 @@ func TestNewCgroupsRemovesKilledRuns(t *testing.T) {
 		_ = guard.Wait()
 	}()
 	young := made(false)
+	// Another user's: its controller may be a process this one cannot see
+	// the descriptors of.
+	others := made(true)
+	if err := os.Lchown(others, 65534, 65534); err != nil {
+		t.Skipf("cannot give a cgroup to another user here: %v", err)
+	}
+	if err := os.Chtimes(others, old, old); err != nil {
+		t.Fatal(err)
+	}
 
 	g, err := newCgroups(testRunID())
 	if err != nil {
@@ -82,7 +92,7 @@ func TestNewCgroupsRemovesKilledRuns(t *testing.T) {
 	if !slices.Equal(g.swept, []string{left}) {
 		t.Errorf("swept %v, want [%s]", g.swept, left)
 	}
-	for _, dir := range []string{held, named, young} {
+	for _, dir := range []string{held, named, young, others} {
 		if _, err := os.Stat(dir); err != nil {
 			t.Errorf("%s was removed: %v", dir, err)
 		}
