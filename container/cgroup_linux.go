@@ -140,9 +140,10 @@ func (g *cgroups) remove(seq uint64) {
 }
 
 // kill kills whatever is left in a reaped child's cgroup, and reports
-// whether the child had one; the cgroup is removed by a later sweep once
-// empty.
-func (g *cgroups) kill(seq uint64) bool {
+// whether the child had one, its name (SERVICE.INDEX), and the processes
+// it left, named before they were killed (see describeProcs; "" when
+// none); the cgroup is removed by a later sweep once empty.
+func (g *cgroups) kill(seq uint64) (had bool, name, left string) {
 	g.mu.Lock()
 	dir := g.dirs[seq]
 	delete(g.dirs, seq)
@@ -151,9 +152,24 @@ func (g *cgroups) kill(seq uint64) bool {
 	}
 	g.mu.Unlock()
 	if dir == "" {
-		return false
+		return false, "", ""
 	}
-	return os.WriteFile(filepath.Join(dir, "cgroup.kill"), []byte("1"), 0) == nil
+	name = strings.TrimSuffix(filepath.Base(dir), "-"+strconv.FormatUint(seq, 10))
+	var pids []int
+	if b, err := os.ReadFile(filepath.Join(dir, "cgroup.procs")); err == nil {
+		for _, f := range strings.Fields(string(b)) {
+			if pid, err := strconv.Atoi(f); err == nil {
+				pids = append(pids, pid)
+			}
+		}
+	}
+	if len(pids) > 0 {
+		left = describeProcs(pids, 5)
+	}
+	if os.WriteFile(filepath.Join(dir, "cgroup.kill"), []byte("1"), 0) != nil {
+		return false, name, ""
+	}
+	return true, name, left
 }
 
 // sweep removes the killed cgroups that are empty now.

@@ -95,6 +95,6 @@ func (c *Container) onExit(p *proc) {
 // its process group are dealt with here (see the subreaper).
 func (c *Container) afterReap(p *proc) {
 	if c.opts.reaper != nil {
-		c.opts.reaper.reaped(p.pid, p.seq)
+		c.opts.reaper.reaped(p.pid, p.seq, p.stopping)
 	}
 }

@@ -416,7 +416,7 @@ func (c *Container) openPidfd(pid int, seq uint64) (int, error) {
 	_ = c.sys.signal(pid, syscall.SIGKILL)
 	_, _ = c.sys.reap(pid)
 	if c.opts.reaper != nil {
-		c.opts.reaper.reaped(pid, seq)
+		c.opts.reaper.reaped(pid, seq, true)
 	}
 	return -1, err
 }

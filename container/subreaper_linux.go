@@ -54,7 +54,7 @@ type Subreaper struct {
 	live    map[uint64]bool // spawn numbers of processes not yet reaped
 	traced  map[int]uint64  // other children: pid -> the spawn number they came from (0: none)
 	stopped map[int]bool    // orphans already killed
-	dead    []uint64        // spawn numbers reaped since the last scan, whose cgroups to kill
+	dead    []reapedChild   // reaped since the last scan: their cgroups to kill
 	adopted int             // orphans reaped, for tests and logs
 	killed  int             // descendants stopped
 
@@ -184,13 +184,21 @@ func (s *Subreaper) poke() {
 	}
 }
 
+// reapedChild is a child the container reaped: its spawn number, and
+// whether it exited because the container stopped it.
+type reapedChild struct {
+	seq     uint64
+	stopped bool
+}
+
 // reaped tells the Subreaper that the container reaped pid (spawn number
-// seq): what is left of it is stopped by the next scan.
-func (s *Subreaper) reaped(pid int, seq uint64) {
+// seq; stopped: the container had asked it to stop): what is left of it
+// is stopped by the next scan.
+func (s *Subreaper) reaped(pid int, seq uint64, stopped bool) {
 	s.mu.Lock()
 	delete(s.known, pid)
 	delete(s.live, seq)
-	s.dead = append(s.dead, seq)
+	s.dead = append(s.dead, reapedChild{seq, stopped})
 	s.mu.Unlock()
 	s.poke()
 }
@@ -217,9 +225,21 @@ func (s *Subreaper) scan() {
 	s.dead = nil
 	s.mu.Unlock()
 	walk := false
-	for _, seq := range dead {
-		if s.cg == nil || !s.cg.kill(seq) {
+	for _, d := range dead {
+		if s.cg == nil {
+			walk = true
+			continue
+		}
+		had, name, left := s.cg.kill(d.seq)
+		switch {
+		case !had:
 			walk = true // no cgroup killed what is left of it
+		case left == "":
+		case d.stopped:
+			s.logger.Debug("a child stopped left processes running: killed with it", "child", name, "left", left)
+		default:
+			s.logger.Warn("a child exited and left processes running: stopped with it (if it puts itself in the background, as a daemon does, run it in the foreground)",
+				"child", name, "left", left)
 		}
 	}
 	if s.cg != nil && len(dead) > 0 {
@@ -398,6 +418,20 @@ func ownChildren() []int {
 		}
 	}
 	return out
+}
+
+// describeProcs names at most n of pids, "COMMAND (pid PID)", and how
+// many more there are.
+func describeProcs(pids []int, n int) string {
+	var parts []string
+	for i, pid := range pids {
+		if i == n {
+			parts = append(parts, fmt.Sprintf("and %d more", len(pids)-n))
+			break
+		}
+		parts = append(parts, fmt.Sprintf("%s (pid %d)", commandOf(pid), pid))
+	}
+	return strings.Join(parts, ", ")
 }
 
 // commandOf is pid's command name, for logs.

@@ -30,7 +30,7 @@ func (s *Subreaper) startChild(seq uint64, name string, th *spawnThread, shared 
 	return err
 }
 
-func (s *Subreaper) reaped(int, uint64) {}
+func (s *Subreaper) reaped(int, uint64, bool) {}
 
 func (s *Subreaper) startCommand(seq uint64, start func(int) (int, error)) error {
 	_, err := start(-1)

@@ -204,3 +204,53 @@ func TestRunReapsLikeInit(t *testing.T) {
 		}
 	}
 }
+
+// TestRunSaysWhatAWorkerLeftBehind: a worker that puts itself in the
+// background (forks, and its first process exits 0, as a daemon does) was
+// restarted in a loop with nothing said but "exit 0": what it left was
+// killed through its cgroup in silence. vigil run now says, at once, what
+// it left and that it stopped it, naming the child; not when it was vigil
+// that stopped the worker (a stubborn descendant killed with it then is
+// no news).
+func TestRunSaysWhatAWorkerLeftBehind(t *testing.T) {
+	dir := t.TempDir()
+	pidfile := filepath.Join(dir, "daemon.pid")
+	// It exits once its daemon has left its session and process group
+	// (which the worker's own exit handling kills).
+	daemonize := `setsid sh -c 'echo $$ > ` + pidfile + `.tmp && mv ` + pidfile + `.tmp ` + pidfile + ` && exec sleep 300' & while [ ! -s ` + pidfile + ` ]; do sleep 0.01; done; exit 0`
+	r := startRun(t, shConfig(daemonize, "restart = false\n")+`
+[services.stubborn]
+command = ["sh", "-c", "trap '' INT TERM; setsid sleep 301 & exec sleep 302"]
+count = 1
+readiness = "started"
+supervised = false
+graceful_stop = "100ms"
+`)
+	waitUntil(t, "the daemon's process", func() bool { _, err := os.Stat(pidfile); return err == nil })
+	if !strings.Contains(r.out.String(), `tracking="cgroup `) {
+		t.Skipf("no cgroup tracking here:\n%s", r.out.String())
+	}
+	daemon := readPID(t, pidfile)
+	t.Cleanup(func() { _ = syscall.Kill(daemon, syscall.SIGKILL) })
+	waitUntil(t, "the daemon stopped with its worker", func() bool { return procGone(daemon) })
+	waitUntil(t, "a word of what it left", func() bool {
+		return strings.Contains(r.out.String(), "left processes running") && strings.Contains(r.out.String(), "child=sh.0")
+	})
+	if !strings.Contains(r.out.String(), fmt.Sprintf("(pid %d)", daemon)) { // sh, or sleep once exec'd
+		t.Errorf("the message does not name the process left:\n%s", r.out.String())
+	}
+	// Stopped by vigil, the stubborn worker's sleep 301 (it ignores
+	// SIGINT and SIGTERM, and left the worker's process group, which the
+	// stop's SIGKILL reaches) is killed with it, without a warning.
+	r.waitTree("the stubborn worker", func(tr tree) bool { return len(tr.pids("stubborn", "ready")) == 1 })
+	if _, stderr, code := opRun(t, nil, "stop", "--socket", r.socket, "stubborn"); code != 0 {
+		t.Fatalf("vigil stop stubborn: exit %d: %s", code, stderr)
+	}
+	waitUntil(t, "the stubborn worker stopped", func() bool {
+		return strings.Contains(r.out.String(), "child=stubborn.0") && strings.Contains(r.out.String(), "signal killed")
+	})
+	time.Sleep(200 * time.Millisecond) // the subreaper's scan
+	if n := strings.Count(r.out.String(), "left processes running"); n != 1 {
+		t.Errorf("said %d times that a worker left processes running, want once:\n%s", n, r.out.String())
+	}
+}
