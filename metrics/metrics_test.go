@@ -18,6 +18,8 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -676,5 +678,75 @@ func TestScrapeAsksTheMetricsOperation(t *testing.T) {
 		if v, ok := value(t, byName, tc.name, tc.labels); !ok || v != tc.want {
 			t.Errorf("%s%v = %v (found %v), want %v", tc.name, tc.labels, v, ok, tc.want)
 		}
+	}
+}
+
+// TestServeBoundsConnections: a client that opens many connections to the
+// endpoint and sends nothing held one descriptor each of the process
+// serving it (the supervisor: its socket and monitors need them) until the
+// server's timeouts; beyond MaxConnections they are closed at once, and a
+// scrape is served again once some close.
+func TestServeBoundsConnections(t *testing.T) {
+	l, err := Listen("127.0.0.1:0", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- Serve(ctx, l, New(Options{Server: &supervisor.Server{}}).Handler(), nil) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+	}()
+	const held = 3 * MaxConnections
+	var conns []net.Conn
+	defer func() {
+		for _, c := range conns {
+			c.Close()
+		}
+	}()
+	for range held {
+		c, err := net.Dial("tcp", l.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		conns = append(conns, c)
+	}
+	var closed atomic.Int32
+	var reads sync.WaitGroup
+	for _, c := range conns {
+		reads.Go(func() {
+			_ = c.SetReadDeadline(time.Now().Add(time.Second))
+			_, err := c.Read(make([]byte, 1))
+			if ne, ok := err.(net.Error); err != nil && !(ok && ne.Timeout()) {
+				closed.Add(1)
+			}
+		})
+	}
+	reads.Wait()
+	if n := int(closed.Load()); n < held-MaxConnections {
+		t.Errorf("%d of %d idle connections closed; at most %d are served", n, held, MaxConnections)
+	}
+	for _, c := range conns {
+		c.Close()
+	}
+	conns = nil
+	client := &http.Client{Timeout: 10 * time.Second}
+	defer client.CloseIdleConnections()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		resp, err := client.Get("http://" + l.Addr().String() + "/metrics")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no scrape once the connections closed: %v", err)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -104,7 +105,7 @@ func Serve(ctx context.Context, l net.Listener, h http.Handler, logger *slog.Log
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 	}
 	served := make(chan error, 1)
-	go func() { served <- srv.Serve(l) }()
+	go func() { served <- srv.Serve(limit(l, MaxConnections, logger)) }()
 	select {
 	case err := <-served:
 		return fmt.Errorf("metrics: serve on %s: %w", l.Addr(), err)
@@ -119,6 +120,63 @@ func Serve(ctx context.Context, l net.Listener, h http.Handler, logger *slog.Log
 		return fmt.Errorf("metrics: serve on %s: %w", l.Addr(), err)
 	}
 	return nil
+}
+
+// MaxConnections is how many connections Serve serves at once; further
+// ones are closed as soon as they are accepted, with one log line until
+// the count falls again. A scraper needs one or two: the bound keeps a
+// careless (or hostile) client from taking the descriptors the process
+// serving the endpoint (the supervisor) needs for its own socket and its
+// monitors, for as long as the server's timeouts let idle connections
+// stay.
+const MaxConnections = 32
+
+// limitListener accepts at most max connections at once (see
+// MaxConnections).
+type limitListener struct {
+	net.Listener
+	max     int32
+	active  atomic.Int32
+	atLimit atomic.Bool
+	logger  *slog.Logger
+}
+
+func limit(l net.Listener, max int, logger *slog.Logger) net.Listener {
+	return &limitListener{Listener: l, max: int32(max), logger: logger}
+}
+
+func (l *limitListener) Accept() (net.Conn, error) {
+	for {
+		c, err := l.Listener.Accept()
+		if err != nil {
+			return nil, err
+		}
+		if l.active.Add(1) <= l.max {
+			return &limitedConn{Conn: c, l: l}, nil
+		}
+		l.active.Add(-1)
+		c.Close()
+		if !l.atLimit.Swap(true) {
+			l.logger.Warn("metrics: too many connections at once: closing new ones until some close", "max", l.max, "listen", l.Addr().String())
+		}
+	}
+}
+
+// limitedConn gives its place back once closed.
+type limitedConn struct {
+	net.Conn
+	l    *limitListener
+	once sync.Once
+}
+
+func (c *limitedConn) Close() error {
+	err := c.Conn.Close()
+	c.once.Do(func() {
+		if c.l.active.Add(-1) < c.l.max && c.l.atLimit.CompareAndSwap(true, false) {
+			c.l.logger.Info("metrics: accepting connections again", "listen", c.l.Addr().String())
+		}
+	})
+	return err
 }
 
 // buffered writes h's response through a 64 KiB buffer: the few hundred
