@@ -234,3 +234,40 @@ func TestSocketHealIsNotPolled(t *testing.T) {
 		t.Fatal("healed without a check")
 	}
 }
+
+// TestSocketHealsItsDirectory: the socket's whole directory removed (a
+// cleanup of /run or /tmp) and made again later: the supervisor binds
+// its socket again there. It said "retrying" and never did: the watch of
+// the directory ended with it, and nothing looked again.
+func TestSocketHealsItsDirectory(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "run")
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, "heal.ipc")
+	logs := &syncBuffer{}
+	l, err := Listen(path, ListenOptions{HealInterval: 50 * time.Millisecond, Logger: slog.New(slog.NewTextHandler(logs, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop := serveListener(t, l)
+	defer stop()
+	if err := os.RemoveAll(dir); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the problem to be logged", func() bool { return strings.Contains(logs.String(), "cannot bind it again") })
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the socket to answer in the directory made again", func() bool { return answers(path) })
+	// The new directory is watched: its socket file removed, it is bound
+	// again, at the next check, not never.
+	checks := l.checks.Load()
+	if err := os.Remove(path); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the socket removed from the new directory to answer again", func() bool { return answers(path) })
+	if l.checks.Load() == checks {
+		t.Error("bound again without a check")
+	}
+}

@@ -244,60 +244,100 @@ func clearStale(path string) error {
 // heal checks the socket file until Close: interval after a change to its
 // entry in the directory (an inotify watch; the wait lets a replacement
 // being made finish, and an idle supervisor never wakes), or every
-// interval when no watch can be set or the directory itself went away.
+// interval when no watch can be set, while the file cannot be bound
+// again, or once the directory itself went away. A directory removed does
+// not always end the watch (the listening socket keeps the removed entry,
+// and so its directory, alive); one made again at the path is a new one:
+// once the socket is bound there, it is watched instead.
 func (l *Listener) heal(w *dirWatch, interval time.Duration) {
-	var events <-chan struct{}
-	var lost <-chan struct{}
-	if w != nil {
-		defer w.close()
-		events, lost = w.changed, w.lost
-	}
+	var events, lost <-chan struct{}
 	var poll <-chan time.Time
 	var ticker *time.Ticker
 	defer func() {
+		if w != nil {
+			w.close()
+		}
 		if ticker != nil {
 			ticker.Stop()
 		}
 	}()
 	startPolling := func() {
-		ticker = time.NewTicker(interval)
-		poll = ticker.C
+		if ticker == nil {
+			ticker = time.NewTicker(interval)
+			poll = ticker.C
+		}
 	}
-	if w == nil {
-		startPolling()
+	watch := func(nw *dirWatch) {
+		if w != nil && w != nw {
+			w.close()
+		}
+		w, events, lost = nw, nil, nil
+		if w == nil {
+			startPolling()
+			return
+		}
+		events, lost = w.changed, w.lost
+		if ticker != nil {
+			ticker.Stop()
+			ticker, poll = nil, nil
+		}
 	}
+	watch(w)
 	var settle <-chan time.Time
+	// rewatch: the watch may be of a directory that is gone.
+	rewatch := false
+	attempt := func() {
+		var nw *dirWatch
+		if rewatch {
+			// Set before the check, as at the start: a change made once
+			// the socket is bound again is seen.
+			nw = watchEntry(filepath.Dir(l.path), filepath.Base(l.path))
+		}
+		switch ok := l.check(); {
+		case !ok:
+			rewatch = true
+			startPolling()
+			if nw != nil {
+				nw.close()
+			}
+		case nw != nil:
+			rewatch = false
+			watch(nw)
+		}
+	}
 	for {
 		select {
 		case <-l.stop:
 			return
 		case <-poll:
-			l.check()
+			attempt()
 		case <-events:
 			if settle == nil {
 				settle = time.After(interval)
 			}
 		case <-settle:
 			settle = nil
-			l.check()
+			attempt()
 		case <-lost:
 			events, lost = nil, nil
-			l.check()
+			rewatch = true
 			startPolling()
+			attempt()
 		}
 	}
 }
 
 // check binds the path again when the file there is not the listener's
-// socket any more. Each problem is logged once, and the healing once.
-func (l *Listener) check() {
+// socket any more, and reports whether it is now. Each problem is logged
+// once, and the healing once.
+func (l *Listener) check() bool {
 	l.checks.Add(1)
 	id, _ := statID(l.path)
 	l.mu.Lock()
 	was := l.file
 	l.mu.Unlock()
 	if id == was && id != (fileID{}) {
-		return
+		return true
 	}
 	what := "gone"
 	if _, err := os.Lstat(l.path); err == nil {
@@ -309,7 +349,7 @@ func (l *Listener) check() {
 			l.problem = msg
 			l.logger.Error("socket file "+what+"; cannot bind it again (retrying)", "socket", l.path, "error", err)
 		}
-		return
+		return false
 	}
 	l.problem = ""
 	l.mu.Lock()
@@ -317,13 +357,14 @@ func (l *Listener) check() {
 		l.mu.Unlock()
 		ul.Close()
 		os.Remove(l.path)
-		return
+		return false
 	}
 	old := l.l
 	l.l, l.file, l.owned, l.owner = ul, nid, true, os.Geteuid()
 	l.mu.Unlock()
 	old.Close() // wakes Accept, which goes on with the new socket
 	l.logger.Warn("socket file was "+what+": bound it again", "socket", l.path)
+	return true
 }
 
 // Path returns the socket file's path.
