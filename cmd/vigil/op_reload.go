@@ -140,7 +140,7 @@ func writeChanges(out io.Writer, changes []change, before, after map[string]stat
 		lines = append(lines, line)
 	}
 	if len(lines) == 0 {
-		writeLine(out, "reload done: nothing changed (%s unchanged)", strings.Join(unchanged, ", "))
+		writeLine(out, "reload done: nothing changed (%s unchanged)", serviceList(unchanged))
 		return
 	}
 	slices.SortStableFunc(order, func(a, b string) int { return changeRank(a) - changeRank(b) })
@@ -153,8 +153,21 @@ func writeChanges(out io.Writer, changes []change, before, after map[string]stat
 		writeLine(out, "%s", l)
 	}
 	if len(unchanged) > 0 {
-		writeLine(out, "  unchanged: %s", strings.Join(unchanged, ", "))
+		writeLine(out, "  unchanged: %s", serviceList(unchanged))
 	}
+}
+
+// listedServices is the most services a reload's report names on a line;
+// beyond, it counts them (a configuration of hundreds of services).
+const listedServices = 10
+
+// serviceList names services, or counts them when there are more than
+// listedServices.
+func serviceList(services []string) string {
+	if len(services) > listedServices {
+		return fmt.Sprintf("%d services", len(services))
+	}
+	return strings.Join(services, ", ")
 }
 
 // changeRank orders a reload's summary: what started, was replaced,

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -61,5 +62,31 @@ func TestDumpWaitingMessage(t *testing.T) {
 	want := "garbage collector profile of web.0 (pid 7, connection 01234567): waiting 10s (the default; --duration to change, Ctrl-C stops early)...\n"
 	if b.String() != want {
 		t.Errorf("%q, want %q", b.String(), want)
+	}
+}
+
+// TestReloadReportCountsManyServices: a reload of a configuration of 300
+// services that changed nothing named all 300 on one line; beyond ten
+// they are counted, and the changed ones still named.
+func TestReloadReportCountsManyServices(t *testing.T) {
+	var changes []change
+	for i := range 300 {
+		changes = append(changes, change{Service: fmt.Sprintf("s%d", i), Change: "unchanged"})
+	}
+	var out strings.Builder
+	writeChanges(&out, changes, nil, nil)
+	if got := out.String(); got != "reload done: nothing changed (300 services unchanged)\n" {
+		t.Errorf("got %q", got)
+	}
+	changes[7].Change = "replaced"
+	out.Reset()
+	writeChanges(&out, changes, nil, nil)
+	if got, want := out.String(), "reload done: 1 replaced, 299 unchanged\n  s7: replaced\n  unchanged: 299 services\n"; got != want {
+		t.Errorf("got %q, want %q", got, want)
+	}
+	out.Reset()
+	writeChanges(&out, changes[:3], nil, nil)
+	if got := out.String(); got != "reload done: nothing changed (s0, s1, s2 unchanged)\n" {
+		t.Errorf("got %q", got)
 	}
 }
