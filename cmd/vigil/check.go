@@ -77,8 +77,10 @@ func newCheckCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if w := pipeWarning(cfg); w != "" {
-				fmt.Fprintln(cmd.ErrOrStderr(), "vigil: warning:", w)
+			for _, w := range []string{pipeWarning(cfg), connectionsWarning(cfg)} {
+				if w != "" {
+					fmt.Fprintln(cmd.ErrOrStderr(), "vigil: warning:", w)
+				}
 			}
 			return cfg.Encode(cmd.OutOrStdout())
 		},
@@ -122,6 +124,19 @@ func pipeWarning(cfg *config.Config) string {
 // it holds for its children: its own files and sockets, the children being
 // started, operators' and the metrics' connections, log files.
 const descriptorReserve = 64
+
+// connectionsWarning says, when supervisor.max_connections is more than
+// the supervisor's descriptors allow (RLIMIT_NOFILE less the 64 it keeps
+// for its monitors and the rest), that it will serve fewer (the
+// supervisor says so too when it starts). "" when they fit.
+func connectionsWarning(cfg *config.Config) string {
+	limit, most := fdlimit.Max(), cfg.Supervisor.Limits.MaxConnections
+	if limit <= 0 || most+descriptorReserve <= limit {
+		return ""
+	}
+	return fmt.Sprintf("%s: supervisor.max_connections = %d is more than the supervisor's descriptors allow (RLIMIT_NOFILE: %d): it will serve at most %d connections at once; raise the limit (ulimit -n, LimitNOFILE=) or lower max_connections",
+		cfg.Path, most, limit, max(limit-descriptorReserve, 1))
+}
 
 // checkRoom refuses counts that cannot fit under the limits in force: the
 // process limits (RLIMIT_NPROC, a cgroup's pids.max), where vigil would

@@ -314,8 +314,15 @@ func TestRunCountsBeyondTheDescriptorLimit(t *testing.T) {
 		}
 	}
 	write(20)
-	if out, err := limited("check", "-c", "vigil.toml").CombinedOutput(); err != nil {
-		t.Fatalf("vigil check of 20 workers under 256 descriptors: %v\n%s", err, out)
+	out20, err := limited("check", "-c", "vigil.toml").CombinedOutput()
+	if err != nil {
+		t.Fatalf("vigil check of 20 workers under 256 descriptors: %v\n%s", err, out20)
+	}
+	// The supervisor's max_connections (10,000 by default) cannot be
+	// served either: check says so, and what the supervisor will do.
+	if !strings.Contains(string(out20), "warning: ") || !strings.Contains(string(out20), "supervisor.max_connections = 10000") ||
+		!strings.Contains(string(out20), "at most 192 connections at once") {
+		t.Errorf("vigil check under 256 descriptors, max_connections 10000: no warning:\n%s", out20)
 	}
 	cmd := limited("run", "-c", "vigil.toml")
 	var out lockedBuffer
