@@ -86,6 +86,15 @@ func (c *Container) checkClock(p *proc, now time.Time) {
 		p.clock = c.schedule(p.clock, at, func(now time.Time) { c.checkClock(p, now) })
 		return
 	}
+	deadline := p.lastActivity.Add(timeout + time.Millisecond)
+	if late := now.Sub(deadline); late > c.stallAfter() {
+		// The clock ran out long after its deadline: this process did not
+		// run meanwhile (paused, frozen, suspended, starved), and most
+		// likely neither did the children. What they did is unknown: every
+		// child's clock starts again.
+		c.restartClocks(now, late)
+		return
+	}
 	p.lastActivity = now
 	info := c.info(p.inst, p, now)
 	var action Action
@@ -106,4 +115,25 @@ func (c *Container) checkClock(p *proc, now time.Time) {
 	default:
 		c.armClock(p, now)
 	}
+}
+
+// stallAfter is how late a clock may run out before the container takes
+// it that it was not running (see restartClocks): a busy loop is late by
+// milliseconds, a paused one by the pause.
+func (c *Container) stallAfter() time.Duration { return max(time.Second, c.interval) }
+
+// restartClocks starts every child's clock again at now: the container
+// was not running for late at least (a clock ran out that much after its
+// deadline), and the children it could not hear meanwhile are not to be
+// held to it.
+func (c *Container) restartClocks(now time.Time, late time.Duration) {
+	n := 0
+	c.eachProc(func(p *proc) {
+		if timeout, _ := p.timeout(); timeout > 0 && !p.stopping && p.killed == "" {
+			p.lastActivity = now
+			c.armClock(p, now)
+			n++
+		}
+	})
+	c.logger.Warn("vigil was not running (paused, frozen, suspended or starved): the children's clocks start again", "late", late.Round(time.Millisecond), "children", n)
 }

@@ -254,3 +254,37 @@ graceful_stop = "100ms"
 		t.Errorf("said %d times that a worker left processes running, want once:\n%s", n, r.out.String())
 	}
 }
+
+// TestRunPausedIsNoHealthFailure: the whole tree paused (docker pause, a
+// frozen cgroup, a suspended VM, SIGSTOP of the group) and resumed: the
+// workers' clocks ran on while none of them, nor vigil, could run, and
+// vigil killed healthy workers for a health check timeout at once on
+// resuming. A clock that runs out long after its deadline says vigil was
+// not running: every child's clock starts again instead.
+func TestRunPausedIsNoHealthFailure(t *testing.T) {
+	r := startRun(t, `
+[services.hb]
+command = ["sh", "-c", "echo '{\"ready\":true}' >&3; while true; do echo '{\"healthy\":true}' >&3; sleep 0.2; done"]
+count = 3
+health_check_timeout = "1s"
+supervised = false
+`)
+	tr := r.waitTree("3 workers", func(tr tree) bool { return len(tr.pids("hb", "ready")) == 3 })
+	workers := tr.pids("hb", "")
+	paused := append(childrenOf(r.cmd.Process.Pid), r.cmd.Process.Pid)
+	for _, pid := range paused {
+		_ = syscall.Kill(pid, syscall.SIGSTOP)
+	}
+	time.Sleep(3 * time.Second)
+	for _, pid := range paused {
+		_ = syscall.Kill(pid, syscall.SIGCONT)
+	}
+	time.Sleep(2 * time.Second) // two timeouts: a hung worker would be killed by now
+	if strings.Contains(r.out.String(), "failed its health check") {
+		t.Errorf("workers killed after the pause:\n%s", r.out.String())
+	}
+	tr = r.waitTree("3 workers", func(tr tree) bool { return len(tr.pids("hb", "ready")) == 3 })
+	if got := tr.pids("hb", ""); !equalInts(got, workers) {
+		t.Errorf("the workers changed across the pause: %v, then %v", workers, got)
+	}
+}
