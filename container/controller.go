@@ -71,6 +71,8 @@ type Controller struct {
 	ready      chan struct{} // closed once Run has every service ready or failed
 	shutdown   chan struct{} // closed by Shutdown
 	shutOnce   sync.Once
+	hurry      chan struct{} // closed by StopNow
+	hurryOnce  sync.Once
 	failed     []ServiceOutcome // services that failed at start
 	stopping   chan struct{}    // closed when Run begins to stop
 	policyStop chan error
@@ -86,7 +88,7 @@ func NewController(specs []Spec, opts ControllerOptions) (*Controller, error) {
 	c := &Controller{
 		opts: opts, logger: opts.Logger, notify: opts.Notify, stats: new(statsRegistry),
 		specs: cloneSpecs(specs), ready: make(chan struct{}), stopping: make(chan struct{}),
-		started: make(chan struct{}), shutdown: make(chan struct{}),
+		started: make(chan struct{}), shutdown: make(chan struct{}), hurry: make(chan struct{}),
 		policyStop: make(chan error, 1),
 	}
 	if c.logger == nil {
@@ -248,7 +250,16 @@ func (c *Controller) Run(ctx context.Context) (err error) {
 	c.running = false
 	c.mu.Unlock()
 	c.send(notify.Message{Stopping: true, Status: "Stopping..."})
-	if serr := ct.Stop(context.Background()); serr != nil {
+	stopCtx, hurried := context.WithCancel(context.Background())
+	defer hurried()
+	go func() { // ends with Run: hurried is called on return
+		select {
+		case <-c.hurry:
+			hurried()
+		case <-stopCtx.Done():
+		}
+	}()
+	if serr := ct.Stop(stopCtx); serr != nil && !errors.Is(serr, context.Canceled) {
 		c.logger.Error("stop failed", "error", serr)
 	}
 	return err
@@ -341,6 +352,14 @@ func (c *Controller) WaitStarted(ctx context.Context) error {
 // context had ended.
 func (c *Controller) Shutdown() {
 	c.shutOnce.Do(func() { close(c.shutdown) })
+}
+
+// StopNow stops Run at once: what a graceful stop (Shutdown, ctx's end)
+// has not stopped yet is killed with SIGKILL, and so is everything if
+// the stop had not begun.
+func (c *Controller) StopNow() {
+	c.hurryOnce.Do(func() { close(c.hurry) })
+	c.Shutdown()
 }
 
 // WaitReady waits until Run has started every service and each has become

@@ -288,3 +288,35 @@ supervised = false
 		t.Errorf("the workers changed across the pause: %v, then %v", workers, got)
 	}
 }
+
+// TestRunStopsAtOnceWhenAskedTwice: an operator's second Ctrl-C (or
+// SIGTERM) while vigil run stops gracefully did nothing: a worker that
+// ignores the stop signals held everything for its graceful_stop (30 s
+// here), twice over. Asked again, vigil run kills what is left at once.
+func TestRunStopsAtOnceWhenAskedTwice(t *testing.T) {
+	r := startRun(t, strings.Replace(shConfig(`trap '' INT TERM; while true; do sleep 0.1; done`, ""), `graceful_stop = "1s"`, `graceful_stop = "30s"`, 1))
+	tr := r.waitTree("the worker", shUp)
+	worker := tr.pids("sh", "")[0]
+	if err := r.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, "the graceful stop under way", func() bool { return strings.Contains(r.out.String(), "Stopping...") })
+	start := time.Now()
+	if err := r.cmd.Process.Signal(syscall.SIGINT); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-r.exited:
+		r.exited <- err // for the cleanup
+		if err != nil {
+			t.Errorf("vigil run: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatalf("vigil run still stopping 10 s after it was asked again:\n%s", r.out.String())
+	}
+	t.Logf("stopped %v after the second signal", time.Since(start).Round(time.Millisecond))
+	waitUntil(t, "the worker gone", func() bool { return procGone(worker) })
+	if !strings.Contains(r.out.String(), "at once") {
+		t.Errorf("vigil run did not say it stopped at once:\n%s", r.out.String())
+	}
+}

@@ -48,7 +48,8 @@ A service that cannot start (never ready, not found, crash loop) is a state
 of that service: the others run on, and it is retried; a service with
 required = true (every one, with --strict) stops everything instead.
 
-SIGINT, SIGTERM or SIGQUIT stops everything gracefully, the supervisor last.
+SIGINT, SIGTERM or SIGQUIT stops everything gracefully, the supervisor last;
+a second one while it stops kills what is left at once.
 SIGHUP (or SIGUSR2) re-reads the configuration and applies it by difference:
 services added start, removed ones stop, changed ones are replaced
 blue/green (their new workers must all be ready before the old ones stop;
@@ -266,7 +267,28 @@ func runController(ctx context.Context, path string, cfg *config.Config, strict 
 		}
 	})
 
+	// Asked to stop (ctx ends: SIGINT, SIGTERM, SIGQUIT), the stop is
+	// graceful; asked again, everything left is killed at once.
+	ran := make(chan struct{})
+	wg.Go(func() {
+		select {
+		case <-ctx.Done():
+		case <-ran:
+			return
+		}
+		again := make(chan os.Signal, 1)
+		signal.Notify(again, syscall.SIGINT, syscall.SIGTERM, syscall.SIGQUIT)
+		defer signal.Stop(again)
+		logger.Info("stopping gracefully; the signal again stops everything at once")
+		select {
+		case sig := <-again:
+			logger.Warn("asked again to stop: killing everything at once", "signal", sig.String())
+			ctrl.StopNow()
+		case <-ran:
+		}
+	})
 	err = ctrl.Run(ctx)
+	close(ran)
 	cancel()
 	if err != nil && !errors.Is(err, context.Canceled) {
 		return err
