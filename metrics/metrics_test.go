@@ -18,8 +18,6 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -32,6 +30,7 @@ import (
 
 	"github.com/vigild/vigil/container"
 	"github.com/vigild/vigil/control"
+	"github.com/vigild/vigil/internal/testutil"
 	"github.com/vigild/vigil/monitor"
 	"github.com/vigild/vigil/rpc"
 	"github.com/vigild/vigil/supervisor"
@@ -714,19 +713,7 @@ func TestServeBoundsConnections(t *testing.T) {
 		}
 		conns = append(conns, c)
 	}
-	var closed atomic.Int32
-	var reads sync.WaitGroup
-	for _, c := range conns {
-		reads.Go(func() {
-			_ = c.SetReadDeadline(time.Now().Add(time.Second))
-			_, err := c.Read(make([]byte, 1))
-			if ne, ok := err.(net.Error); err != nil && !(ok && ne.Timeout()) {
-				closed.Add(1)
-			}
-		})
-	}
-	reads.Wait()
-	if n := int(closed.Load()); n < held-MaxConnections {
+	if n := testutil.ClosedByPeer(conns, time.Second); n < held-MaxConnections {
 		t.Errorf("%d of %d idle connections closed; at most %d are served", n, held, MaxConnections)
 	}
 	for _, c := range conns {

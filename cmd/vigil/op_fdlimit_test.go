@@ -4,8 +4,6 @@ import (
 	"net"
 	"os/exec"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -54,18 +52,7 @@ func TestSuperviseUnderADescriptorLimit(t *testing.T) {
 		conns = append(conns, c)
 	}
 	// The ones beyond what it serves are closed at once: a read ends.
-	var closed atomic.Int32
-	var reads sync.WaitGroup
-	for _, c := range conns {
-		reads.Go(func() {
-			_ = c.SetReadDeadline(time.Now().Add(time.Second))
-			if _, err := c.Read(make([]byte, 1)); err != nil && !isTimeout(err) {
-				closed.Add(1)
-			}
-		})
-	}
-	reads.Wait()
-	if closed := int(closed.Load()); closed < held-(160-64) {
+	if closed := testutil.ClosedByPeer(conns, time.Second); closed < held-(160-64) {
 		t.Errorf("%d of %d connections were closed; the supervisor serves at most %d under a limit of 160 descriptors:\n%s", closed, held, 160-64, log.String())
 	}
 	if n := strings.Count(log.String(), "more than this process's descriptors allow"); n != 1 {
@@ -83,9 +70,4 @@ func TestSuperviseUnderADescriptorLimit(t *testing.T) {
 		_, _, code := opRun(t, nil, "status", "--socket", socket)
 		return code == 0
 	})
-}
-
-func isTimeout(err error) bool {
-	ne, ok := err.(net.Error)
-	return ok && ne.Timeout()
 }
