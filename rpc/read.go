@@ -175,6 +175,7 @@ func (c *Conn) readLines(ctx context.Context) error {
 		if partial == 0 && r.raw != nil {
 			giveBuffer(r.buf) // (never a chunk: one went once its line was routed)
 			r.buf = nil
+			c.partial.Store(false) // a line read in several reads is over
 			return errIdle
 		}
 		var n int

@@ -2,6 +2,9 @@ package supervisor
 
 import (
 	"context"
+	"os"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 )
@@ -50,5 +53,30 @@ func TestDrainAnswersWhatWasAsked(t *testing.T) {
 		case <-time.After(5 * time.Second):
 			t.Errorf("drain %v: the idle connection was not closed", drain)
 		}
+	}
+}
+
+// TestDrainClosesConnectionsAfterLongLines: a connection whose last line
+// came in more than one read (over the 1 KiB read buffer: a registration
+// with some state, the controller's replies) kept its "part of a line
+// read" mark once the line was routed, and so never looked idle: a
+// supervisor being replaced held it, the controller's among them, for the
+// whole DrainTimeout, and `vigil status` showed no controller and no
+// workers for those 5 s after `vigil restart supervisor`.
+func TestDrainClosesConnectionsAfterLongLines(t *testing.T) {
+	ts := startServer(t, &Server{DrainTimeout: 5 * time.Second}, ListenOptions{})
+	raw := dialRaw(t, ts.path)
+	raw.send(`{"id":2,"do":"register","state":{"process_id":` + strconv.Itoa(os.Getpid()) + `,"name":"w","pad":"` + strings.Repeat("x", 3000) + `"}}` + "\n")
+	if m := raw.recv(5 * time.Second); m == nil || m["id"] != float64(2) {
+		t.Fatalf("register: %v", m)
+	}
+	time.Sleep(2 * drainQuiet) // quiet since
+	start := time.Now()
+	ts.stop()
+	if took := time.Since(start); took > 2*time.Second {
+		t.Errorf("the drain took %v: the idle connection held it", took)
+	}
+	if m := raw.recv(5 * time.Second); m != nil {
+		t.Errorf("after the drain: %v", m)
 	}
 }

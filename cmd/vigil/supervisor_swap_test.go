@@ -174,3 +174,20 @@ func TestRunFailedSupervisorReloadsKeepNoDocument(t *testing.T) {
 	}
 	r.waitTree("the old supervisor and the worker", allUp(1))
 }
+
+// TestRunSupervisorRestartKeepsTheView: after `vigil restart supervisor`,
+// the new supervisor had no controller registered (status: no workers,
+// metrics: no fleet) until the old one's drain ended, 5 s later: the
+// controller's connection never looked idle to it. It is back at once.
+func TestRunSupervisorRestartKeepsTheView(t *testing.T) {
+	r := startRun(t, workerConfig(t, 2, ""))
+	r.waitTree("2 ready workers", allUp(2))
+	if stdout, stderr, code := opRun(t, nil, "restart", "--socket", r.socket, "supervisor"); code != 0 {
+		t.Fatalf("vigil restart supervisor: exit %d: %s%s", code, stdout, stderr)
+	}
+	start := time.Now()
+	r.waitTree("the workers in the new supervisor's status", func(tr tree) bool { return len(tr.pids("web", "ready")) == 2 })
+	if took := time.Since(start); took > 2*time.Second {
+		t.Errorf("the new supervisor saw the controller %v after the restart", took.Round(time.Millisecond))
+	}
+}
