@@ -118,9 +118,10 @@ func (c *Container) checkClock(p *proc, now time.Time) {
 }
 
 // stallAfter is how late a clock may run out before the container takes
-// it that it was not running (see restartClocks): a busy loop is late by
-// milliseconds, a paused one by the pause.
-func (c *Container) stallAfter() time.Duration { return max(time.Second, c.interval) }
+// it that it was not running (see restartClocks): a clock checked again
+// after activity is late by up to the check interval by design, a busy
+// loop by milliseconds more; a paused one by the pause.
+func (c *Container) stallAfter() time.Duration { return c.interval + time.Second }
 
 // restartClocks starts every child's clock again at now: the container
 // was not running for late at least (a clock ran out that much after its

@@ -331,3 +331,49 @@ func TestForInstance(t *testing.T) {
 		}
 	}
 }
+
+// TestClocksAfterAStall: a clock that runs out long after its deadline
+// (more than the check interval and a second: the container was not
+// running) fails no child; every clock starts again from then, and a
+// child that stays silent fails one timeout later. A clock late by less
+// (a busy loop; a clock checked again no sooner than the check interval)
+// is no stall.
+func TestClocksAfterAStall(t *testing.T) {
+	t0 := time.Unix(1_000_000, 0)
+	clk := &fakeClock{now: t0}
+	watched := helperSpec("watched", "ready", 2)
+	watched.HealthCheckTimeout = 5 * time.Second
+	watched.Restart = false
+	pol := new(recordingPolicy)
+	c := startContainer(t, []Spec{watched}, Options{Policy: pol, CheckInterval: time.Second, now: clk.Now, manualAlarms: true})
+	eventually(t, "ready", func() bool {
+		k := c.Children()
+		return k[0].State == StateReady && k[1].State == StateReady
+	})
+	// Paused from t0+1s to t0+30s: the clocks (due at t0+5s) run out 25 s
+	// late.
+	resumed := t0.Add(30 * time.Second)
+	clk.set(resumed)
+	fire(c, resumed)
+	if n := pol.count("health"); n != 0 {
+		t.Fatalf("health checks failed for a stall of the container: %v", pol.calls())
+	}
+	if got, want := alarmsAt(c), resumed.Add(5*time.Second+time.Millisecond); len(got) != 2 || !got[0].Equal(want) || !got[1].Equal(want) {
+		t.Fatalf("after the stall: alarms %v, want both at %v", got, want)
+	}
+	// One child speaks a second after the stall, then falls silent; its
+	// check comes 1.5 s late (a busy machine), within the check interval
+	// and a second: no stall, it fails.
+	var p *proc
+	c.do(func() { p = c.st.services[0].instances[0].cur })
+	clk.set(resumed.Add(time.Second))
+	c.do(func() { c.onMessage(p, notify.Message{Healthy: true}) })
+	fire(c, resumed.Add(5*time.Second+time.Millisecond)) // the other fails; this one re-armed
+	if pol.count("health") != 1 {
+		t.Fatalf("the silent child did not fail one timeout after the stall: %v", pol.calls())
+	}
+	fire(c, resumed.Add(7500*time.Millisecond)) // 1.499 s past its deadline (t+6s+1ms)
+	if pol.count("health") != 2 {
+		t.Fatalf("a clock late by less than the check interval and a second was taken for a stall: %v", pol.calls())
+	}
+}

@@ -275,7 +275,7 @@ supervised = false
 	for _, pid := range paused {
 		_ = syscall.Kill(pid, syscall.SIGSTOP)
 	}
-	time.Sleep(3 * time.Second)
+	time.Sleep(4 * time.Second) // past the deadlines by more than the check interval and a second
 	for _, pid := range paused {
 		_ = syscall.Kill(pid, syscall.SIGCONT)
 	}
