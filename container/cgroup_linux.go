@@ -155,15 +155,7 @@ func (g *cgroups) kill(seq uint64) (had bool, name, left string) {
 		return false, "", ""
 	}
 	name = strings.TrimSuffix(filepath.Base(dir), "-"+strconv.FormatUint(seq, 10))
-	var pids []int
-	if b, err := os.ReadFile(filepath.Join(dir, "cgroup.procs")); err == nil {
-		for _, f := range strings.Fields(string(b)) {
-			if pid, err := strconv.Atoi(f); err == nil {
-				pids = append(pids, pid)
-			}
-		}
-	}
-	if len(pids) > 0 {
+	if pids := cgroupProcs(dir); len(pids) > 0 {
 		left = describeProcs(pids, 5)
 	}
 	if os.WriteFile(filepath.Join(dir, "cgroup.kill"), []byte("1"), 0) != nil {

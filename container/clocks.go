@@ -55,6 +55,12 @@ func (p *proc) timeout() (time.Duration, string) {
 	return p.spec.StartupTimeout, "startup timeout"
 }
 
+// deadline is when p's clock runs out, timeout after its last activity:
+// just past it, as a clock runs out once it is exceeded.
+func (p *proc) deadline(timeout time.Duration) time.Time {
+	return p.lastActivity.Add(timeout + time.Millisecond)
+}
+
 // armClock schedules p's clock check at its deadline (the last activity
 // plus the timeout that applies), or cancels it when no timeout applies.
 func (c *Container) armClock(p *proc, now time.Time) {
@@ -63,8 +69,7 @@ func (c *Container) armClock(p *proc, now time.Time) {
 		c.cancel(p.clock)
 		return
 	}
-	// Just past the deadline: a clock runs out once it is exceeded.
-	at := p.lastActivity.Add(timeout + time.Millisecond)
+	at := p.deadline(timeout)
 	p.clock = c.schedule(p.clock, at, func(now time.Time) { c.checkClock(p, now) })
 }
 
@@ -78,7 +83,7 @@ func (c *Container) checkClock(p *proc, now time.Time) {
 	if now.Sub(p.lastActivity) <= timeout {
 		// Re-armed by activity since: check again at the new deadline, but
 		// not sooner than the check interval.
-		at := p.lastActivity.Add(timeout + time.Millisecond)
+		at := p.deadline(timeout)
 		if soonest := now.Add(c.interval); at.Before(soonest) {
 			at = soonest
 		}
@@ -86,8 +91,7 @@ func (c *Container) checkClock(p *proc, now time.Time) {
 		p.clock = c.schedule(p.clock, at, func(now time.Time) { c.checkClock(p, now) })
 		return
 	}
-	deadline := p.lastActivity.Add(timeout + time.Millisecond)
-	if late := now.Sub(deadline); late > c.stallAfter() {
+	if late := now.Sub(p.deadline(timeout)); late > c.stallAfter() {
 		// The clock ran out long after its deadline: this process did not
 		// run meanwhile (paused, frozen, suspended, starved), and most
 		// likely neither did the children. What they did is unknown: every

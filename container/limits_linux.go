@@ -49,11 +49,6 @@ func ProcessRooms() []Room {
 	return out
 }
 
-// DescriptorsPerChild is how many descriptors the container holds for each
-// running child: its readiness, stdout and stderr pipes (the read ends)
-// and its pidfd.
-const DescriptorsPerChild = 4
-
 // threadsOfUID counts the threads of every process whose real uid is uid.
 func threadsOfUID(uid int) int {
 	entries, err := os.ReadDir("/proc")

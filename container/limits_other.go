@@ -18,10 +18,6 @@ func (r Room) String() string { return fmt.Sprintf("%s: %d, %d in use", r.What, 
 // ProcessRooms returns no limit where none can be read (not Linux).
 func ProcessRooms() []Room { return nil }
 
-// DescriptorsPerChild is how many descriptors the container holds for each
-// running child.
-const DescriptorsPerChild = 4
-
 // PipePages is 0, 0: no share of pipe memory is known here.
 func PipePages() (share, perPipe int) { return 0, 0 }
 

@@ -89,6 +89,11 @@ func setEnv(env []string, kv string) []string {
 	return append(env, kv)
 }
 
+// DescriptorsPerChild is how many descriptors the container holds for each
+// running child: its readiness, stdout and stderr pipes (the read ends)
+// and its pidfd.
+const DescriptorsPerChild = 4
+
 // spawnJob is one process to start, prepared by the loop (its pipes, made
 // in the process's descriptor table) and run on a spawner thread (the
 // fork); its results go back to the loop in an evSpawned.

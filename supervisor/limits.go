@@ -63,22 +63,30 @@ func (l Limits) withDefaults() Limits {
 }
 
 // descriptorReserve is how many descriptors the server keeps for other
-// than its connections (the listener, its monitors' reads of /proc, the
-// metrics endpoint, log files) when MaxConnections is capped to the
-// descriptor limit.
+// than its connections (see ServedConnections).
 const descriptorReserve = 64
 
-// capToDescriptors lowers MaxConnections to what a descriptor limit of
-// fds (0: none known) allows, with descriptorReserve kept, and reports
-// whether it did: past the limit, accepting fails and the connections
-// wait in the listen queue, operators' calls among them, while the
-// monitors cannot open what they read.
-func (l *Limits) capToDescriptors(fds int) bool {
-	if fds <= 0 || l.MaxConnections <= fds-descriptorReserve {
-		return false
+// ServedConnections is how many connections a server with max_connections
+// maxConnections serves at once under a descriptor limit of fds (0: none
+// known): never more than fds less the descriptors it keeps for the rest
+// (its listener, its monitors' reads of /proc, the metrics endpoint, log
+// files). Past that, accepting would fail and the connections wait in the
+// listen queue, operators' calls among them, while the monitors could
+// open nothing.
+func ServedConnections(maxConnections, fds int) int {
+	if fds <= 0 || maxConnections <= fds-descriptorReserve {
+		return maxConnections
 	}
-	l.MaxConnections = max(fds-descriptorReserve, 1)
-	return true
+	return max(fds-descriptorReserve, 1)
+}
+
+// capToDescriptors lowers MaxConnections to ServedConnections under fds,
+// and reports whether it did.
+func (l *Limits) capToDescriptors(fds int) bool {
+	served := ServedConnections(l.MaxConnections, fds)
+	capped := served < l.MaxConnections
+	l.MaxConnections = served
+	return capped
 }
 
 // jsonDepth returns the deepest nesting of objects and arrays in raw, which

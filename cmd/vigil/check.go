@@ -12,6 +12,7 @@ import (
 	"github.com/vigild/vigil/container"
 	"github.com/vigild/vigil/internal/config"
 	"github.com/vigild/vigil/internal/fdlimit"
+	"github.com/vigild/vigil/supervisor"
 )
 
 // defaultConfig is the configuration file vigil run and vigil check read
@@ -126,16 +127,17 @@ func pipeWarning(cfg *config.Config) string {
 const descriptorReserve = 64
 
 // connectionsWarning says, when supervisor.max_connections is more than
-// the supervisor's descriptors allow (RLIMIT_NOFILE less the 64 it keeps
-// for its monitors and the rest), that it will serve fewer (the
-// supervisor says so too when it starts). "" when they fit.
+// the supervisor's descriptors allow (see supervisor.ServedConnections),
+// that it will serve fewer (the supervisor says so too when it starts).
+// "" when they fit.
 func connectionsWarning(cfg *config.Config) string {
 	limit, most := fdlimit.Max(), cfg.Supervisor.Limits.MaxConnections
-	if limit <= 0 || most+descriptorReserve <= limit {
+	served := supervisor.ServedConnections(most, limit)
+	if served >= most {
 		return ""
 	}
 	return fmt.Sprintf("%s: supervisor.max_connections = %d is more than the supervisor's descriptors allow (RLIMIT_NOFILE: %d): it will serve at most %d connections at once; raise the limit (ulimit -n, LimitNOFILE=) or lower max_connections",
-		cfg.Path, most, limit, max(limit-descriptorReserve, 1))
+		cfg.Path, most, limit, served)
 }
 
 // checkRoom refuses counts that cannot fit under the limits in force: the
